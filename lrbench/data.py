@@ -1,0 +1,129 @@
+"""Data sets by name: every one comes from a package that ships it, nothing is downloaded.
+
+Each loader returns a :class:`Dataset` of NumPy arrays with a fixed train/test split, so a
+run is reproducible from its name alone. Features are float32, labels int32 class indices.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from lrbench.errors import ConfigError
+
+
+class Dataset(NamedTuple):
+    """A classification data set with a fixed split."""
+
+    name: str
+    x_train: np.ndarray  # [n_train, d] float32
+    y_train: np.ndarray  # [n_train] int32
+    x_test: np.ndarray  # [n_test, d] float32
+    y_test: np.ndarray  # [n_test] int32
+    num_classes: int
+
+    @property
+    def num_features(self) -> int:
+        return self.x_train.shape[1]
+
+
+_REGISTRY: dict[str, Callable[[], Dataset]] = {}
+
+
+def register(name: str):
+    """Adds a loader to the registry under ``name`` (a decorator)."""
+
+    def deco(fn: Callable[[], Dataset]) -> Callable[[], Dataset]:
+        _REGISTRY[name] = functools.cache(fn)
+        return fn
+
+    return deco
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def load(name: str) -> Dataset:
+    """Returns the data set registered as ``name`` (cached: loaded once per process)."""
+    if name not in _REGISTRY:
+        raise ConfigError("dataset", f"unknown data set {name!r}; allowed: {', '.join(names())}")
+    return _REGISTRY[name]()
+
+
+def _pack(name, x_train, y_train, x_test, y_test, num_classes=None) -> Dataset:
+    y_train = np.asarray(y_train, np.int32)
+    y_test = np.asarray(y_test, np.int32)
+    if num_classes is None:
+        num_classes = int(max(y_train.max(), y_test.max())) + 1
+    return Dataset(
+        name,
+        np.asarray(x_train, np.float32),
+        y_train,
+        np.asarray(x_test, np.float32),
+        y_test,
+        num_classes,
+    )
+
+
+def _standardize(x_train, x_test):
+    """Scales features with the training set's mean and std (constant columns left at 0)."""
+    mean = x_train.mean(axis=0)
+    std = x_train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return (x_train - mean) / std, (x_test - mean) / std
+
+
+def _shuffled_split(x, y, test_fraction: float, seed: int):
+    """A fixed, stratification-free shuffled split (seeded)."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_test = int(round(test_fraction * len(x)))
+    test, train = order[:n_test], order[n_test:]
+    return x[train], y[train], x[test], y[test]
+
+
+@register("blobs")
+def blobs() -> Dataset:
+    """Three Gaussian blobs in 2-D, exactly as the Machine Learning Mastery tutorial.
+
+    ``make_blobs(n_samples=1000, centers=3, n_features=2, cluster_std=2, random_state=2)``,
+    the first 500 rows for training and the last 500 for testing; features are not scaled.
+    """
+    from sklearn.datasets import make_blobs
+
+    x, y = make_blobs(n_samples=1000, centers=3, n_features=2, cluster_std=2, random_state=2)
+    return _pack("blobs", x[:500], y[:500], x[500:], y[500:], 3)
+
+
+@register("moons")
+def moons() -> Dataset:
+    """Two interleaving half-moons: ``make_moons(1000, noise=0.2, random_state=0)``, 500/500."""
+    from sklearn.datasets import make_moons
+
+    x, y = make_moons(n_samples=1000, noise=0.2, random_state=0)
+    return _pack("moons", x[:500], y[:500], x[500:], y[500:], 2)
+
+
+@register("digits")
+def digits() -> Dataset:
+    """scikit-learn's shipped 8x8 digits (1,797 images, 10 classes), 25% test, standardized."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    xtr, ytr, xte, yte = _shuffled_split(d.data, d.target, 0.25, seed=0)
+    xtr, xte = _standardize(xtr, xte)
+    return _pack("digits", xtr, ytr, xte, yte, 10)
+
+
+@register("iris")
+def iris() -> Dataset:
+    """scikit-learn's shipped iris (150 flowers, 3 classes), 30% test, standardized."""
+    from sklearn.datasets import load_iris
+
+    d = load_iris()
+    xtr, ytr, xte, yte = _shuffled_split(d.data, d.target, 0.3, seed=0)
+    xtr, xte = _standardize(xtr, xte)
+    return _pack("iris", xtr, ytr, xte, yte, 3)

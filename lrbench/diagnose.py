@@ -1,0 +1,63 @@
+"""Reading a run from its curves: status, epochs to a target accuracy.
+
+Status rules, applied in this order to a run's per-epoch training loss ``L[1..E]`` and its
+loss before training ``L0``:
+
+``diverged``
+    the run turned non-finite (``diverged_at > 0``), or its final loss exceeds
+    ``DIVERGE_FACTOR · L0`` (it ended worse than it started, by a wide margin).
+``oscillating``
+    over the last half of training the loss rises from one epoch to the next in more than
+    ``OSCILLATION_SHARE`` of epochs, with a median epoch-to-epoch change of more than
+    ``OSCILLATION_AMPLITUDE`` (relative, on a log scale): it bounces instead of settling.
+``slow``
+    it barely learned (final loss above ``STALL_SHARE · L0``), or it is still improving
+    steadily at the end: the loss fell by more than ``STILL_IMPROVING`` (relative) over the
+    last tenth of training.
+``converged``
+    none of the above: the loss went down and has levelled off.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DIVERGE_FACTOR = 2.0
+OSCILLATION_SHARE = 0.3
+OSCILLATION_AMPLITUDE = 0.02
+STALL_SHARE = 0.9
+STILL_IMPROVING = 0.01
+
+STATUSES = ("converged", "slow", "oscillating", "diverged")
+
+
+def status(train_loss: np.ndarray, initial_loss: float, diverged_at: int = 0) -> str:
+    """The status of one run (rules in the module docstring)."""
+    loss = np.asarray(train_loss, np.float64)
+    if diverged_at > 0 or not np.all(np.isfinite(loss)):
+        return "diverged"
+    if loss[-1] > DIVERGE_FACTOR * initial_loss:
+        return "diverged"
+    tail = np.log(np.maximum(loss[len(loss) // 2 :], 1e-30))
+    if len(tail) >= 3:
+        steps = np.diff(tail)
+        rising = np.mean(steps > 1e-3)
+        if rising > OSCILLATION_SHARE and np.median(np.abs(steps)) > OSCILLATION_AMPLITUDE:
+            return "oscillating"
+    if loss[-1] > STALL_SHARE * initial_loss:
+        return "slow"
+    window = max(1, len(loss) // 10)
+    if len(loss) > window and loss[-1] < (1 - STILL_IMPROVING) * loss[-1 - window]:
+        return "slow"
+    return "converged"
+
+
+def epochs_to_target(test_acc: np.ndarray, target: float) -> np.ndarray:
+    """First 1-based epoch whose test accuracy reaches ``target``, per row; NaN if never.
+
+    ``test_acc`` is [N, E] (or [E]); NaN epochs (after divergence) never count.
+    """
+    acc = np.atleast_2d(np.asarray(test_acc, np.float64))
+    hit = np.nan_to_num(acc, nan=-np.inf) >= target
+    first = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, np.nan).astype(np.float64)
+    return first if np.ndim(test_acc) > 1 else first[0]

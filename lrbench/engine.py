@@ -1,0 +1,317 @@
+"""The training engine: one jitted, vmapped program per static signature.
+
+``make_train(static)`` returns a pure ``train(arrays, runs) -> History`` for a whole batch of
+runs (PureJaxRL's ``make_train`` pattern): ``jax.vmap`` over runs, ``lax.scan`` over epochs
+and minibatches. What selects the program (optimizer kind and impl, model, data set, epochs,
+batch size, dtype) is :class:`Static`; everything a grid varies (learning rate, schedule kind
+and parameters, optimizer hyperparameters, seed) is :class:`RunData`, traced, so changing it
+never recompiles.
+
+Common random numbers: a run's initial weights and minibatch order depend on its seed only,
+so runs that differ in learning rate, schedule or optimizer see the same data in the same
+order from the same starting point.
+
+A run whose loss or weights turn non-finite is frozen at its last finite state: its
+``diverged_at`` is the 1-based epoch where that happened and its later epochs are NaN.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pandas as pd
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from lrbench import data, models, rules, schedules
+from lrbench.models import MLPConfig
+
+
+class Static(NamedTuple):
+    """What a compiled program is specialised to (hashable: the compile-cache key)."""
+
+    dataset: str
+    model: MLPConfig
+    optimizer: str
+    impl: str
+    epochs: int
+    batch_size: int
+    dtype: str = "float32"
+
+
+class RunData(NamedTuple):
+    """Per-run traced inputs; every leaf has a leading [N] axis."""
+
+    seed: Any  # int32
+    lr: Any  # base learning rate
+    hparams: dict[str, Any]  # the optimizer's hyperparameters
+    schedule_kind: Any  # int32 index into ``schedules.kinds()``
+    schedule_params: dict[str, Any]  # every name in ``schedules.all_param_names()``
+    unit_is_step: Any  # bool: schedule time counts steps (else epochs)
+
+
+class History(NamedTuple):
+    """What a run records; [N, epochs] arrays except where noted."""
+
+    lr: Any  # learning rate at the first step of each epoch
+    train_loss: Any  # mean minibatch loss over the epoch (sample-weighted)
+    test_loss: Any
+    test_acc: Any
+    initial_train_loss: Any  # [N] full training-set loss before the first step
+    diverged_at: Any  # [N] int32: 1-based epoch where the run turned non-finite, 0 if never
+
+
+class _Carry(NamedTuple):
+    params: Any
+    opt_state: Any
+    step: jax.Array
+    alive: jax.Array
+    diverged_at: jax.Array
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]
+    return functools.reduce(jnp.logical_and, leaves, jnp.bool_(True))
+
+
+def _select(ok, new, old):
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    return math.ceil(n_train / batch_size)
+
+
+def make_train(static: Static) -> Callable[[tuple, RunData], History]:
+    """Builds ``train(arrays, runs)`` for one static signature (not yet jitted).
+
+    ``arrays`` is ``(x_train, y_train, x_test, y_test)``; ``runs`` a :class:`RunData` with a
+    leading [N] axis. The last minibatch of an epoch is partial, as in Keras and PyTorch's
+    ``DataLoader``: it is padded and masked, so every step has the same shape.
+    """
+    ds = data.load(static.dataset)
+    net = models.build(static.model, ds.num_classes)
+    dtype = jnp.dtype(static.dtype)
+    n_train, batch = len(ds.x_train), static.batch_size
+    n_steps = steps_per_epoch(n_train, batch)
+    pad = n_steps * batch - n_train
+
+    def loss_fn(params, x, y, weight):
+        logits = net.apply({"params": params}, x)
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+        return jnp.sum(weight * losses) / jnp.sum(weight)
+
+    def evaluate(params, x, y):
+        logits = net.apply({"params": params}, x)
+        loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+        acc = jnp.mean((jnp.argmax(logits, -1) == y).astype(dtype))
+        return loss, acc
+
+    def train_one(arrays, run: RunData) -> History:
+        x_tr, y_tr, x_te, y_te = arrays
+        init_key, order_key = jax.random.split(jax.random.PRNGKey(run.seed))
+        params = net.init(init_key, x_tr[:1])["params"]
+        params = jax.tree_util.tree_map(lambda p: p.astype(dtype), params)
+
+        def optimizer(lr):
+            return rules.make(static.optimizer, static.impl, learning_rate=lr, **run.hparams)
+
+        def lr_at(step):
+            factor = schedules.evaluate(
+                run.schedule_kind, run.schedule_params, run.unit_is_step, step, n_steps
+            )
+            return (run.lr * factor).astype(dtype)
+
+        def train_step(carry: _Carry, minibatch):
+            idx, weight = minibatch
+            loss, grads = jax.value_and_grad(loss_fn)(carry.params, x_tr[idx], y_tr[idx], weight)
+            updates, opt_state = optimizer(lr_at(carry.step)).update(
+                grads, carry.opt_state, carry.params
+            )
+            params = optax.apply_updates(carry.params, updates)
+            ok = carry.alive & jnp.isfinite(loss) & _all_finite(params)
+            carry = _Carry(
+                params=_select(ok, params, carry.params),
+                opt_state=_select(ok, opt_state, carry.opt_state),
+                step=carry.step + 1,
+                alive=ok,
+                diverged_at=carry.diverged_at,
+            )
+            return carry, loss * jnp.sum(weight)
+
+        def train_epoch(carry: _Carry, epoch):
+            order = jax.random.permutation(jax.random.fold_in(order_key, epoch), n_train)
+            idx = jnp.concatenate([order, jnp.zeros(pad, order.dtype)]).reshape(n_steps, batch)
+            weight = jnp.concatenate([jnp.ones(n_train, dtype), jnp.zeros(pad, dtype)])
+            lr_epoch = lr_at(carry.step)
+            carry, loss_sums = jax.lax.scan(
+                train_step, carry, (idx, weight.reshape(n_steps, batch))
+            )
+            test_loss, test_acc = evaluate(carry.params, x_te, y_te)
+            alive = carry.alive
+            nan = jnp.asarray(jnp.nan, dtype)
+            record = (
+                lr_epoch,
+                jnp.where(alive, jnp.sum(loss_sums) / n_train, nan),
+                jnp.where(alive, test_loss, nan),
+                jnp.where(alive, test_acc, nan),
+            )
+            first_failure = (~alive) & (carry.diverged_at == 0)
+            carry = carry._replace(diverged_at=jnp.where(first_failure, epoch + 1, carry.diverged_at))
+            return carry, record
+
+        carry = _Carry(
+            params=params,
+            opt_state=optimizer(run.lr).init(params),
+            step=jnp.zeros([], jnp.int32),
+            alive=jnp.bool_(True),
+            diverged_at=jnp.zeros([], jnp.int32),
+        )
+        initial_loss, _ = evaluate(params, x_tr, y_tr)
+        carry, (lr, train_loss, test_loss, test_acc) = jax.lax.scan(
+            train_epoch, carry, jnp.arange(static.epochs)
+        )
+        return History(lr, train_loss, test_loss, test_acc, initial_loss, carry.diverged_at)
+
+    return jax.vmap(train_one, in_axes=(None, 0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a group of runs: compile once, chunk, shard over devices
+
+
+def arrays_for(static: Static) -> tuple:
+    ds = data.load(static.dataset)
+    dtype = jnp.dtype(static.dtype)
+    return (
+        jnp.asarray(ds.x_train, dtype),
+        jnp.asarray(ds.y_train),
+        jnp.asarray(ds.x_test, dtype),
+        jnp.asarray(ds.y_test),
+    )
+
+
+def _mesh() -> Mesh:
+    return Mesh(np.array(jax.devices()), ("runs",))
+
+
+_COMPILED: dict[tuple, Any] = {}
+
+
+def compiled(static: Static, chunk: int, hparam_names: tuple[str, ...]):
+    """Returns ``(executable, seconds spent compiling now)``; compiled once per signature.
+
+    The cache key holds only static things: learning rates, schedules, hyperparameters and
+    seeds are arguments of the executable, so a new grid of them reuses it.
+    """
+    key = (static, chunk, hparam_names, jax.device_count())
+    if key in _COMPILED:
+        return _COMPILED[key], 0.0
+    mesh = _mesh()
+    replicated = NamedSharding(mesh, PartitionSpec())
+    by_run = NamedSharding(mesh, PartitionSpec("runs"))
+    fn = jax.jit(make_train(static), in_shardings=(replicated, by_run), out_shardings=by_run)
+    dtype = jnp.dtype(static.dtype)
+    arrays = arrays_for(static)
+    spec = lambda dt: jax.ShapeDtypeStruct((chunk,), dt)  # noqa: E731
+    runs = RunData(
+        seed=spec(jnp.int32),
+        lr=spec(dtype),
+        hparams={k: spec(dtype) for k in hparam_names},
+        schedule_kind=spec(jnp.int32),
+        schedule_params={k: spec(dtype) for k in schedules.all_param_names()},
+        unit_is_step=spec(jnp.bool_),
+    )
+    start = time.perf_counter()
+    _COMPILED[key] = fn.lower(arrays, runs).compile()
+    return _COMPILED[key], time.perf_counter() - start
+
+
+def run_data(static: Static, rows: pd.DataFrame) -> RunData:
+    """Builds the per-run arrays of one static group from its rows of the runs table."""
+    dtype = np.dtype(static.dtype)
+    defaults = schedules.default_params()
+
+    def column(name, default=None):
+        values = rows[name] if name in rows else pd.Series(default, index=rows.index)
+        if default is not None:
+            values = values.fillna(default)
+        return values.to_numpy(dtype)
+
+    hparam_names = list(rules.spec(static.optimizer).hparams)
+    return RunData(
+        seed=rows["seed"].to_numpy(np.int32),
+        lr=rows["lr"].to_numpy(dtype),
+        hparams={k: column(k) for k in hparam_names},
+        schedule_kind=np.array([schedules.index(k) for k in rows["schedule"]], np.int32),
+        schedule_params={k: column(k, defaults[k]) for k in schedules.all_param_names()},
+        unit_is_step=(rows["unit"] == "step").to_numpy(bool),
+    )
+
+
+def _take(tree, start: int, stop: int, size: int):
+    """Rows [start, stop) of every leaf, padded to ``size`` by repeating the last row."""
+
+    def one(x):
+        part = x[start:stop]
+        if len(part) < size:
+            part = np.concatenate([part, np.repeat(part[-1:], size - len(part), axis=0)])
+        return part
+
+    return jax.tree_util.tree_map(one, tree)
+
+
+class Timing(NamedTuple):
+    compile_seconds: float
+    train_seconds: float
+
+
+def train_group(
+    static: Static,
+    runs: RunData,
+    max_chunk: int = 4096,
+    on_chunk: Callable[[int], None] | None = None,
+) -> tuple[History, Timing]:
+    """Trains every run of one static group; returns NumPy histories in the same order.
+
+    Runs go through in chunks of at most ``max_chunk`` (a multiple of the device count), each
+    padded to the same size, so the group compiles exactly once.
+    """
+    n = len(runs.seed)
+    n_dev = jax.device_count()
+    chunk = min(max_chunk, n)
+    chunk = math.ceil(chunk / n_dev) * n_dev
+    exe, compile_s = compiled(static, chunk, tuple(sorted(runs.hparams)))
+    arrays = arrays_for(static)
+    parts = []
+    start = time.perf_counter()
+    for lo in range(0, n, chunk):
+        hi = min(lo + chunk, n)
+        out = exe(arrays, _take(runs, lo, hi, chunk))
+        parts.append(jax.tree_util.tree_map(lambda x, k=hi - lo: np.asarray(x)[:k], out))
+        if on_chunk:
+            on_chunk(hi - lo)
+    history = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *parts)
+    return history, Timing(compile_s, time.perf_counter() - start)
+
+
+def static_groups(sweep, runs_table: pd.DataFrame):
+    """Yields ``(Static, row labels)`` for every static signature present in the runs table."""
+    for (optimizer, impl), rows in runs_table.groupby(["optimizer", "impl"], sort=False):
+        static = Static(
+            dataset=sweep.dataset,
+            model=sweep.model,
+            optimizer=optimizer,
+            impl=impl,
+            epochs=sweep.epochs,
+            batch_size=sweep.batch_size,
+            dtype=sweep.dtype,
+        )
+        yield static, rows.index

@@ -1,0 +1,129 @@
+"""Paper-style tables (Markdown, LaTeX booktabs, CSV) and figures (PNG) from a ``runs`` table."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lrbench import results
+
+def axis_columns(runs: pd.DataFrame) -> list[str]:
+    """The configuration columns (between ``optimizer`` and ``seed``) that take several values,
+    except ``lr``, the rows of every table, and the raw schedule columns its label summarises."""
+    cols = list(runs.columns)
+    candidates = cols[cols.index("optimizer") : cols.index("seed")]
+    skip = {"lr", "schedule", "unit"} | set(_schedule_param_columns(runs))
+    return [c for c in candidates if c not in skip and runs[c].nunique(dropna=False) > 1]
+
+
+def _schedule_param_columns(runs: pd.DataFrame) -> list[str]:
+    from lrbench import schedules
+
+    return [c for c in schedules.all_param_names() if c in runs]
+
+
+def _fmt_lr(lr: float) -> str:
+    return f"{lr:g}"
+
+
+def mean_std_table(
+    runs: pd.DataFrame, metric: str = "final_test_acc", digits: int = 3
+) -> pd.DataFrame:
+    """Rows: learning rates (high to low); columns: every other axis that varies; cells
+    ``mean ± std`` over seeds (``n=k`` noted when a cell lost runs to NaN)."""
+    axes = axis_columns(runs)
+    agg = results.aggregate(runs, ["lr", *axes], metric)
+    n_seeds = runs["seed"].nunique()
+
+    def cell(row) -> str:
+        if row["n"] == 0 or not math.isfinite(row["mean"]):
+            return "—"
+        std = 0.0 if not math.isfinite(row["std"]) else row["std"]
+        text = f"{row['mean']:.{digits}f} ± {std:.{digits}f}"
+        return text if row["n"] == n_seeds else f"{text} (n={row['n']})"
+
+    agg["cell"] = agg.apply(cell, axis=1)
+    if axes:
+        agg["column"] = agg[axes].astype(str).agg(" / ".join, axis=1)
+        table = agg.pivot(index="lr", columns="column", values="cell")
+        table = table[list(dict.fromkeys(agg["column"]))]  # keep the sweep's order
+        table.columns.name = " / ".join(axes)
+    else:
+        table = agg.set_index("lr")[["cell"]].rename(columns={"cell": metric})
+    table = table.sort_index(ascending=False)
+    table.index = [_fmt_lr(lr) for lr in table.index]
+    table.index.name = "lr"
+    return table
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    head = [table.index.name or "", *map(str, table.columns)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * len(table.columns)) + "|"]
+    for idx, row in table.iterrows():
+        lines.append("| " + " | ".join([str(idx), *map(str, row.tolist())]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
+        text = text.replace(a, b)
+    return text.replace("±", r"$\pm$").replace("—", "--")
+
+
+def to_latex(table: pd.DataFrame, caption: str = "") -> str:
+    """A booktabs ``tabular`` (with ``\\usepackage{booktabs}``)."""
+    cols = "l" + "r" * len(table.columns)
+    head = [table.index.name or "", *map(str, table.columns)]
+    out = [r"\begin{table}[t]", r"\centering"]
+    if caption:
+        out.append(rf"\caption{{{_latex_escape(caption)}}}")
+    out += [rf"\begin{{tabular}}{{{cols}}}", r"\toprule"]
+    out.append(" & ".join(_latex_escape(h) for h in head) + r" \\")
+    out.append(r"\midrule")
+    for idx, row in table.iterrows():
+        out.append(" & ".join(_latex_escape(str(v)) for v in [idx, *row.tolist()]) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(out) + "\n"
+
+
+def write_table(folder: Path, stem: str, table: pd.DataFrame, caption: str = "") -> None:
+    """``<stem>.md``, ``<stem>.tex`` and ``<stem>.csv``."""
+    (folder / f"{stem}.md").write_text(to_markdown(table))
+    (folder / f"{stem}.tex").write_text(to_latex(table, caption))
+    table.to_csv(folder / f"{stem}.csv")
+
+
+def curves_figure(runs: pd.DataFrame, curves: pd.DataFrame, path: Path, metric: str = "test_acc") -> None:
+    """One panel per combination of the varying axes; one line per learning rate (seed mean)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes = axis_columns(runs)
+    merged = curves.merge(runs[["run_id", "lr", *axes]].rename(columns={"lr": "base_lr"}), on="run_id")
+    panels = list(merged.groupby(axes, sort=False)) if axes else [("all runs", merged)]
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    lrs = sorted(merged["base_lr"].unique(), reverse=True)
+    colors = plt.cm.viridis(np.linspace(0, 1, max(len(lrs), 2)))
+    for ax, (key, frame) in zip(grid.flat, panels, strict=False):
+        mean = frame.groupby(["base_lr", "epoch"])[metric].mean()
+        for color, lr in zip(colors, lrs, strict=False):
+            if lr in mean.index.get_level_values(0):
+                ax.plot(mean.loc[lr].index, mean.loc[lr].values, color=color, label=f"lr={lr:g}")
+        title = key if isinstance(key, str) else " / ".join(map(str, np.atleast_1d(key)))
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric.replace("_", " "))
+        ax.grid(alpha=0.3)
+    for ax in list(grid.flat)[len(panels) :]:
+        ax.axis("off")
+    grid.flat[0].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

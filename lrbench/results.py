@@ -1,0 +1,187 @@
+"""Tidy results: stacked histories -> ``runs`` and ``curves`` DataFrames; save, load, aggregate.
+
+``runs``: one row per run (its configuration, final metrics, status).
+``curves``: one row per run × epoch (``run_id, epoch, lr, train_loss, test_loss, test_acc``).
+Files go under one folder, written to a temporary sibling first and renamed into place, so a
+failure never leaves a half-written result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import pandas as pd
+
+from lrbench import diagnose
+from lrbench.engine import History
+
+RUN_METRICS = [
+    "initial_train_loss",
+    "final_train_loss",
+    "final_test_loss",
+    "final_test_acc",
+    "best_test_acc",
+    "epochs_to_target",
+    "status",
+    "diverged_at",
+]
+CURVE_COLUMNS = ["run_id", "epoch", "lr", "train_loss", "test_loss", "test_acc"]
+
+
+def _last_finite(x: np.ndarray) -> np.ndarray:
+    """The last finite value of each row (the state a diverged run was frozen in), else NaN."""
+    finite = np.isfinite(x)
+    last = x.shape[1] - 1 - np.argmax(finite[:, ::-1], axis=1)
+    out = x[np.arange(len(x)), last]
+    return np.where(finite.any(axis=1), out, np.nan)
+
+
+def build(runs: pd.DataFrame, history: History, target_acc: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Adds the final metrics to ``runs`` and stacks the per-epoch ``curves``.
+
+    Final metrics are those of the last finite epoch (for a diverged run, where it was frozen).
+    """
+    h = History(*(np.asarray(x, np.float64) for x in history))
+    runs = runs.copy()
+    runs["initial_train_loss"] = h.initial_train_loss
+    runs["final_train_loss"] = _last_finite(h.train_loss)
+    runs["final_test_loss"] = _last_finite(h.test_loss)
+    runs["final_test_acc"] = _last_finite(h.test_acc)
+    runs["best_test_acc"] = np.nanmax(np.where(np.isfinite(h.test_acc), h.test_acc, -np.inf), axis=1)
+    runs.loc[~np.isfinite(runs["best_test_acc"]), "best_test_acc"] = np.nan
+    runs["epochs_to_target"] = diagnose.epochs_to_target(h.test_acc, target_acc)
+    diverged_at = h.diverged_at.astype(np.int64)
+    runs["status"] = [
+        diagnose.status(loss, init, d)
+        for loss, init, d in zip(h.train_loss, h.initial_train_loss, diverged_at, strict=True)
+    ]
+    runs["diverged_at"] = pd.array(np.where(diverged_at > 0, diverged_at, 0), dtype="Int64")
+    runs["diverged_at"] = runs["diverged_at"].mask(runs["diverged_at"] == 0)
+
+    n, epochs = h.train_loss.shape
+    curves = pd.DataFrame(
+        {
+            "run_id": np.repeat(runs["run_id"].to_numpy(), epochs),
+            "epoch": np.tile(np.arange(1, epochs + 1), n),
+            "lr": h.lr.reshape(-1),
+            "train_loss": h.train_loss.reshape(-1),
+            "test_loss": h.test_loss.reshape(-1),
+            "test_acc": h.test_acc.reshape(-1),
+        }
+    )
+    return runs, curves
+
+
+# ---------------------------------------------------------------------------------------------
+# Provenance
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_revision() -> str | None:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        if out.returncode == 0:
+            return out.stdout.strip()
+    return None
+
+
+def environment() -> dict[str, Any]:
+    """Versions, backend, devices and flags of this process."""
+    return {
+        "versions": {
+            name: _version(name)
+            for name in ("lrbench", "jax", "jaxlib", "optax", "flax", "numpy", "pandas")
+        },
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+        "git_revision": git_revision(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def has_parquet() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def write_atomically(out_dir: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Calls ``write(tmp_dir)`` then renames ``tmp_dir`` to ``out_dir`` (replacing it).
+
+    If ``write`` raises, ``out_dir`` is left exactly as it was.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write(tmp)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def write_tables(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame, meta: dict) -> None:
+    """``runs.csv``, ``curves.csv`` (+ ``.parquet`` with pyarrow) and ``meta.json``."""
+    runs.to_csv(folder / "runs.csv", index=False)
+    curves.to_csv(folder / "curves.csv", index=False)
+    if has_parquet():
+        runs.to_parquet(folder / "runs.parquet", index=False)
+        curves.to_parquet(folder / "curves.parquet", index=False)
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+
+
+def load(folder: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Reads back ``runs``, ``curves`` and ``meta`` from a results folder."""
+    folder = Path(folder)
+    runs = pd.read_csv(folder / "runs.csv")
+    curves = pd.read_csv(folder / "curves.csv")
+    meta = json.loads((folder / "meta.json").read_text())
+    return runs, curves, meta
+
+
+def aggregate(runs: pd.DataFrame, by: list[str], metric: str = "final_test_acc") -> pd.DataFrame:
+    """Mean, std (ddof=1) and count of ``metric`` over seeds for each group of ``by``."""
+    grouped = runs.groupby(by, sort=False, dropna=False)[metric]
+    return grouped.agg(mean="mean", std="std", n="count").reset_index()

@@ -1,0 +1,196 @@
+"""What to run: a frozen ``Sweep`` config and its expansion into one row per run.
+
+A sweep is the product of its axes: optimizers (each with a grid over its hyperparameters)
+× implementations × schedules (each with a grid over its parameters) × learning rates ×
+seeds. :func:`expand` returns that product as a DataFrame; each row's ``run_id`` is a hash of
+the run's own configuration only, so it does not depend on the order of axes or values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from lrbench import data, rules, schedules
+from lrbench.errors import ConfigError
+from lrbench.models import MLPConfig
+
+DTYPES = ("float32", "float64")
+
+
+def _as_tuple(v) -> tuple:
+    return tuple(v) if isinstance(v, (list, tuple)) else (v,)
+
+
+def _grid(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``{"a": (1, 2), "b": 3}`` -> ``[{"a": 1, "b": 3}, {"a": 2, "b": 3}]``."""
+    keys = list(values)
+    axes = [_as_tuple(values[k]) for k in keys]
+    for k, axis in zip(keys, axes, strict=True):
+        if not axis:
+            raise ConfigError(k, "empty axis: give at least one value")
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*axes)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+    """An optimizer axis entry: a rule name and a grid over its hyperparameters.
+
+    ``Optimizer("momentum", {"momentum": (0.5, 0.9, 0.99)})`` is three points of the grid.
+    Hyperparameters left out take the rule's defaults (``lrbench.rules.spec(name).hparams``).
+    """
+
+    name: str
+    hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def points(self) -> list[dict[str, float]]:
+        return [rules.resolve(self.name, point) for point in _grid(self.hparams)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """A schedule axis entry: a kind and a grid over its parameters (``unit`` included)."""
+
+    kind: str = "constant"
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def points(self) -> list[dict[str, Any]]:
+        return [schedules.resolve(self.kind, point) for point in _grid(self.params)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """Everything one experiment trains, as one frozen value.
+
+    Static fields (``dataset``, ``model``, ``epochs``, ``batch_size``, ``dtype``, and each
+    optimizer's name and ``impl``) choose the compiled program; the axes ``lrs``,
+    ``schedules``, optimizer hyperparameters and ``seeds`` are per-run data inside it.
+    """
+
+    experiment: str = "sweep"
+    dataset: str = "blobs"
+    model: MLPConfig = MLPConfig()
+    epochs: int = 200
+    batch_size: int = 32
+    lrs: tuple[float, ...] = (1e-1, 1e-2, 1e-3)
+    optimizers: tuple[Optimizer, ...] = (Optimizer("sgd"),)
+    schedules: tuple[Schedule, ...] = (Schedule("constant"),)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    impls: tuple[str, ...] = ("hand",)
+    target_acc: float = 0.8  # test accuracy that defines ``epochs_to_target``
+    dtype: str = "float32"
+    description: str = ""
+
+    def validate(self) -> Sweep:
+        """Raises ``ConfigError`` naming the first bad field; returns ``self`` when all is well."""
+        ds = data.load(self.dataset)
+        if not isinstance(self.epochs, int) or self.epochs <= 0:
+            raise ConfigError("epochs", f"epochs={self.epochs!r} must be an integer > 0")
+        n_train = len(ds.x_train)
+        if not isinstance(self.batch_size, int) or not 0 < self.batch_size <= n_train:
+            raise ConfigError(
+                "batch_size",
+                f"batch_size={self.batch_size!r} must be an integer in [1, {n_train}] "
+                f"(the training set of {self.dataset!r} has {n_train} rows)",
+            )
+        for name, axis in (
+            ("lr", self.lrs),
+            ("optimizer", self.optimizers),
+            ("schedule", self.schedules),
+            ("seeds", self.seeds),
+            ("impl", self.impls),
+        ):
+            if len(axis) == 0:
+                raise ConfigError(name, "empty axis: give at least one value")
+        for lr in self.lrs:
+            rules.check_learning_rate(lr)
+        for seed in self.seeds:
+            if not isinstance(seed, int) or seed < 0:
+                raise ConfigError("seeds", f"seed {seed!r} must be an integer >= 0")
+        for impl in self.impls:
+            if impl not in rules.IMPLS:
+                raise ConfigError("impl", f"unknown impl {impl!r}; allowed: {', '.join(rules.IMPLS)}")
+        if self.dtype not in DTYPES:
+            raise ConfigError("dtype", f"dtype={self.dtype!r} must be one of {', '.join(DTYPES)}")
+        if not 0 < self.target_acc <= 1:
+            raise ConfigError("target_acc", f"target_acc={self.target_acc!r} must be in (0, 1]")
+        for o in self.optimizers:
+            o.points()
+        for s in self.schedules:
+            s.points()
+        return self
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(data.load(self.dataset).x_train) / self.batch_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (for ``meta.json``)."""
+        return json.loads(json.dumps(dataclasses.asdict(self), default=list))
+
+
+def run_id(config: Mapping[str, Any]) -> str:
+    """A stable 12-hex-digit id: the SHA-1 of the run's configuration as canonical JSON."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def schedule_label(kind: str, params: Mapping[str, Any]) -> str:
+    """``step(gamma=0.5,step_size=10)``: a readable name of a schedule point (defaults shown)."""
+    inner = ",".join(f"{k}={params[k]:g}" for k in sorted(params) if k != "unit")
+    return f"{kind}({inner})" if inner else kind
+
+
+def expand(sweep: Sweep) -> pd.DataFrame:
+    """One row per run, in a deterministic order (optimizer, impl, schedule, lr, seed)."""
+    sweep.validate()
+    rows = []
+    for opt in sweep.optimizers:
+        for hp in opt.points():
+            for impl in sweep.impls:
+                for sched in sweep.schedules:
+                    for sp in sched.points():
+                        for lr in sweep.lrs:
+                            for seed in sweep.seeds:
+                                config = {
+                                    "dataset": sweep.dataset,
+                                    "model": dataclasses.asdict(sweep.model),
+                                    "epochs": sweep.epochs,
+                                    "batch_size": sweep.batch_size,
+                                    "dtype": sweep.dtype,
+                                    "optimizer": opt.name,
+                                    "impl": impl,
+                                    "hparams": hp,
+                                    "lr": float(lr),
+                                    "schedule": sched.kind,
+                                    "schedule_params": sp,
+                                    "seed": int(seed),
+                                }
+                                rows.append(
+                                    {
+                                        "run_id": run_id(config),
+                                        "experiment": sweep.experiment,
+                                        "dataset": sweep.dataset,
+                                        "model": sweep.model.name,
+                                        "optimizer": opt.name,
+                                        "impl": impl,
+                                        "lr": float(lr),
+                                        "schedule": sched.kind,
+                                        "schedule_label": schedule_label(sched.kind, sp),
+                                        **sp,
+                                        **hp,
+                                        "seed": int(seed),
+                                    }
+                                )
+    runs = pd.DataFrame(rows)
+    if runs["run_id"].duplicated().any():
+        dup = runs.loc[runs["run_id"].duplicated(), "run_id"].iloc[0]
+        raise ConfigError("axes", f"the axes repeat a run (run_id {dup}); give each value once")
+    return runs
