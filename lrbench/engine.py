@@ -176,7 +176,7 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
         )
         initial_loss, _ = evaluate(params, x_tr, y_tr)
         carry, (lr, train_loss, test_loss, test_acc) = jax.lax.scan(
-            train_epoch, carry, jnp.arange(static.epochs)
+            train_epoch, carry, jnp.arange(static.epochs, dtype=jnp.int32)
         )
         return History(lr, train_loss, test_loss, test_acc, initial_loss, carry.diverged_at)
 

@@ -1,0 +1,203 @@
+"""The engine: one program per static group, common random numbers, isolation, determinism."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from lrbench import data, engine, models, runner
+from lrbench.models import MLPConfig
+from lrbench.sweep import Optimizer, Schedule, Sweep
+
+SMALL = Sweep(
+    experiment="test",
+    dataset="blobs",
+    model=MLPConfig(hidden=(8,)),
+    epochs=4,
+    batch_size=64,
+    lrs=(0.1, 0.01),
+    seeds=(0, 1),
+)
+
+
+def _train(sweep):
+    runs, history, timing = runner.train(sweep)
+    return runs, history, timing
+
+
+def test_one_program_per_optimizer_and_impl():
+    sweep = dataclasses.replace(
+        SMALL,
+        optimizers=(Optimizer("sgd"), Optimizer("momentum", {"momentum": (0.5, 0.9)})),
+        impls=("hand", "optax"),
+    )
+    runs, history, timing = _train(sweep)
+    assert timing["programs"] == 4
+    assert len(runs) == (1 + 2) * 2 * 2 * 2
+    assert history.test_acc.shape == (len(runs), sweep.epochs)
+
+
+def test_alone_equals_inside_grid():
+    """A run alone and inside a 64-run grid: final test loss within 1e-5 relative."""
+    lone = dataclasses.replace(SMALL, lrs=(0.05,), seeds=(3,), epochs=10)
+    grid = dataclasses.replace(
+        lone, lrs=tuple(float(x) for x in np.geomspace(1e-3, 0.5, 16)) + (0.05,), seeds=(0, 1, 2, 3)
+    )
+    runs1, h1, _ = _train(lone)
+    runs64, h64, _ = _train(grid)
+    assert len(runs64) == 68
+    row = runs64.index[(runs64["lr"] == 0.05) & (runs64["seed"] == 3)][0]
+    assert runs64.loc[row, "run_id"] == runs1.loc[0, "run_id"]
+    np.testing.assert_allclose(h64.test_loss[row, -1], h1.test_loss[0, -1], rtol=1e-5)
+    np.testing.assert_allclose(h64.train_loss[row], h1.train_loss[0], rtol=1e-5)
+
+
+def test_same_grid_twice_is_bitwise_identical():
+    sweep = dataclasses.replace(SMALL, lrs=(1.0, 0.1, 0.01, 1e-3), seeds=(0, 1, 2, 3))
+    _, a, _ = _train(sweep)
+    _, b, _ = _train(sweep)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_common_random_numbers():
+    """Same seed: same initial weights whatever the learning rate; other seeds differ."""
+    sweep = dataclasses.replace(SMALL, lrs=(1e-7, 0.1, 0.5), seeds=(0, 1))
+    runs, h, _ = _train(sweep)
+    init = runs.assign(init=h.initial_train_loss).groupby("seed")["init"]
+    assert (init.nunique() == 1).all()
+    assert init.first().nunique() == 2
+    # lr 1e-7 barely moves the weights: its first-epoch loss is the initial loss.
+    tiny = runs.index[runs["lr"] == 1e-7]
+    np.testing.assert_allclose(h.train_loss[tiny, 0], h.initial_train_loss[tiny], rtol=1e-3)
+
+
+def test_matches_a_plain_optax_loop(x64):
+    """Independent re-derivation: the same run written as a plain Python loop over optax
+    (float64, so the comparison is tight)."""
+    sweep = dataclasses.replace(
+        SMALL, lrs=(0.05,), seeds=(7,), epochs=3, batch_size=96, dtype="float64"
+    )
+    _, h, _ = _train(sweep)
+    ds = data.load("blobs")
+    net = models.build(sweep.model, ds.num_classes)
+    init_key, order_key = jax.random.split(jax.random.PRNGKey(7))
+    params = net.init(init_key, jnp.asarray(ds.x_train[:1]))["params"]
+    params = jax.tree_util.tree_map(lambda p: p.astype(jnp.float64), params)
+    x_train, x_test = ds.x_train.astype(np.float64), ds.x_test.astype(np.float64)
+    tx = optax.sgd(0.05)
+    state = tx.init(params)
+
+    def loss_fn(p, x, y):
+        logits = net.apply({"params": p}, x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    n = len(ds.x_train)
+    for epoch in range(sweep.epochs):
+        order = np.asarray(jax.random.permutation(jax.random.fold_in(order_key, epoch), n))
+        total = 0.0
+        for lo in range(0, n, sweep.batch_size):  # the last batch is partial (20 rows)
+            idx = order[lo : lo + sweep.batch_size]
+            loss, g = jax.value_and_grad(loss_fn)(params, x_train[idx], ds.y_train[idx])
+            updates, state = tx.update(g, state, params)
+            params = optax.apply_updates(params, updates)
+            total += float(loss) * len(idx)
+        np.testing.assert_allclose(h.train_loss[0, epoch], total / n, rtol=1e-10)
+    logits = net.apply({"params": params}, x_test)
+    acc = float(np.mean(np.argmax(logits, -1) == ds.y_test))
+    loss = float(optax.softmax_cross_entropy_with_integer_labels(logits, ds.y_test).mean())
+    np.testing.assert_allclose(h.test_acc[0, -1], acc, atol=1e-12)
+    np.testing.assert_allclose(h.test_loss[0, -1], loss, rtol=1e-10)
+
+
+def test_new_values_never_recompile(compile_counter):
+    """Learning rates, schedules, hyperparameters and seeds are data: no new compilation."""
+    base = dataclasses.replace(
+        SMALL,
+        optimizers=(Optimizer("momentum", {"momentum": 0.9}),),
+        schedules=(Schedule("constant"), Schedule("step", {"gamma": 0.5, "step_size": 2})),
+    )
+    _train(base)  # warm: compiles the program and every incidental op
+    other = dataclasses.replace(
+        base,
+        lrs=(0.3, 0.003),
+        seeds=(5, 6),
+        optimizers=(Optimizer("momentum", {"momentum": 0.5}),),
+        schedules=(Schedule("exponential", {"decay_rate": 0.5}), Schedule("time_based", {"decay": 0.1})),
+    )
+    with compile_counter.counting():
+        _, h, timing = _train(other)
+    assert compile_counter.count == 0
+    assert timing["compile_seconds"] == 0.0
+    # ...and the new values were really used: the applied rates follow the new schedules.
+    np.testing.assert_allclose(h.lr[0, :3], [0.3, 0.15, 0.075], rtol=1e-6)
+
+
+def test_schedule_reaches_the_update():
+    """The recorded learning rate is the one applied: halving it halves the first step."""
+    sweep = dataclasses.replace(
+        SMALL, lrs=(0.2,), seeds=(0,), epochs=3, schedules=(Schedule("step", {"step_size": 1, "gamma": 0.5}),)
+    )
+    _, h, _ = _train(sweep)
+    np.testing.assert_allclose(h.lr[0], [0.2, 0.1, 0.05], rtol=1e-6)
+
+
+def test_divergence_is_frozen_and_isolated():
+    """lr 1e3 diverges: frozen, NaN afterwards, and its neighbours are untouched bit for bit."""
+    near = dataclasses.replace(SMALL, lrs=(1e3, 0.01), seeds=(0,), epochs=6)
+    far = dataclasses.replace(near, lrs=(1e-3, 0.01))
+    runs, h, _ = _train(near)
+    _, h2, _ = _train(far)
+    assert h.diverged_at[0] >= 1
+    after = h.diverged_at[0] - 1
+    assert np.isnan(h.train_loss[0, after:]).all()
+    np.testing.assert_array_equal(h.test_loss[1], h2.test_loss[1])
+    np.testing.assert_array_equal(h.train_loss[1], h2.train_loss[1])
+
+
+def test_chunks_equal_one_program():
+    sweep = dataclasses.replace(SMALL, lrs=(0.3, 0.1, 0.03, 0.01, 0.003), seeds=(0, 1))
+    whole = runner.train(sweep)[1]
+    chunked = runner.train(sweep, max_chunk=3)[1]
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_float64(x64):
+    sweep = dataclasses.replace(SMALL, dtype="float64", lrs=(0.1,), seeds=(0,))
+    _, h, _ = _train(sweep)
+    assert h.train_loss.dtype == np.float64
+    assert np.isfinite(h.train_loss).all()
+
+
+def test_steps_per_epoch_counts_the_partial_batch():
+    assert engine.steps_per_epoch(500, 32) == 16
+    assert engine.steps_per_epoch(512, 32) == 16
+
+
+@pytest.mark.parametrize("lr", [1e-6, 1e-7])
+def test_default_sweep_claims(default_sweep_result, lr):
+    """The MLM tutorial: lr 1e-6 and 1e-7 learn nothing (below 50% test accuracy)."""
+    runs = default_sweep_result
+    assert runs.loc[runs["lr"] == lr, "final_test_acc"].mean() < 0.5
+
+
+def test_default_sweep_lr_ordering(default_sweep_result):
+    """The MLM tutorial: 1e-1 ... 1e-3 learn, more slowly as the rate falls: 0.1 beats 1e-3."""
+    acc = default_sweep_result.groupby("lr")["final_test_acc"].mean()
+    assert acc[0.1] > acc[1e-3]
+    assert acc[0.1] > 0.75
+
+
+@pytest.fixture(scope="module")
+def default_sweep_result():
+    import experiments
+
+    sweep = experiments.load("blobs_lr").get_config()
+    assert sweep.epochs == 200 and sweep.batch_size == 32 and len(sweep.seeds) == 5
+    return runner.run(sweep).runs
