@@ -1,0 +1,89 @@
+"""Data sets as specified, Keras-style initialisers, vmapped initialisation over seeds."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lrbench import data, models
+from lrbench.errors import ConfigError
+from lrbench.models import MLPConfig
+
+
+def test_blobs_is_the_tutorial_split():
+    from sklearn.datasets import make_blobs
+
+    x, y = make_blobs(n_samples=1000, centers=3, n_features=2, cluster_std=2, random_state=2)
+    ds = data.load("blobs")
+    np.testing.assert_allclose(ds.x_train, x[:500], rtol=1e-6)
+    np.testing.assert_allclose(ds.x_test, x[500:], rtol=1e-6)
+    np.testing.assert_array_equal(ds.y_train, y[:500])
+    assert ds.num_classes == 3 and ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int32
+
+
+@pytest.mark.parametrize(("name", "classes", "features"), [("digits", 10, 64), ("iris", 3, 4), ("moons", 2, 2)])
+def test_shapes_and_standardization(name, classes, features):
+    ds = data.load(name)
+    assert ds.num_classes == classes and ds.num_features == features
+    assert len(ds.x_train) >= len(ds.x_test) > 0
+    assert set(np.unique(ds.y_train)) == set(range(classes))
+    if name in ("digits", "iris"):  # standardized with the training statistics
+        np.testing.assert_allclose(ds.x_train.mean(0), 0, atol=1e-5)
+        std = ds.x_train.std(0)
+        np.testing.assert_allclose(std[std > 0], 1, rtol=1e-4)
+
+
+def test_split_is_fixed():
+    a = data.load("digits")
+    data._REGISTRY["digits"].cache_clear()
+    b = data.load("digits")
+    np.testing.assert_array_equal(a.y_test, b.y_test)
+
+
+def test_unknown_dataset():
+    with pytest.raises(ConfigError, match="dataset"):
+        data.load("cifar")
+
+
+def test_he_uniform_matches_keras():
+    """Keras he_uniform: U(-limit, limit), limit = sqrt(6 / fan_in); biases zero."""
+    net = models.build(MLPConfig(hidden=(400,), kernel_init="he_uniform"), 3)
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 300)))["params"]
+    kernel = np.asarray(params["Dense_0"]["kernel"])
+    limit = np.sqrt(6 / 300)
+    assert kernel.shape == (300, 400)
+    assert np.abs(kernel).max() <= limit
+    assert np.abs(kernel).max() > 0.99 * limit  # it fills the interval
+    np.testing.assert_allclose(kernel.var(), limit**2 / 3, rtol=0.02)  # variance of U(-a, a)
+    np.testing.assert_array_equal(params["Dense_0"]["bias"], 0)
+
+
+def test_glorot_uniform_matches_keras():
+    net = models.build(MLPConfig(hidden=(200,), kernel_init="glorot_uniform"), 3)
+    kernel = np.asarray(net.init(jax.random.PRNGKey(1), jnp.zeros((1, 100)))["params"]["Dense_0"]["kernel"])
+    limit = np.sqrt(6 / (100 + 200))
+    assert np.abs(kernel).max() <= limit
+    np.testing.assert_allclose(kernel.var(), limit**2 / 3, rtol=0.03)
+
+
+def test_init_many_equals_one_by_one():
+    cfg = MLPConfig(hidden=(16, 8))
+    net = models.build(cfg, 4)
+    keys = jax.random.split(jax.random.PRNGKey(0), 5)
+    many = models.init_many(net, keys, 3)
+    for i, k in enumerate(keys):
+        one = net.init(k, jnp.zeros((1, 3)))["params"]
+        for a, b in zip(jax.tree_util.tree_leaves(many), jax.tree_util.tree_leaves(one), strict=True):
+            np.testing.assert_array_equal(a[i], b)
+    assert models.num_params(one) == 3 * 16 + 16 + 16 * 8 + 8 + 8 * 4 + 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"activation": "swishy"}, "activation"), ({"kernel_init": "ones"}, "kernel_init"), ({"hidden": (0,)}, "hidden")],
+)
+def test_bad_model_config(kwargs, field):
+    with pytest.raises(ConfigError, match=field):
+        MLPConfig(**kwargs)
