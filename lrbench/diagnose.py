@@ -8,12 +8,14 @@ loss before training ``L0``:
     ``DIVERGE_FACTOR · L0`` (it ended worse than it started, by a wide margin).
 ``oscillating``
     over the last half of training the loss rises from one epoch to the next in more than
-    ``OSCILLATION_SHARE`` of epochs, with a median epoch-to-epoch change of more than
-    ``OSCILLATION_AMPLITUDE`` (relative, on a log scale): it bounces instead of settling.
+    ``OSCILLATION_SHARE`` of epochs, and its median there stays above
+    ``OSCILLATION_HOVER`` times the best loss of the run: it bounces well above what it
+    already reached instead of settling (minibatch noise around a minimum rises as often
+    but hovers close to the best).
 ``slow``
     it barely learned (final loss above ``STALL_SHARE · L0``), or it is still improving
-    steadily at the end: the loss fell by more than ``STILL_IMPROVING`` (relative) over the
-    last tenth of training.
+    steadily at the end: the mean loss of the last tenth of training is more than
+    ``STILL_IMPROVING`` (relative) below that of the tenth before.
 ``converged``
     none of the above: the loss went down and has levelled off.
 """
@@ -24,7 +26,7 @@ import numpy as np
 
 DIVERGE_FACTOR = 2.0
 OSCILLATION_SHARE = 0.3
-OSCILLATION_AMPLITUDE = 0.02
+OSCILLATION_HOVER = 1.2
 STALL_SHARE = 0.9
 STILL_IMPROVING = 0.01
 
@@ -38,17 +40,18 @@ def status(train_loss: np.ndarray, initial_loss: float, diverged_at: int = 0) ->
         return "diverged"
     if loss[-1] > DIVERGE_FACTOR * initial_loss:
         return "diverged"
-    tail = np.log(np.maximum(loss[len(loss) // 2 :], 1e-30))
+    tail = loss[len(loss) // 2 :]
     if len(tail) >= 3:
-        steps = np.diff(tail)
-        rising = np.mean(steps > 1e-3)
-        if rising > OSCILLATION_SHARE and np.median(np.abs(steps)) > OSCILLATION_AMPLITUDE:
+        rising = np.mean(np.diff(tail) > 1e-3 * tail[:-1])
+        if rising > OSCILLATION_SHARE and np.median(tail) > OSCILLATION_HOVER * loss.min():
             return "oscillating"
     if loss[-1] > STALL_SHARE * initial_loss:
         return "slow"
     window = max(1, len(loss) // 10)
-    if len(loss) > window and loss[-1] < (1 - STILL_IMPROVING) * loss[-1 - window]:
-        return "slow"
+    if len(loss) >= 2 * window:
+        last, before = loss[-window:].mean(), loss[-2 * window : -window].mean()
+        if last < (1 - STILL_IMPROVING) * before:
+            return "slow"
     return "converged"
 
 

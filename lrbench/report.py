@@ -25,6 +25,19 @@ def _schedule_param_columns(runs: pd.DataFrame) -> list[str]:
     return [c for c in schedules.all_param_names() if c in runs]
 
 
+def column_label(row, axes: list[str]) -> str:
+    """``momentum / hand / momentum=0.9``: the axis values of one table column (NaN skipped;
+    numeric hyperparameters are shown with their name)."""
+    parts = []
+    for axis in axes:
+        value = row[axis]
+        if isinstance(value, str):
+            parts.append(value)
+        elif value is not None and not pd.isna(value):
+            parts.append(f"{axis}={value:g}")
+    return " / ".join(parts)
+
+
 def _fmt_lr(lr: float) -> str:
     return f"{lr:g}"
 
@@ -47,7 +60,7 @@ def mean_std_table(
 
     agg["cell"] = agg.apply(cell, axis=1)
     if axes:
-        agg["column"] = agg[axes].astype(str).agg(" / ".join, axis=1)
+        agg["column"] = [column_label(row, axes) for _, row in agg.iterrows()]
         table = agg.pivot(index="lr", columns="column", values="cell")
         table = table[list(dict.fromkeys(agg["column"]))]  # keep the sweep's order
         table.columns.name = " / ".join(axes)
@@ -105,7 +118,7 @@ def curves_figure(runs: pd.DataFrame, curves: pd.DataFrame, path: Path, metric: 
 
     axes = axis_columns(runs)
     merged = curves.merge(runs[["run_id", "lr", *axes]].rename(columns={"lr": "base_lr"}), on="run_id")
-    panels = list(merged.groupby(axes, sort=False)) if axes else [("all runs", merged)]
+    panels = list(merged.groupby(axes, sort=False, dropna=False)) if axes else [("all runs", merged)]
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     fig, grid = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
@@ -116,7 +129,8 @@ def curves_figure(runs: pd.DataFrame, curves: pd.DataFrame, path: Path, metric: 
         for color, lr in zip(colors, lrs, strict=False):
             if lr in mean.index.get_level_values(0):
                 ax.plot(mean.loc[lr].index, mean.loc[lr].values, color=color, label=f"lr={lr:g}")
-        title = key if isinstance(key, str) else " / ".join(map(str, np.atleast_1d(key)))
+        values = key if isinstance(key, tuple) else (key,)
+        title = column_label(dict(zip(axes, values, strict=False)), axes) if axes else key
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric.replace("_", " "))

@@ -190,6 +190,12 @@ def expand(sweep: Sweep) -> pd.DataFrame:
                                     }
                                 )
     runs = pd.DataFrame(rows)
+    # Configuration columns in contract order: schedule parameters and optimizer
+    # hyperparameters sit between ``unit`` and ``seed`` whichever row introduced them.
+    first = ["run_id", "experiment", "dataset", "model", "optimizer", "impl", "lr", "schedule",
+             "schedule_label", "unit"]  # fmt: skip
+    middle = [c for c in runs.columns if c not in first and c != "seed"]
+    runs = runs[[*first, *middle, "seed"]]
     if runs["run_id"].duplicated().any():
         dup = runs.loc[runs["run_id"].duplicated(), "run_id"].iloc[0]
         raise ConfigError("axes", f"the axes repeat a run (run_id {dup}); give each value once")

@@ -64,7 +64,12 @@ def test_table_is_mean_and_std_over_seeds(shrunk_run):
     table = (shrunk_run / "table.md").read_text()
     row = runs[(runs["optimizer"] == "sgd") & (runs["lr"] == 0.1)]["final_test_acc"]
     assert f"{row.mean():.3f} ± {row.std():.3f}" in table
-    assert table.splitlines()[0].startswith("| lr |")
+    header = table.splitlines()[0]
+    assert header.startswith("| lr |")
+    # one column per optimizer point: sgd, momentum 0.5, momentum 0.9
+    assert header.count("|") == 5 and "momentum=0.5" in header and "momentum=0.9" in header
+    cols = list(runs.columns)
+    assert cols.index("unit") < cols.index("momentum") < cols.index("seed")
 
 
 def test_list(capsys):
