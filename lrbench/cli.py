@@ -216,6 +216,82 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _hidden(text: str) -> tuple[int, ...]:
+    """``50``, ``64,64``, ``64-64`` or ``mlp(64-64)`` -> hidden sizes."""
+    inner = text.strip()
+    if inner.startswith("mlp(") and inner.endswith(")"):
+        inner = inner[4:-1]
+    return _ints("--model", inner.replace("-", ","))
+
+
+_FIND_KEYS = {
+    "batch_size": _one(_ints), "num_steps": _one(_ints), "start_lr": _one(_floats),
+    "end_lr": _one(_floats), "num_lrs": _one(_ints), "epochs": _one(_ints), "seed": _one(_ints),
+    "activation": _one(_strs), "kernel_init": _one(_strs),
+}  # fmt: skip
+
+
+def cmd_lr_find(args) -> int:
+    import json
+
+    from lrbench import lrfind, results
+    from lrbench.models import MLPConfig
+
+    ds = data.load(args.dataset)
+    rules.spec(args.optimizer)
+    settings, hparams = {}, {}
+    for key, text in parse_sets(args.set or []):
+        if key in _FIND_KEYS:
+            settings[key] = _FIND_KEYS[key](key, text)
+        elif key in rules.spec(args.optimizer).hparams:
+            hparams[key] = _one(_floats)(key, text)
+        else:
+            allowed = sorted([*_FIND_KEYS, *rules.spec(args.optimizer).hparams])
+            raise ConfigError(key, f"unknown --set key {key!r} for lr-find; allowed: {', '.join(allowed)}")
+    rules.resolve(args.optimizer, hparams)
+    model = MLPConfig(
+        hidden=_hidden(args.model),
+        activation=settings.get("activation", "relu"),
+        kernel_init=settings.get("kernel_init", "he_uniform"),
+    )
+    batch = settings.get("batch_size", 32)
+    if not 0 < batch <= len(ds.x_train):
+        raise ConfigError("batch_size", f"batch_size={batch} must be in [1, {len(ds.x_train)}]")
+    start, end = settings.get("start_lr", 1e-7), settings.get("end_lr", 10.0)
+    for key, value in (("num_steps", settings.get("num_steps", 100)), ("num_lrs", settings.get("num_lrs", 25)),
+                       ("epochs", settings.get("epochs", 3))):  # fmt: skip
+        if value < 2 and key != "epochs" or value < 1:
+            raise ConfigError(key, f"{key}={value} is too small")
+    problem = lrfind.Problem(args.dataset, model, args.optimizer, args.impl, hparams, batch, settings.get("seed", 0))
+    out = Path(args.out) if args.out else Path("results") / "lr_find" / f"{args.dataset}-{args.optimizer}"
+    if not args.quiet:
+        print(f"range test: {args.dataset} {model.name} {args.optimizer} ...", file=sys.stderr)
+    rng = lrfind.range_test(problem, start, end, settings.get("num_steps", 100))
+    if not args.quiet:
+        print("grid test: one program over log-spaced learning rates ...", file=sys.stderr)
+    grid, _ = lrfind.grid_test(problem, start, end, settings.get("num_lrs", 25), settings.get("epochs", 3))
+
+    def write(folder: Path) -> None:
+        import pandas as pd
+
+        pd.DataFrame({"lr": rng.lrs, "smoothed_loss": rng.losses, "loss": rng.raw[: rng.stop]}).to_csv(folder / "range_test.csv", index=False)
+        pd.DataFrame({"lr": grid.lrs, "final_train_loss": grid.losses}).to_csv(folder / "grid_test.csv", index=False)
+        rows = [{"finder": f, "suggestion": k, "lr": v} for f, c in (("range", rng), ("grid", grid)) for k, v in c.suggestions.items()]
+        pd.DataFrame(rows).to_csv(folder / "suggestions.csv", index=False)
+        lrfind.figure(rng, grid, folder / "lr_find.png", f"{args.dataset}, {model.name}, {args.optimizer}")
+        meta = {"problem": dataclasses.asdict(problem), "settings": settings, **results.environment()}
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+
+    results.write_atomically(out, write)
+    r, g = rng.suggestions, grid.suggestions
+    print(
+        f"lr-find {args.dataset} {model.name} {args.optimizer}: use lr ≈ {r['valley']:.2g} (range-test valley); "
+        f"steepest {r['steepest']:.2g}, minimum/10 {r['minimum/10']:.2g}; grid test: valley {g['valley']:.2g}, "
+        f"steepest {g['steepest']:.2g}, minimum/10 {g['minimum/10']:.2g}; wrote {out}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Learning-rate grids trained in one vmapped program.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -227,6 +303,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--ci", action="store_true", help="the experiment's CI-sized variant")
     run.set_defaults(func=cmd_run)
+    find = sub.add_parser("lr-find", help="suggest a learning rate: range test and grid test")
+    find.add_argument("--dataset", default="blobs")
+    find.add_argument("--model", default="50", help="hidden sizes, e.g. 50 or 64,64")
+    find.add_argument("--optimizer", default="sgd")
+    find.add_argument("--impl", default="hand", choices=rules.IMPLS)
+    find.add_argument("--set", action="append", metavar="KEY=VALUE",
+                      help="batch_size, num_steps, start_lr, end_lr, num_lrs, epochs, seed, or a hyperparameter")
+    find.add_argument("--out", metavar="DIR", help="default results/lr_find/<dataset>-<optimizer>")
+    find.add_argument("--quiet", action="store_true")
+    find.set_defaults(func=cmd_lr_find)
     lst = sub.add_parser("list", help="list experiments, data sets, optimizers and schedules")
     lst.set_defaults(func=cmd_list)
     return parser

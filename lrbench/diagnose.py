@@ -64,3 +64,43 @@ def epochs_to_target(test_acc: np.ndarray, target: float) -> np.ndarray:
     hit = np.nan_to_num(acc, nan=-np.inf) >= target
     first = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, np.nan).astype(np.float64)
     return first if np.ndim(test_acc) > 1 else first[0]
+
+
+def good_region(
+    runs, within: float = 0.05, metric: str = "final_test_acc", by: tuple[str, ...] = ("optimizer",)
+):
+    """Per group of ``by``: the best learning rate (mean ``metric`` over seeds), its spread
+    over seeds, and the width in decades of the contiguous run of grid learning rates around
+    it whose mean is within ``within`` (relative) of the best.
+
+    Returns a DataFrame: ``*by, best_lr, best, best_std, lo_lr, hi_lr, width_decades``.
+    The width is measured between grid points, so it is a lower bound set by the spacing.
+    """
+    import pandas as pd
+
+    rows = []
+    for key, frame in runs.groupby(list(by), sort=False, dropna=False):
+        stats = frame.groupby("lr")[metric].agg(["mean", "std"]).sort_index()
+        means = stats["mean"].to_numpy()
+        lrs = stats.index.to_numpy()
+        finite = np.where(np.isfinite(means), means, -np.inf)
+        best = int(np.argmax(finite))
+        good = finite >= (1 - within) * finite[best]
+        lo = hi = best
+        while lo > 0 and good[lo - 1]:
+            lo -= 1
+        while hi < len(lrs) - 1 and good[hi + 1]:
+            hi += 1
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append(
+            {
+                **dict(zip(by, key, strict=True)),
+                "best_lr": lrs[best],
+                "best": means[best],
+                "best_std": stats["std"].to_numpy()[best],
+                "lo_lr": lrs[lo],
+                "hi_lr": lrs[hi],
+                "width_decades": float(np.log10(lrs[hi] / lrs[lo])),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -48,3 +48,19 @@ def test_epochs_to_target():
     acc = np.array([[0.1, 0.5, 0.8, 0.9], [0.1, 0.2, 0.3, 0.4], [np.nan, np.nan, np.nan, np.nan]])
     np.testing.assert_array_equal(diagnose.epochs_to_target(acc, 0.8), [3, np.nan, np.nan])
     assert diagnose.epochs_to_target(acc[0], 0.5) == 2
+
+
+def test_good_region_width():
+    import pandas as pd
+
+    lrs = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    acc = {1e-5: 0.3, 1e-4: 0.85, 1e-3: 0.9, 1e-2: 0.88, 1e-1: 0.5, 1.0: 0.87}
+    runs = pd.DataFrame(
+        [{"optimizer": "sgd", "lr": lr, "seed": s, "final_test_acc": acc[lr] + d} for lr in lrs for s, d in ((0, 0.01), (1, -0.01))]
+    )
+    region = diagnose.good_region(runs, within=0.1).iloc[0]
+    assert region["best_lr"] == 1e-3 and region["best"] == pytest.approx(0.9)
+    # 0.85 and 0.88 are within 10% of 0.9; 1.0 is too, but not contiguous (0.5 in between)
+    assert region["lo_lr"] == 1e-4 and region["hi_lr"] == 1e-2
+    assert region["width_decades"] == pytest.approx(2.0)
+    assert region["best_std"] == pytest.approx(np.std([0.91, 0.89], ddof=1))

@@ -1,0 +1,254 @@
+"""Which learning rate to use: Smith's range test and its vmapped grid alternative.
+
+*Range test* (Smith 2017, "Cyclical Learning Rates for Training Neural Networks", §3.3; as
+fastai's ``lr_find``): one run whose learning rate grows exponentially from ``start_lr`` to
+``end_lr`` over ``num_steps`` minibatches, ``lr_i = start · (end/start)^(i/(k−1))``. The loss is
+smoothed with a debiased exponential moving average (β = 0.98) and the test stops when the
+smoothed loss exceeds ``4×`` its best or turns non-finite.
+
+*Grid test*: ``N`` short runs at fixed, log-spaced learning rates, trained together in one
+program by the engine; the same suggestions are read off their final training losses.
+
+Suggestions (fastai's names), from a curve of loss against learning rate:
+  ``valley``      the learning rate two thirds of the way down the longest descending
+                  stretch of the curve (fastai's default);
+  ``steepest``    where the loss falls fastest per decade of learning rate;
+  ``minimum/10``  a tenth of the learning rate at the lowest loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lrbench import data, models, rules
+from lrbench.errors import ConfigError
+from lrbench.models import MLPConfig
+
+SMOOTHING = 0.98
+STOP_FACTOR = 4.0
+SUGGESTIONS = ("valley", "steepest", "minimum/10")
+
+
+class Curve(NamedTuple):
+    """Loss against learning rate, cut where the test stopped, and its suggestions."""
+
+    lrs: np.ndarray
+    losses: np.ndarray  # what the suggestions read (smoothed for the range test)
+    raw: np.ndarray  # unsmoothed losses over every step that ran
+    stop: int  # number of points kept
+    suggestions: dict[str, float]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a curve
+
+
+def smooth(losses: np.ndarray, beta: float = SMOOTHING) -> np.ndarray:
+    """Debiased exponential moving average: ``a_i = β a_{i−1} + (1−β) L_i``, ``a_i / (1−β^{i+1})``."""
+    out, avg = np.empty(len(losses)), 0.0
+    for i, loss in enumerate(np.asarray(losses, np.float64)):
+        avg = beta * avg + (1 - beta) * loss
+        out[i] = avg / (1 - beta ** (i + 1))
+    return out
+
+
+def stop_index(smoothed: np.ndarray, factor: float = STOP_FACTOR) -> int:
+    """How many points to keep: up to (excluding) the first that is non-finite or above
+    ``factor ×`` the best smoothed loss so far."""
+    best = np.inf
+    for i, value in enumerate(smoothed):
+        if not np.isfinite(value) or (i > 0 and value > factor * best):
+            return i
+        best = min(best, value)
+    return len(smoothed)
+
+
+def valley(lrs: np.ndarray, losses: np.ndarray) -> float:
+    """fastai's ``valley``: the longest strictly descending subsequence of the curve, and the
+    point two thirds of the way along it."""
+    n = len(losses)
+    lds = [1] * n
+    max_start = max_end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and lds[i] < lds[j] + 1:
+                lds[i] = lds[j] + 1
+            if lds[max_end] < lds[i]:
+                max_end = i
+                max_start = max_end - lds[max_end]
+    sections = (max_end - max_start) / 3
+    return float(lrs[max_start + int(sections) + int(sections / 2)])
+
+
+def steepest(lrs: np.ndarray, losses: np.ndarray) -> float:
+    """The learning rate where ``dL / d log(lr)`` is most negative."""
+    slopes = np.diff(losses) / np.diff(np.log(lrs))
+    return float(lrs[int(np.argmin(slopes))])
+
+
+def minimum_over_10(lrs: np.ndarray, losses: np.ndarray) -> float:
+    return float(lrs[int(np.argmin(losses))] / 10)
+
+
+def suggest(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
+    lrs, losses = np.asarray(lrs, np.float64), np.asarray(losses, np.float64)
+    if len(lrs) < 2:
+        return dict.fromkeys(SUGGESTIONS, float(lrs[0]) if len(lrs) else math.nan)
+    return {
+        "valley": valley(lrs, losses),
+        "steepest": steepest(lrs, losses),
+        "minimum/10": minimum_over_10(lrs, losses),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The range test
+
+
+def exponential_ramp(start_lr: float, end_lr: float, num_steps: int) -> np.ndarray:
+    return start_lr * (end_lr / start_lr) ** (np.arange(num_steps) / max(num_steps - 1, 1))
+
+
+def range_test_fn(loss_fn, params, optimizer: str, lrs, impl: str = "hand", **hparams) -> np.ndarray:
+    """Runs the ramp on any differentiable ``loss_fn(params, step) -> scalar``.
+
+    Returns the loss at every step (one jitted ``lax.scan``; non-finite values are kept).
+    """
+    lrs = jnp.asarray(lrs)
+
+    def step(carry, inputs):
+        params, state = carry
+        i, lr = inputs
+        loss, grads = jax.value_and_grad(loss_fn)(params, i)
+        updates, state = rules.make(optimizer, impl, learning_rate=lr, **hparams).update(grads, state, params)
+        return (optax.apply_updates(params, updates), state), loss
+
+    state = rules.make(optimizer, impl, learning_rate=1.0, **hparams).init(params)
+    _, losses = jax.jit(lambda p, s: jax.lax.scan(step, (p, s), (jnp.arange(len(lrs)), lrs)))(params, state)
+    return np.asarray(losses, np.float64)
+
+
+def curve_from_steps(lrs: np.ndarray, raw: np.ndarray) -> Curve:
+    """Smooths, cuts at the stop, and suggests from the kept points less the first tenth and
+    the last five (fastai's ``lr_find`` skips them: the start is noise, the end the blow-up)."""
+    smoothed = smooth(raw)
+    stop = stop_index(smoothed)
+    lrs_kept, kept = np.asarray(lrs)[:stop], smoothed[:stop]
+    lo, hi = len(raw) // 10, max(stop - 5, len(raw) // 10 + 2)
+    return Curve(lrs_kept, kept, raw, stop, suggest(lrs_kept[lo:hi], kept[lo:hi]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """What a finder trains: data set, model, optimizer and its hyperparameters."""
+
+    dataset: str = "blobs"
+    model: MLPConfig = MLPConfig()
+    optimizer: str = "sgd"
+    impl: str = "hand"
+    hparams: dict = dataclasses.field(default_factory=dict)
+    batch_size: int = 32
+    seed: int = 0
+
+
+def range_test(
+    problem: Problem, start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100
+) -> Curve:
+    """Smith's range test on an MLP problem: minibatches in a seeded shuffled order."""
+    if not 0 < start_lr < end_lr:
+        raise ConfigError("start_lr", f"need 0 < start_lr < end_lr, got {start_lr=}, {end_lr=}")
+    if num_steps < 2:
+        raise ConfigError("num_steps", f"{num_steps=} must be >= 2")
+    ds = data.load(problem.dataset)
+    net = models.build(problem.model, ds.num_classes)
+    init_key, order_key = jax.random.split(jax.random.PRNGKey(problem.seed))
+    params = net.init(init_key, jnp.asarray(ds.x_train[:1]))["params"]
+    n, batch = len(ds.x_train), problem.batch_size
+    epochs = math.ceil(num_steps * batch / n)
+    order = np.concatenate(
+        [np.asarray(jax.random.permutation(jax.random.fold_in(order_key, e), n)) for e in range(epochs)]
+    )[: num_steps * batch].reshape(num_steps, batch)
+    x, y, order = jnp.asarray(ds.x_train), jnp.asarray(ds.y_train), jnp.asarray(order)
+
+    def loss_fn(p, i):
+        idx = order[i]
+        logits = net.apply({"params": p}, x[idx])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y[idx]).mean()
+
+    lrs = exponential_ramp(start_lr, end_lr, num_steps)
+    raw = range_test_fn(loss_fn, params, problem.optimizer, lrs, problem.impl, **problem.hparams)
+    return curve_from_steps(lrs, raw)
+
+
+def grid_test(
+    problem: Problem,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_lrs: int = 25,
+    epochs: int = 3,
+    seeds: tuple[int, ...] = (0,),
+) -> tuple[Curve, object]:
+    """``num_lrs`` short runs at log-spaced learning rates in one program (the engine).
+
+    Reads the suggestions off the mean final training loss per learning rate; a diverged run
+    (or one ending above 4× the best) ends the curve, as in the range test.
+    Returns the curve and the runs table.
+    """
+    from lrbench import runner
+    from lrbench.sweep import Optimizer, Sweep
+
+    lrs = tuple(float(v) for v in np.geomspace(start_lr, end_lr, num_lrs))
+    sweep = Sweep(
+        experiment="lr_find",
+        dataset=problem.dataset,
+        model=problem.model,
+        epochs=epochs,
+        batch_size=problem.batch_size,
+        lrs=lrs,
+        optimizers=(Optimizer(problem.optimizer, dict(problem.hparams)),),
+        seeds=seeds,
+        impls=(problem.impl,),
+    )
+    runs = runner.run(sweep, quiet=True).runs
+    per_lr = runs.assign(
+        loss=np.where(runs["status"] == "diverged", np.inf, runs["final_train_loss"])
+    ).groupby("lr")["loss"].mean()
+    losses = per_lr.to_numpy()
+    stop = stop_index(losses)
+    kept_lrs, kept = per_lr.index.to_numpy()[:stop], losses[:stop]
+    return Curve(kept_lrs, kept, losses, stop, suggest(kept_lrs, kept)), runs
+
+
+def figure(range_curve: Curve, grid_curve: Curve, path, title: str = "") -> None:
+    """Both curves, loss against learning rate (log x), with the suggestions marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    markers = {"valley": "o", "steepest": "^", "minimum/10": "s"}
+    for ax, curve, name in ((axes[0], range_curve, "range test (one run, lr ramped)"),
+                            (axes[1], grid_curve, "grid test (one run per lr, one program)")):  # fmt: skip
+        ax.plot(curve.lrs, curve.losses, color="C0")
+        for key, lr in curve.suggestions.items():
+            loss = np.interp(np.log(lr), np.log(curve.lrs), curve.losses)
+            ax.plot([lr], [loss], markers[key], color="C3", label=f"{key}: {lr:.2g}")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("training loss" + (" (smoothed)" if curve is range_curve else ", final"))
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
