@@ -194,9 +194,12 @@ def cmd_run(args) -> int:
         raise ConfigError("--out", f"{str(out)!r} exists and is not a folder")
     run_fn = getattr(module, "run", runner.run)
     result = run_fn(sweep, out=out, quiet=args.quiet)
-    table = report.mean_std_table(result.runs, "final_test_acc")
-    print(f"\n{sweep.experiment}: final test accuracy, mean ± std over {len(sweep.seeds)} seeds\n")
-    print(report.to_markdown(table))
+    if hasattr(module, "summary"):
+        print(module.summary(result))
+    else:
+        table = report.mean_std_table(result.runs, "final_test_acc")
+        print(f"\n{sweep.experiment}: final test accuracy, mean ± std over {len(sweep.seeds)} seeds\n")
+        print(report.to_markdown(table))
     print(f"wrote {result.folder}")
     return 0
 
