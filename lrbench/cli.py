@@ -295,6 +295,21 @@ def cmd_lr_find(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from lrbench import check, report
+
+    table = check.run_checks(args.experiments or None, Path(args.expected), quiet=args.quiet)
+    failed = table[~table["ok"]]
+    shown = (table if args.verbose else failed).copy()
+    if not shown.empty:
+        for col in ("value", "expected", "atol", "rtol", "min", "max"):
+            shown[col] = [("" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}") for v in shown[col]]
+        shown["ok"] = shown["ok"].map({True: "ok", False: "FAILED"})
+        print(report.to_markdown(shown.set_index("experiment")))
+    print(f"{len(table) - len(failed)} passed, {len(failed)} failed")
+    return 1 if len(failed) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Learning-rate grids trained in one vmapped program.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -316,6 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--out", metavar="DIR", help="default results/lr_find/<dataset>-<optimizer>")
     find.add_argument("--quiet", action="store_true")
     find.set_defaults(func=cmd_lr_find)
+    chk = sub.add_parser("check", help="rerun experiments and compare with results/expected/")
+    chk.add_argument("experiments", nargs="*", help="default: every experiment with reference numbers")
+    chk.add_argument("--expected", default=str(Path("results") / "expected"), metavar="DIR")
+    chk.add_argument("--verbose", action="store_true", help="show every check, not only failures")
+    chk.add_argument("--quiet", action="store_true")
+    chk.set_defaults(func=cmd_check)
     lst = sub.add_parser("list", help="list experiments, data sets, optimizers and schedules")
     lst.set_defaults(func=cmd_list)
     return parser

@@ -1,0 +1,72 @@
+"""``lrbench check``: reference numbers catch a broken optimizer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lrbench import check, engine, rules
+
+EXPECTED = Path(__file__).resolve().parents[1] / "results" / "expected"
+
+
+def _folder(tmp_path, rows):
+    pd.DataFrame(rows).to_csv(tmp_path / "runs.csv", index=False)
+    return tmp_path
+
+
+def test_evaluate_tolerances_and_bounds(tmp_path):
+    folder = _folder(tmp_path, [{"lr": 0.1, "acc": 0.80}, {"lr": 0.1, "acc": 0.84}, {"lr": 0.01, "acc": 0.5}])
+    spec = {
+        "experiment": "x",
+        "checks": [
+            {"name": "mean in tol", "table": "runs.csv", "row": {"lr": 0.1}, "column": "acc", "expected": 0.81, "atol": 0.011},
+            {"name": "mean out of tol", "table": "runs.csv", "row": {"lr": 0.1}, "column": "acc", "expected": 0.81, "atol": 0.009},
+            {"name": "rtol", "table": "runs.csv", "row": {"lr": 0.01}, "column": "acc", "expected": 0.55, "rtol": 0.1},
+            {"name": "max bound", "table": "runs.csv", "row": {"lr": 0.01}, "column": "acc", "max": 0.49},
+            {"name": "min of rows", "table": "runs.csv", "row": {"lr": 0.1}, "column": "acc", "aggregate": "min", "min": 0.8},
+            {"name": "no such row", "table": "runs.csv", "row": {"lr": 3.0}, "column": "acc", "min": 0},
+            {"name": "no such file", "table": "nope.csv", "row": {}, "column": "acc", "min": 0},
+        ],
+    }  # fmt: skip
+    ok = dict(zip(*check.evaluate(folder, spec)[["check", "ok"]].T.values, strict=True))
+    assert ok == {"mean in tol": True, "mean out of tol": False, "rtol": True, "max bound": False,
+                  "min of rows": True, "no such row": False, "no such file": False}  # fmt: skip
+
+
+def test_every_reference_file_is_well_formed():
+    import experiments
+
+    files = check.expected_files(EXPECTED)
+    assert "blobs_lr" in files
+    for name, path in files.items():
+        spec = json.loads(path.read_text())
+        assert spec["experiment"] == name and name in experiments.names()
+        for c in spec["checks"]:
+            assert {"name", "table", "column", "source"} <= set(c), c
+            assert any(c.get(k) is not None for k in ("expected", "min", "max")), c
+
+
+def test_blobs_reference_numbers_hold():
+    table = check.run_checks(["blobs_lr"], EXPECTED)
+    assert table["ok"].all(), table[~table["ok"]]
+
+
+def test_a_broken_optimizer_fails_the_check(monkeypatch):
+    """sgd that secretly takes steps 100x too small must fail blobs_lr's reference numbers."""
+    spec = rules.spec("sgd")
+    broken = spec._replace(hand=lambda learning_rate: spec.hand(learning_rate * 0.01))
+    monkeypatch.setitem(rules._RULES, "sgd", broken)
+    monkeypatch.setattr(engine, "_COMPILED", {})  # the healthy program must not be reused
+    table = check.run_checks(["blobs_lr"], EXPECTED)
+    failed = set(table.loc[~table["ok"], "check"])
+    assert "lr 0.1 final test accuracy" in failed
+    assert "lr 0.001 final test accuracy (slower)" in failed
+
+
+def test_unknown_experiment():
+    with pytest.raises(ValueError, match="experiment"):
+        check.run_checks(["nope"], EXPECTED)
