@@ -310,6 +310,15 @@ def cmd_check(args) -> int:
     return 1 if len(failed) else 0
 
 
+def cmd_bench(args) -> int:
+    from lrbench import bench
+
+    out = Path(args.out) if args.out else Path("results") / ("bench_quick" if args.quick else "bench")
+    bench.main(args.quick, out, args.quiet)
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Learning-rate grids trained in one vmapped program.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -337,6 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--verbose", action="store_true", help="show every check, not only failures")
     chk.add_argument("--quiet", action="store_true")
     chk.set_defaults(func=cmd_check)
+    bn = sub.add_parser("bench", help="throughput of the engine against loop baselines")
+    bn.add_argument("--quick", action="store_true", help="N in {1, 8, 64}, one repeat (about a minute)")
+    bn.add_argument("--out", metavar="DIR", help="default results/bench (results/bench_quick with --quick)")
+    bn.add_argument("--quiet", action="store_true")
+    bn.set_defaults(func=cmd_bench)
     lst = sub.add_parser("list", help="list experiments, data sets, optimizers and schedules")
     lst.set_defaults(func=cmd_list)
     return parser
