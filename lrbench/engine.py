@@ -11,6 +11,9 @@ Common random numbers: a run's initial weights and minibatch order depend on its
 so runs that differ in learning rate, schedule or optimizer see the same data in the same
 order from the same starting point.
 
+Closed-loop schedules (reduce/increase on plateau) keep their state in the epoch-scan carry
+and update it at the end of each epoch (``schedules.closed_loop_update``).
+
 A run whose loss or weights turn non-finite is frozen at its last finite state: its
 ``diverged_at`` is the 1-based epoch where that happened and its later epochs are NaN.
 """
@@ -74,6 +77,7 @@ class _Carry(NamedTuple):
     step: jax.Array
     alive: jax.Array
     diverged_at: jax.Array
+    plateau: schedules.PlateauState  # closed-loop schedules: base rate, best metric, counters
 
 
 def _all_finite(tree) -> jax.Array:
@@ -123,16 +127,16 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
         def optimizer(lr):
             return rules.make(static.optimizer, static.impl, learning_rate=lr, **run.hparams)
 
-        def lr_at(step):
+        def lr_at(step, base_lr):
             factor = schedules.evaluate(
                 run.schedule_kind, run.schedule_params, run.unit_is_step, step, n_steps
             )
-            return (run.lr * factor).astype(dtype)
+            return (base_lr * factor).astype(dtype)
 
         def train_step(carry: _Carry, minibatch):
             idx, weight = minibatch
             loss, grads = jax.value_and_grad(loss_fn)(carry.params, x_tr[idx], y_tr[idx], weight)
-            updates, opt_state = optimizer(lr_at(carry.step)).update(
+            updates, opt_state = optimizer(lr_at(carry.step, carry.plateau.lr)).update(
                 grads, carry.opt_state, carry.params
             )
             params = optax.apply_updates(carry.params, updates)
@@ -143,6 +147,7 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
                 step=carry.step + 1,
                 alive=ok,
                 diverged_at=carry.diverged_at,
+                plateau=carry.plateau,
             )
             return carry, loss * jnp.sum(weight)
 
@@ -150,21 +155,34 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
             order = jax.random.permutation(jax.random.fold_in(order_key, epoch), n_train)
             idx = jnp.concatenate([order, jnp.zeros(pad, order.dtype)]).reshape(n_steps, batch)
             weight = jnp.concatenate([jnp.ones(n_train, dtype), jnp.zeros(pad, dtype)])
-            lr_epoch = lr_at(carry.step)
+            lr_epoch = lr_at(carry.step, carry.plateau.lr)
             carry, loss_sums = jax.lax.scan(
                 train_step, carry, (idx, weight.reshape(n_steps, batch))
             )
             test_loss, test_acc = evaluate(carry.params, x_te, y_te)
             alive = carry.alive
+            train_loss = jnp.sum(loss_sums) / n_train
+            # Closed-loop schedules (Keras ReduceLROnPlateau) act at the end of the epoch.
+            plateau = schedules.closed_loop_update(
+                run.schedule_kind,
+                run.schedule_params,
+                carry.plateau,
+                train_loss,
+                test_loss,
+                test_acc,
+            )
             nan = jnp.asarray(jnp.nan, dtype)
             record = (
                 lr_epoch,
-                jnp.where(alive, jnp.sum(loss_sums) / n_train, nan),
+                jnp.where(alive, train_loss, nan),
                 jnp.where(alive, test_loss, nan),
                 jnp.where(alive, test_acc, nan),
             )
             first_failure = (~alive) & (carry.diverged_at == 0)
-            carry = carry._replace(diverged_at=jnp.where(first_failure, epoch + 1, carry.diverged_at))
+            carry = carry._replace(
+                diverged_at=jnp.where(first_failure, epoch + 1, carry.diverged_at),
+                plateau=_select(alive, plateau, carry.plateau),
+            )
             return carry, record
 
         carry = _Carry(
@@ -173,6 +191,7 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
             step=jnp.zeros([], jnp.int32),
             alive=jnp.bool_(True),
             diverged_at=jnp.zeros([], jnp.int32),
+            plateau=schedules.plateau_init(run.lr, dtype),
         )
         initial_loss, _ = evaluate(params, x_tr, y_tr)
         carry, (lr, train_loss, test_loss, test_acc) = jax.lax.scan(
