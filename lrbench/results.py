@@ -164,6 +164,10 @@ def write_atomically(out_dir: str | os.PathLike, write: Callable[[Path], None]) 
 
 def write_tables(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame, meta: dict) -> None:
     """``runs.csv``, ``curves.csv`` (+ ``.parquet`` with pyarrow) and ``meta.json``."""
+    # The engine computes curves in the sweep's dtype; float32 ones are written as float32
+    # (shortest round-trip digits), not padded out to float64 digits.
+    if meta.get("config", {}).get("dtype", "float32") == "float32":
+        curves = curves.astype({c: "float32" for c in ("lr", "train_loss", "test_loss", "test_acc")})
     runs.to_csv(folder / "runs.csv", index=False)
     curves.to_csv(folder / "curves.csv", index=False)
     if has_parquet():

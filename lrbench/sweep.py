@@ -143,8 +143,17 @@ def run_id(config: Mapping[str, Any]) -> str:
 
 
 def schedule_label(kind: str, params: Mapping[str, Any]) -> str:
-    """``step(gamma=0.5,step_size=10)``: a readable name of a schedule point (defaults shown)."""
-    inner = ",".join(f"{k}={params[k]:g}" for k in sorted(params) if k != "unit")
+    """``step(gamma=0.5,step_size=10)``: a readable name of a schedule point.
+
+    The kind's own parameters are always shown; those every kind shares (warmup) only when
+    they are set away from their defaults.
+    """
+    shared = schedules.WARMUP
+    inner = ",".join(
+        f"{k}={params[k]:g}"
+        for k in sorted(params)
+        if k != "unit" and not (k in shared and params[k] == shared[k])
+    )
     return f"{kind}({inner})" if inner else kind
 
 
