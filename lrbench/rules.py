@@ -495,8 +495,9 @@ def amsgrad(
 
 def nadam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0) -> optax.GradientTransformation:
     """Nadam: Adam with a Nesterov look-ahead on the first moment (Dozat 2016), as optax:
-    ``m̂ = β₁·m/(1−β₁ᵗ⁺¹) + (1−β₁)·g/(1−β₁ᵗ)``, no momentum schedule (PyTorch and Keras
-    multiply β₁ by ``1 − ½·0.96^(0.004·t)``, see the README)."""
+    ``m̂ = β₁·m/(1−β₁ᵗ⁺¹) + (1−β₁)·g/(1−β₁ᵗ)``, with a constant β₁. Dozat's momentum
+    schedule ``μ_t = β₁·(1 − ½·0.96^(ψ·t))`` is not applied (PyTorch uses ψ = 0.004, Keras
+    ψ = 1; see the README)."""
     return optax.chain(
         scale_by_adam(b1, b2, eps, eps_root, nesterov=True), scale_by_learning_rate(learning_rate)
     )
@@ -717,8 +718,7 @@ for _name, _hand, _centered in (
             default_learning_rate=1e-3,
             joint_check=_eps_pair("eps_root"),
             twin_requires=_NO_OUTSIDE_EPS,
-            twin_note="optax.rmsprop's eps is our eps_root; ε outside the root (PyTorch) has "
-            "no twin in the same program",
+            twin_note="optax.rmsprop's eps is our eps_root; ε outside the root (PyTorch) has no twin",
         )
     )
 register(
