@@ -1,0 +1,234 @@
+"""The single-neuron seed articles: KDnuggets' clipped perceptron (seed 003) and the error
+curve of All About Circuits (seed 000), checked against the articles' numbers, the articles'
+own code run as printed, and closed forms computed here with NumPy."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from experiments import error_bowl as eb
+from experiments import kdnuggets_perceptron as kp
+
+# ---------------------------------------------------------------------------------------------
+# Seed 003: the article's program, copied from the article (only the learning rate and the
+# bias input are parameters here; an iteration cap guards against a loop that never stops).
+
+
+def article_program(lr=0.00001, bias_input_is_x=True, cap=10_000):
+    inputs = np.array([60, 40, 100, 300, -50, 310])
+    desired_output = np.array([60, 40, 150, 250, -50, 250])
+    weights = np.array([0.05, 0.1])
+
+    def activation_function(inpt):
+        if inpt > 250:
+            return 250
+        else:
+            return inpt
+
+    error, idx, iteration, history = 1, 0, 0, [weights]
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        while (iteration < 2000 or error >= 0.01) and iteration < cap:
+            predicted = activation_function(weights[0] * 1 + weights[1] * inputs[idx])
+            error = np.abs(np.mean(desired_output[idx] - predicted))
+            scale = inputs[idx] if bias_input_is_x else np.array([1, inputs[idx]])
+            weights = weights + lr * (desired_output[idx] - predicted) * scale
+            history.append(weights)
+            idx = (idx + 1) % inputs.shape[0]
+            iteration += 1
+    return weights, iteration, np.array(history)
+
+
+def predictions(weights, xs=(10, 240, 550, -160)):
+    z = weights[0] + weights[1] * np.asarray(xs, np.float64)
+    return np.where(z > 250, 250.0, z)
+
+
+@pytest.fixture(scope="module")
+def perceptron():
+    """Both rules at the article's learning rates and the half-decade sweep, one program."""
+    lrs = [1.0, 0.1, 0.001, 1e-5, *kp.LRS]
+    lrs = lrs + lrs
+    names = ["article"] * (len(lrs) // 2) + ["textbook"] * (len(lrs) // 2)
+    return lrs, names, kp.train(lrs, names)
+
+
+def _run(perceptron, lr, rule):
+    lrs, names, trace = perceptron
+    i = next(j for j, (x, r) in enumerate(zip(lrs, names, strict=True)) if x == lr and r == rule)
+    return {k: v[i] for k, v in trace.items()}
+
+
+def test_first_three_weight_vectors_without_a_learning_rate(perceptron):
+    # The article's text: [0.05, 0.1] -> [3237.05, 3237.1] -> [-5162.95, -5162.9], with
+    # predictions 6.05 then 250 and errors 53.95 then 210 (printed to 2 decimals).
+    run = _run(perceptron, 1.0, "article")
+    weights = np.stack([run["b"], run["W"]], -1)
+    np.testing.assert_allclose(kp.INITIAL, [0.05, 0.1])
+    np.testing.assert_allclose(weights[0], [3237.05, 3237.1], atol=0.005)
+    np.testing.assert_allclose(weights[1], [-5162.95, -5162.9], atol=0.005)
+    np.testing.assert_allclose(run["predicted"][:2], [6.05, 250.0], atol=0.005)
+    np.testing.assert_allclose(run["error"][:2], [53.95, 210.0], atol=0.005)
+    # ... and the article's program agrees on the first six weight vectors (then they explode).
+    _, _, history = article_program(lr=1.0)
+    np.testing.assert_allclose(weights[:6], history[1:7], rtol=1e-12)
+    assert np.sign(weights[1, 1]) != np.sign(weights[0, 1])  # it flips sign
+
+
+def test_lr_1e5_learned_weights_and_predictions(perceptron):
+    # The article shows these as an image; its printed code gives (NumPy float64, printed to
+    # 8 significant digits): weights [1.2376634, 1.2876634] after 2002 iterations, predictions
+    # 14.114297, 250, 250, -204.78848 for the inputs 10, 240, 550, -160.
+    run = _run(perceptron, 1e-5, "article")
+    np.testing.assert_allclose(run["final"], [1.2376634, 1.2876634], atol=5e-8)
+    assert int(run["iterations"]) == 2002
+    np.testing.assert_allclose(
+        predictions(run["final"]), [14.114297, 250, 250, -204.78848], atol=5e-6
+    )
+    ref, iterations, _ = article_program(lr=1e-5)
+    assert iterations == 2002
+    np.testing.assert_allclose(run["final"], ref, rtol=1e-12)
+
+
+def test_textbook_rule_matches_the_program_with_bias_input_one(perceptron):
+    for lr in (1e-4, 1e-5, 1e-7):
+        run = _run(perceptron, lr, "textbook")
+        ref, iterations, _ = article_program(lr=lr, bias_input_is_x=False)
+        np.testing.assert_allclose(run["final"], ref, rtol=1e-12)
+        assert int(run["iterations"]) == iterations
+
+
+def test_article_rule_keeps_w_minus_b_and_reaches_its_least_squares_point(perceptron):
+    # Both weights move by the same amount, so W - b stays 0.05; for lr -> 0 the cyclic delta
+    # rule approaches the least-squares W of the family y = (W - 0.05) + W·x on the four
+    # samples the clip leaves linear (closed form here).
+    for lr in (1e-4, 1e-5, 1e-6):
+        run = _run(perceptron, lr, "article")
+        np.testing.assert_allclose(run["W"] - run["b"], 0.05, atol=1e-9)
+    x = np.array([60.0, 40.0, 100.0, -50.0])
+    t = np.array([60.0, 40.0, 150.0, -50.0])
+    w_star = (1 + x) @ (t + 0.05) / ((1 + x) @ (1 + x))
+    assert abs(_run(perceptron, 1e-6, "article")["final"][1] - w_star) < 1e-3
+    assert w_star * 300 - 0.05 > 250  # the clipped samples are predicted above 250 there
+
+
+@pytest.mark.parametrize("rule", ["article", "textbook"])
+def test_sweep_stops_diverging_between_1e3_and_3e4(perceptron, rule):
+    for lr in kp.LRS:
+        run = _run(perceptron, lr, rule)
+        finite = np.all(np.isfinite(run["final"]))
+        assert finite == (lr <= 3e-4), (lr, run["final"])
+
+
+def test_learning_rate_and_rule_are_traced(compile_counter):
+    kp.train([1e-3, 1e-5], ["article", "textbook"])
+    with compile_counter.counting():
+        kp.train([0.5, 2e-6], ["textbook", "article"])
+    assert compile_counter.count == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Seed 000: one linear neuron, delta rule, constant and annealed α
+
+
+@pytest.fixture(scope="module")
+def bowl():
+    sweep = eb.get_config()
+    configs, data, w, e, lr = eb.train(sweep)
+    runs, _ = eb.build_runs(configs, data, w, e)
+    return configs, data, w, e, lr, runs
+
+
+def _runs_at(runs, schedule, alpha):
+    return runs[(runs["alpha_schedule"] == schedule) & np.isclose(runs["lr"], alpha)]
+
+
+def test_least_squares_is_the_numpy_closed_form(bowl):
+    _, data, *_ = bowl
+    for seed, d in data.items():
+        w_np = np.linalg.lstsq(d["x"][:, None], d["t"], rcond=None)[0][0]
+        w, e_min = eb.least_squares(d["x"], d["t"])
+        np.testing.assert_allclose(w, w_np, rtol=1e-12)
+        np.testing.assert_allclose(e_min, 0.5 * np.mean((d["t"] - w_np * d["x"]) ** 2), rtol=1e-12)
+        # it is the minimum: the error is higher on either side
+        assert eb.error(w_np + 1e-3, d["x"], d["t"]) > e_min < eb.error(w_np - 1e-3, d["x"], d["t"])
+        assert abs(w_np - eb.W_TRUE) < 0.3, seed
+
+
+def test_program_is_the_delta_rule_loop(bowl):
+    configs, data, w, _, lr, _ = bowl
+    for schedule, alpha in (("constant", eb.GOOD), ("annealed", eb.TOO_LARGE)):
+        i = eb._index(configs, schedule, alpha, 0)
+        d = data[0]
+        seq = d["order"].reshape(-1)
+        weight, path = eb.W0, []
+        for k, j in enumerate(seq):
+            weight = weight + lr[i, k] * (d["t"][j] - weight * d["x"][j]) * d["x"][j]
+            path.append(weight)
+        np.testing.assert_allclose(w[i], path, rtol=1e-10, atol=1e-12)
+    # the annealed rate is α₀/(1 + k/20) (lrbench.schedules evaluates it in float32)
+    i = eb._index(configs, "annealed", eb.TOO_LARGE, 0)
+    k = np.arange(lr.shape[1])
+    np.testing.assert_allclose(lr[i], eb.TOO_LARGE / (1 + k / 20), rtol=1e-6)
+
+
+def test_training_reaches_the_closed_form_optimum(bowl):
+    *_, runs = bowl
+    annealed = _runs_at(runs, "annealed", eb.GOOD)
+    gap = (annealed["w_final"] - annealed["w_least_squares"]).abs()
+    assert gap.max() < 0.01
+    good = _runs_at(runs, "constant", eb.GOOD)
+    assert (good["w_final"] - good["w_least_squares"]).abs().max() < 0.2
+
+
+def test_too_large_alpha_bounces_and_larger_diverges(bowl):
+    *_, runs = bowl
+    good = _runs_at(runs, "constant", eb.GOOD)
+    large = _runs_at(runs, "constant", eb.TOO_LARGE)
+    assert large["steps_to_converge"].isna().all()  # never settles
+    assert large["final_excess"].mean() > 10 * good["final_excess"].mean()
+    assert large["bounce_share"].mean() > 2 * good["bounce_share"].mean()
+    assert (large["status"] == "oscillating").mean() >= 0.6
+    huge = _runs_at(runs, "constant", 3.0)
+    assert (huge["status"] == "diverged").all()
+
+
+def test_good_alpha_converges_faster_than_small(bowl):
+    *_, runs = bowl
+    small = _runs_at(runs, "constant", eb.SMALL)
+    good = _runs_at(runs, "constant", eb.GOOD)
+    assert good["steps_to_converge"].notna().all() and small["steps_to_converge"].notna().all()
+    assert (good["steps_to_converge"].to_numpy() * 5 < small["steps_to_converge"].to_numpy()).all()
+
+
+def test_annealing_converges_where_constant_large_alpha_does_not(bowl):
+    *_, runs = bowl
+    constant = _runs_at(runs, "constant", eb.TOO_LARGE)
+    annealed = _runs_at(runs, "annealed", eb.TOO_LARGE)
+    assert constant["steps_to_converge"].isna().all()
+    assert annealed["steps_to_converge"].notna().all()
+    assert annealed["final_excess"].max() < constant["final_excess"].min()
+    # from every α₀ ≥ the good α, annealing ends lower than staying at α₀
+    for alpha in eb.ALPHAS:
+        if alpha >= eb.GOOD:
+            a = _runs_at(runs, "annealed", alpha)["final_excess"].mean()
+            c = _runs_at(runs, "constant", alpha)["final_excess"].mean()
+            assert a < c, alpha
+
+
+def test_every_claim_of_the_results_table_held(bowl):
+    *_, runs = bowl
+    table = eb.sweep_table(runs)
+    claims = eb.claims_table(table, eb.closed_form_table(runs, eb.GOOD))
+    assert claims["held"].all(), claims[claims["held"] == 0]["value"].to_dict()
+
+
+def test_settle_step_definition():
+    initial = 1.0
+    assert eb.settle_step(np.array([0.5, 0.01, 0.0]), initial, band=0.02, hold=1) == 2.0
+    assert np.isnan(eb.settle_step(np.array([0.5, 0.01, 0.5]), initial, band=0.02, hold=1))
+    # ending inside the band for fewer than ``hold`` updates is not settling
+    assert np.isnan(eb.settle_step(np.array([0.5, 0.5, 0.01]), initial, band=0.02, hold=2))
