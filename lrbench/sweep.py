@@ -122,7 +122,9 @@ class Sweep:
         if not 0 < self.target_acc <= 1:
             raise ConfigError("target_acc", f"target_acc={self.target_acc!r} must be in (0, 1]")
         for o in self.optimizers:
-            o.points()
+            for point in o.points():
+                for impl in self.impls:  # a twin must not silently ignore a setting
+                    rules.check_impl(o.name, impl, point)
         for s in self.schedules:
             s.points()
         return self

@@ -130,3 +130,11 @@ def test_console_script_no_traceback(tmp_path):
     assert proc.stderr.strip().count("\n") == 0
     assert "lr" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_setting_without_optax_twin_is_refused(tmp_path, capsys):
+    argv = ["run", "--set", "optimizer=adagrad", "--set", "impl=optax", "--set", "eps=1e-10", "--out", str(tmp_path / "o")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "eps" in err
+    assert not (tmp_path / "o").exists()
