@@ -296,12 +296,14 @@ def train_group(
     static: Static,
     runs: RunData,
     max_chunk: int = 4096,
-    on_chunk: Callable[[int], None] | None = None,
+    on_chunk: Callable[[int, int, History], None] | None = None,
 ) -> tuple[History, Timing]:
     """Trains every run of one static group; returns NumPy histories in the same order.
 
     Runs go through in chunks of at most ``max_chunk`` (a multiple of the device count), each
-    padded to the same size, so the group compiles exactly once.
+    padded to the same size, so the group compiles exactly once. After each chunk,
+    ``on_chunk(lo, hi, history)`` receives the rows ``[lo, hi)`` and their NumPy histories
+    (a caller can write them out before the next chunk starts).
     """
     n = len(runs.seed)
     n_dev = jax.device_count()
@@ -314,9 +316,10 @@ def train_group(
     for lo in range(0, n, chunk):
         hi = min(lo + chunk, n)
         out = exe(arrays, _take(runs, lo, hi, chunk))
-        parts.append(jax.tree_util.tree_map(lambda x, k=hi - lo: np.asarray(x)[:k], out))
+        part = jax.tree_util.tree_map(lambda x, k=hi - lo: np.asarray(x)[:k], out)
+        parts.append(part)
         if on_chunk:
-            on_chunk(hi - lo)
+            on_chunk(lo, hi, part)
     history = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *parts)
     return history, Timing(compile_s, time.perf_counter() - start)
 

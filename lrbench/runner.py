@@ -35,7 +35,9 @@ class Progress:
     def bar(self, total: int, desc: str):
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=desc, unit="run", disable=self.quiet, file=sys.stderr, leave=False)
+        return tqdm(
+            total=total, desc=desc, unit="run", disable=self.quiet, file=sys.stderr, leave=False
+        )
 
 
 def train(sweep: Sweep, progress: Progress | None = None, max_chunk: int = 4096):
@@ -54,9 +56,14 @@ def train(sweep: Sweep, progress: Progress | None = None, max_chunk: int = 4096)
         progress.say(f"compiling {label}: {len(rows)} runs, {sweep.epochs} epochs ...")
         with progress.bar(len(rows), f"training {label}") as bar:
             history, t = engine.train_group(
-                static, engine.run_data(static, rows), max_chunk=max_chunk, on_chunk=bar.update
+                static,
+                engine.run_data(static, rows),
+                max_chunk=max_chunk,
+                on_chunk=lambda lo, hi, _: bar.update(hi - lo),
             )
-        progress.say(f"  {label}: compiled in {t.compile_seconds:.1f} s, trained in {t.train_seconds:.1f} s")
+        progress.say(
+            f"  {label}: compiled in {t.compile_seconds:.1f} s, trained in {t.train_seconds:.1f} s"
+        )
         timing["compile_seconds"] += t.compile_seconds
         timing["train_seconds"] += t.train_seconds
         timing["programs"] += 1
@@ -97,6 +104,8 @@ def write(folder: Path, sweep: Sweep, runs: pd.DataFrame, curves: pd.DataFrame, 
     """Everything a results folder holds: tidy tables, meta, the paper table and a figure."""
     results.write_tables(folder, runs, curves, meta)
     table = report.mean_std_table(runs, "final_test_acc")
-    caption = f"{sweep.experiment}: final test accuracy, mean ± std over {runs['seed'].nunique()} seeds"
+    caption = (
+        f"{sweep.experiment}: final test accuracy, mean ± std over {runs['seed'].nunique()} seeds"
+    )
     report.write_table(folder, "table", table, caption)
     report.curves_figure(runs, curves, folder / "curves.png")
