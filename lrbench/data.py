@@ -127,3 +127,34 @@ def iris() -> Dataset:
     xtr, ytr, xte, yte = _shuffled_split(d.data, d.target, 0.3, seed=0)
     xtr, xte = _standardize(xtr, xte)
     return _pack("iris", xtr, ytr, xte, yte, 3)
+
+
+def _drug_trial_ages(rng: np.random.Generator, n_typical: int, n_atypical: int):
+    """deeplizard's generator: per group, ``n_typical`` people whose side effects follow their
+    age group and ``n_atypical`` who do not; ages drawn like Python's ``randint`` (inclusive)."""
+    young = lambda n: rng.integers(13, 65, n)  # noqa: E731  13 ... 64
+    old = lambda n: rng.integers(65, 101, n)  # noqa: E731  65 ... 100
+    ages = np.concatenate([young(n_atypical), old(n_atypical), young(n_typical), old(n_typical)])
+    effects = np.concatenate(
+        [np.ones(n_atypical), np.zeros(n_atypical), np.zeros(n_typical), np.ones(n_typical)]
+    )
+    order = rng.permutation(len(ages))
+    return ages[order].astype(np.float64), effects[order]
+
+
+@register("drug_trial")
+def drug_trial() -> Dataset:
+    """deeplizard's synthetic drug trial: one feature (age), label 1 = had side effects.
+
+    Ages 13–100. In each set about 95% of people aged 65+ have side effects and about 95% of
+    those under 65 do not: train = 1,000 typical + 50 atypical per age group (2,100 people),
+    test = 200 + 10 per group (420). Ages are min-max scaled to [0, 1] with the training
+    set's range (the series rescales with ``MinMaxScaler``). Seeded: the same arrays always.
+    The best any classifier can do is about 95.2% (the atypical share).
+    """
+    rng = np.random.default_rng(2017)
+    x_train, y_train = _drug_trial_ages(rng, 1000, 50)
+    x_test, y_test = _drug_trial_ages(rng, 200, 10)
+    lo, hi = x_train.min(), x_train.max()
+    scale = lambda a: ((a - lo) / (hi - lo))[:, None]  # noqa: E731
+    return _pack("drug_trial", scale(x_train), y_train, scale(x_test), y_test, 2)

@@ -108,13 +108,13 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
     pad = n_steps * batch - n_train
 
     def loss_fn(params, x, y, weight):
-        logits = net.apply({"params": params}, x)
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-        return jnp.sum(weight * losses) / jnp.sum(weight)
+        losses = models.per_example_loss(static.model, net.apply({"params": params}, x), y)
+        return jnp.sum(weight * losses) / jnp.sum(weight) + models.penalty(static.model, params)
 
     def evaluate(params, x, y):
         logits = net.apply({"params": params}, x)
-        loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+        loss = jnp.mean(models.per_example_loss(static.model, logits, y))
+        loss = loss + models.penalty(static.model, params)  # Keras reports it in both
         acc = jnp.mean((jnp.argmax(logits, -1) == y).astype(dtype))
         return loss, acc
 

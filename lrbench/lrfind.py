@@ -179,8 +179,8 @@ def range_test(
 
     def loss_fn(p, i):
         idx = order[i]
-        logits = net.apply({"params": p}, x[idx])
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y[idx]).mean()
+        losses = models.per_example_loss(problem.model, net.apply({"params": p}, x[idx]), y[idx])
+        return losses.mean() + models.penalty(problem.model, p)
 
     lrs = exponential_ramp(start_lr, end_lr, num_steps)
     raw = range_test_fn(loss_fn, params, problem.optimizer, lrs, problem.impl, **problem.hparams)

@@ -7,6 +7,7 @@ import dataclasses
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 
 from lrbench.errors import ConfigError
 
@@ -26,19 +27,33 @@ KERNEL_INITS = {
     "lecun_normal": nn.initializers.lecun_normal(),  # Flax Dense default
 }
 
+# The output head and the loss that goes with it (both Keras' sparse categorical cross-entropy).
+OUTPUTS = ("softmax", "sigmoid")
+KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): probabilities are clipped to [eps, 1 - eps]
+
 
 @dataclasses.dataclass(frozen=True)
 class MLPConfig:
-    """A fully connected network: ``hidden`` sizes, one activation, a linear output layer.
+    """A fully connected network: ``hidden`` sizes, one activation, a dense output layer.
 
-    The output layer returns logits; the loss applies softmax (see ``engine``).
     ``kernel_init`` names a Keras initialiser (``he_uniform`` for the MLM tutorial,
     ``glorot_uniform`` is Keras' own default).
+
+    ``output`` is the output layer's activation, trained with Keras' sparse categorical
+    cross-entropy (see :func:`per_example_loss`): ``softmax`` (the network returns logits, the
+    loss applies the softmax) or ``sigmoid`` (Keras ``Dense(k, activation="sigmoid")``: the
+    loss renormalises the clipped sigmoids to sum to one, as Keras does for probabilities).
+
+    ``kernel_l2`` holds one coefficient per dense layer (hidden layers, then the output
+    layer), or is empty for none: Keras' ``kernel_regularizer=l2(c)`` adds ``c·ΣW²`` of that
+    layer's kernel to the loss (biases are not penalised).
     """
 
     hidden: tuple[int, ...] = (50,)
     activation: str = "relu"
     kernel_init: str = "he_uniform"
+    output: str = "softmax"
+    kernel_l2: tuple[float, ...] = ()
 
     def __post_init__(self):
         if self.activation not in ACTIVATIONS:
@@ -51,15 +66,28 @@ class MLPConfig:
             )
         if not all(isinstance(h, int) and h > 0 for h in self.hidden):
             raise ConfigError("hidden", f"{self.hidden!r} must be positive integers, e.g. 50 or 64,64")
+        if self.output not in OUTPUTS:
+            raise ConfigError("output", f"unknown {self.output!r}; allowed: {', '.join(OUTPUTS)}")
+        layers = len(self.hidden) + 1
+        if self.kernel_l2 and (
+            len(self.kernel_l2) != layers
+            or not all(isinstance(c, (int, float)) and c >= 0 for c in self.kernel_l2)
+        ):
+            raise ConfigError(
+                "kernel_l2",
+                f"{self.kernel_l2!r} must be empty or {layers} numbers >= 0 (one per dense layer)",
+            )
 
     @property
     def name(self) -> str:
         sizes = "-".join(str(h) for h in self.hidden) or "linear"
-        return f"mlp({sizes})-{self.activation}"
+        head = "" if self.output == "softmax" else f"-{self.output}"
+        l2 = "-l2" if any(self.kernel_l2) else ""
+        return f"mlp({sizes})-{self.activation}{head}{l2}"
 
 
 class MLP(nn.Module):
-    """``x -> Dense(h1) -> act -> ... -> Dense(num_outputs)`` (logits)."""
+    """``x -> Dense(h1) -> act -> ... -> Dense(num_outputs)``: pre-activation outputs (logits)."""
 
     hidden: tuple[int, ...]
     num_outputs: int
@@ -77,6 +105,29 @@ class MLP(nn.Module):
 
 def build(config: MLPConfig, num_outputs: int) -> MLP:
     return MLP(config.hidden, num_outputs, config.activation, config.kernel_init)
+
+
+def per_example_loss(config: MLPConfig, logits, labels):
+    """Keras' ``sparse_categorical_crossentropy`` of the output head, one value per example.
+
+    ``softmax``: ``-log softmax(z)[y]``. ``sigmoid``: Keras clips the probabilities
+    ``p = σ(z)`` to ``[eps, 1 - eps]`` and takes ``-log(p_y / Σ_k p_k)`` (its backend feeds
+    ``log p`` to a softmax cross-entropy), so two sigmoid outputs act as unnormalised class
+    probabilities. Predictions are ``argmax z`` for both heads.
+    """
+    if config.output == "softmax":
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    p = jnp.clip(jax.nn.sigmoid(logits), KERAS_EPSILON, 1 - KERAS_EPSILON)
+    return optax.softmax_cross_entropy_with_integer_labels(jnp.log(p), labels)
+
+
+def penalty(config: MLPConfig, params):
+    """The L2 kernel penalty ``Σ_l c_l·ΣW_l²`` (0 when ``kernel_l2`` is empty)."""
+    total = jnp.zeros([], jax.tree_util.tree_leaves(params)[0].dtype)
+    for layer, c in enumerate(config.kernel_l2):
+        if c:
+            total = total + c * jnp.sum(jnp.square(params[f"Dense_{layer}"]["kernel"]))
+    return total
 
 
 def init_many(model: nn.Module, keys: jax.Array, num_features: int, dtype=jnp.float32):
