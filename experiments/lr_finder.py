@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from experiments import drug_trial
 from lrbench import diagnose, lrfind, report, results, runner
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep
@@ -37,6 +38,9 @@ PROBLEMS = {
         experiment="lr_finder", dataset="digits", model=MLPConfig((64,), "relu", "he_uniform"),
         epochs=30, batch_size=32, lrs=LRS, optimizers=(Optimizer("momentum", {"momentum": 0.9}),),
         seeds=(0, 1, 2),
+    ),
+    "drug trial / adam": dataclasses.replace(
+        drug_trial.get_config(), experiment="lr_finder", lrs=LRS, seeds=(0, 1, 2), description=""
     ),
 }  # fmt: skip
 
@@ -134,7 +138,8 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
             "",
             "Seed 004 says a good learning rate must be found by experiment. This compares the",
             "two finders of `lrbench lr-find` (Smith's range test, and a grid of short runs in one",
-            "program) with the best learning rate of a full sweep (11 rates, 1e-5 … 1, 3 seeds).",
+            "program) with the best learning rate of a full sweep (11 rates, 1e-5 … 1, 3 seeds) on",
+            "blobs (seed 004's tutorial), digits, and deeplizard's drug trial (seed 002, Adam).",
             "",
             "## Suggestions vs the sweep (`comparison.md`)",
             "",
