@@ -47,6 +47,8 @@ class Static(NamedTuple):
     epochs: int
     batch_size: int
     dtype: str = "float32"
+    schedule_impl: str = "hand"  # "optax": the runs' lr comes from their optax twin schedules
+    plateau_twin: tuple[float, float] | None = None  # optax reduce_on_plateau (factor, min_delta)
 
 
 class RunData(NamedTuple):
@@ -58,6 +60,7 @@ class RunData(NamedTuple):
     schedule_kind: Any  # int32 index into ``schedules.kinds()``
     schedule_params: dict[str, Any]  # every name in ``schedules.all_param_names()``
     unit_is_step: Any  # bool: schedule time counts steps (else epochs)
+    lr_table: Any = None  # [N, total steps] optax twin multipliers (``schedule_impl="optax"``)
 
 
 class History(NamedTuple):
@@ -78,6 +81,7 @@ class _Carry(NamedTuple):
     alive: jax.Array
     diverged_at: jax.Array
     plateau: schedules.PlateauState  # closed-loop schedules: base rate, best metric, counters
+    plateau_twin: Any  # optax.contrib.reduce_on_plateau's state (``Static.plateau_twin``), or None
 
 
 def _all_finite(tree) -> jax.Array:
@@ -128,10 +132,31 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
             return rules.make(static.optimizer, static.impl, learning_rate=lr, **run.hparams)
 
         def lr_at(step, base_lr):
-            factor = schedules.evaluate(
-                run.schedule_kind, run.schedule_params, run.unit_is_step, step, n_steps
-            )
+            if static.schedule_impl == "optax":
+                factor = run.lr_table[jnp.minimum(step, run.lr_table.shape[0] - 1)]
+            else:
+                factor = schedules.evaluate(
+                    run.schedule_kind, run.schedule_params, run.unit_is_step, step, n_steps
+                )
             return (base_lr * factor).astype(dtype)
+
+        twin_plateau = None
+        if static.plateau_twin is not None:
+            twin_plateau = schedules.optax_plateau(
+                *static.plateau_twin, run.schedule_params, run.lr
+            )
+
+        def end_of_epoch(carry: _Carry, train_loss, test_loss, test_acc):
+            """Closed-loop schedules (Keras ReduceLROnPlateau) act at the end of the epoch."""
+            if twin_plateau is None:
+                plateau = schedules.closed_loop_update(
+                    run.schedule_kind, run.schedule_params, carry.plateau,
+                    train_loss, test_loss, test_acc,
+                )  # fmt: skip
+                return plateau, carry.plateau_twin
+            value = schedules.monitored(run.schedule_params, train_loss, test_loss, test_acc)
+            _, state = twin_plateau.update(jnp.zeros([], dtype), carry.plateau_twin, value=value)
+            return carry.plateau._replace(lr=(run.lr * state.scale).astype(dtype)), state
 
         def train_step(carry: _Carry, minibatch):
             idx, weight = minibatch
@@ -148,6 +173,7 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
                 alive=ok,
                 diverged_at=carry.diverged_at,
                 plateau=carry.plateau,
+                plateau_twin=carry.plateau_twin,
             )
             return carry, loss * jnp.sum(weight)
 
@@ -162,15 +188,7 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
             test_loss, test_acc = evaluate(carry.params, x_te, y_te)
             alive = carry.alive
             train_loss = jnp.sum(loss_sums) / n_train
-            # Closed-loop schedules (Keras ReduceLROnPlateau) act at the end of the epoch.
-            plateau = schedules.closed_loop_update(
-                run.schedule_kind,
-                run.schedule_params,
-                carry.plateau,
-                train_loss,
-                test_loss,
-                test_acc,
-            )
+            plateau, plateau_twin = end_of_epoch(carry, train_loss, test_loss, test_acc)
             nan = jnp.asarray(jnp.nan, dtype)
             record = (
                 lr_epoch,
@@ -182,6 +200,7 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
             carry = carry._replace(
                 diverged_at=jnp.where(first_failure, epoch + 1, carry.diverged_at),
                 plateau=_select(alive, plateau, carry.plateau),
+                plateau_twin=_select(alive, plateau_twin, carry.plateau_twin),
             )
             return carry, record
 
@@ -192,6 +211,7 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
             alive=jnp.bool_(True),
             diverged_at=jnp.zeros([], jnp.int32),
             plateau=schedules.plateau_init(run.lr, dtype),
+            plateau_twin=None if twin_plateau is None else twin_plateau.init(params),
         )
         initial_loss, _ = evaluate(params, x_tr, y_tr)
         carry, (lr, train_loss, test_loss, test_acc) = jax.lax.scan(
@@ -247,6 +267,11 @@ def compiled(static: Static, chunk: int, hparam_names: tuple[str, ...]):
         schedule_kind=spec(jnp.int32),
         schedule_params={k: spec(dtype) for k in schedules.all_param_names()},
         unit_is_step=spec(jnp.bool_),
+        lr_table=(
+            jax.ShapeDtypeStruct((chunk, total_steps(static)), dtype)
+            if static.schedule_impl == "optax"
+            else None
+        ),
     )
     start = time.perf_counter()
     _COMPILED[key] = fn.lower(arrays, runs).compile()
@@ -265,6 +290,18 @@ def run_data(static: Static, rows: pd.DataFrame) -> RunData:
         return values.to_numpy(dtype)
 
     hparam_names = list(rules.spec(static.optimizer).hparams)
+    lr_table = None
+    if static.schedule_impl == "optax":
+        spe, total = (
+            steps_per_epoch(len(data.load(static.dataset).x_train), static.batch_size),
+            total_steps(static),
+        )
+        lr_table = np.stack(
+            [
+                schedules.twin_factors(kind, params, spe, total)
+                for kind, params in schedule_points(rows)
+            ]
+        ).astype(dtype)
     return RunData(
         seed=rows["seed"].to_numpy(np.int32),
         lr=rows["lr"].to_numpy(dtype),
@@ -272,7 +309,23 @@ def run_data(static: Static, rows: pd.DataFrame) -> RunData:
         schedule_kind=np.array([schedules.index(k) for k in rows["schedule"]], np.int32),
         schedule_params={k: column(k, defaults[k]) for k in schedules.all_param_names()},
         unit_is_step=(rows["unit"] == "step").to_numpy(bool),
+        lr_table=lr_table,
     )
+
+
+def total_steps(static: Static) -> int:
+    return static.epochs * steps_per_epoch(
+        len(data.load(static.dataset).x_train), static.batch_size
+    )
+
+
+def schedule_points(rows: pd.DataFrame) -> list[tuple[str, dict]]:
+    """Each row's schedule kind and its own parameters (``unit`` and warmup included)."""
+    points = []
+    for row in rows.to_dict("records"):
+        names = [*schedules.kind(row["schedule"]).params, "unit"]
+        points.append((row["schedule"], {k: row[k] for k in names}))
+    return points
 
 
 def _take(tree, start: int, stop: int, size: int):
@@ -324,9 +377,35 @@ def train_group(
     return history, Timing(compile_s, time.perf_counter() - start)
 
 
+def _plateau_twin(rows: pd.DataFrame) -> pd.Series:
+    """Per row: the static (factor, min_delta) of an optax plateau twin, else None."""
+    twin = (rows.get("schedule_impl", "hand") == "optax") & (
+        rows["schedule"] == "reduce_on_plateau"
+    )
+    return pd.Series(
+        [
+            (float(r["factor"]), float(r["min_delta"])) if t else None
+            for t, r in zip(twin, rows.to_dict("records"), strict=True)
+        ],
+        index=rows.index,
+        dtype=object,
+    )
+
+
 def static_groups(sweep, runs_table: pd.DataFrame):
-    """Yields ``(Static, row labels)`` for every static signature present in the runs table."""
-    for (optimizer, impl), rows in runs_table.groupby(["optimizer", "impl"], sort=False):
+    """Yields ``(Static, row labels)`` for every static signature present in the runs table.
+
+    One program per (optimizer, impl, schedule_impl); runs of optax's reduce_on_plateau twin
+    get one more per distinct (factor, min_delta), which optax needs as Python numbers.
+    """
+    keys = runs_table.assign(
+        schedule_impl=runs_table.get("schedule_impl", "hand"),
+        plateau_twin=_plateau_twin(runs_table),
+    )
+    by = ["optimizer", "impl", "schedule_impl", "plateau_twin"]
+    for (optimizer, impl, schedule_impl, plateau_twin), rows in keys.groupby(
+        by, sort=False, dropna=False
+    ):
         static = Static(
             dataset=sweep.dataset,
             model=sweep.model,
@@ -335,5 +414,7 @@ def static_groups(sweep, runs_table: pd.DataFrame):
             epochs=sweep.epochs,
             batch_size=sweep.batch_size,
             dtype=sweep.dtype,
+            schedule_impl=schedule_impl,
+            plateau_twin=plateau_twin if isinstance(plateau_twin, tuple) else None,
         )
         yield static, rows.index

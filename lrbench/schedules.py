@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from lrbench.errors import ConfigError
@@ -791,6 +792,61 @@ def make_twin(kind_name: str, lr: float = 1.0, **params):
     return k.twin(lr, p)
 
 
+IMPLS = ("hand", "optax")  # who computes a run's schedule in the engine (``schedule_impl``)
+
+
+def check_twin(kind_name: str, params: dict[str, Any]) -> None:
+    """Raises ``ConfigError("schedule_impl", ...)`` when the engine cannot run this schedule
+    point with its optax twin (no twin, or a setting the twin cannot express)."""
+    with_twin = [k for k in kinds() if k == "reduce_on_plateau" or _KINDS[k].twin is not None]
+    if kind_name not in with_twin:
+        raise ConfigError(
+            "schedule_impl",
+            f"schedule {kind_name!r} has no optax twin; with schedule_impl=optax use one of "
+            f"{', '.join(with_twin)}",
+        )
+    try:
+        make_twin(kind_name, 1.0, **params)
+    except ConfigError as err:
+        raise ConfigError(err.field, f"{err} (the optax twin of {kind_name!r})") from None
+
+
+def twin_factors(kind_name: str, params: dict[str, Any], steps_per_epoch: int, total_steps: int):
+    """The optax twin's multiplier at steps ``0 … total_steps − 1`` as a NumPy table.
+
+    The engine multiplies it by the run's base learning rate (``schedule_impl="optax"``);
+    optax builders need Python numbers, so the table is built on the host, once per run.
+    For ``reduce_on_plateau`` the open-loop part is 1 and the loop itself is
+    ``optax.contrib.reduce_on_plateau`` inside the engine (see :func:`optax_plateau`).
+    """
+    check_twin(kind_name, params)
+    p = resolve(kind_name, params)
+    if kind_name == "reduce_on_plateau":
+        return np.ones(total_steps)
+    steps = np.arange(total_steps)
+    t = steps if p["unit"] == "step" else steps // steps_per_epoch
+    return np.asarray(jax.vmap(make_twin(kind_name, 1.0, **params))(jnp.asarray(t)), np.float64)
+
+
+def optax_plateau(factor: float, min_delta: float, params: dict[str, Any], lr):
+    """``optax.contrib.reduce_on_plateau`` for one run inside the engine, stepped once per epoch
+    with the monitored metric (``accumulation_size=1``, as optax advises for a validation value).
+
+    ``factor`` and ``min_delta`` must be Python numbers (optax checks them when the transform
+    is built), so they are part of the compiled program; ``patience``, ``cooldown`` and
+    ``min_lr / lr`` stay per-run data.
+    """
+    return optax.contrib.reduce_on_plateau(
+        factor=factor,
+        patience=params["patience"],
+        rtol=0.0,
+        atol=min_delta,
+        cooldown=params["cooldown"],
+        accumulation_size=1,
+        min_scale=params["min_lr"] / lr,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Closed loop: reduce / increase on plateau
 
@@ -862,7 +918,7 @@ def plateau_update(
     )
 
 
-def _monitored(params, train_loss, test_loss, test_acc):
+def monitored(params, train_loss, test_loss, test_acc):
     """The monitored quantity, signed so that smaller is better (Keras mode 'auto')."""
     values = jnp.stack([train_loss, test_loss, -test_acc])
     return values[jnp.clip(jnp.asarray(params["monitor"]).astype(jnp.int32), 0, len(MONITORS) - 1)]
@@ -888,7 +944,7 @@ def closed_loop_update(
     """
     increase = kind_index == index("increase_on_plateau")
     closed = increase | (kind_index == index("reduce_on_plateau"))
-    value = _monitored(params, train_loss, test_loss, test_acc)
+    value = monitored(params, train_loss, test_loss, test_acc)
     bound = jnp.where(increase, params["max_lr"], params["min_lr"])
     new = plateau_update(state, value, **_plateau_args(params, bound, increase))
     return jax.tree_util.tree_map(lambda a, b: jnp.where(closed, a, b), new, state)

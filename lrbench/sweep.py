@@ -84,6 +84,7 @@ class Sweep:
     schedules: tuple[Schedule, ...] = (Schedule("constant"),)
     seeds: tuple[int, ...] = (0, 1, 2)
     impls: tuple[str, ...] = ("hand",)
+    schedule_impls: tuple[str, ...] = ("hand",)  # "optax": run the schedules' optax twins
     target_acc: float = 0.8  # test accuracy that defines ``epochs_to_target``
     dtype: str = "float32"
     description: str = ""
@@ -106,6 +107,7 @@ class Sweep:
             ("schedule", self.schedules),
             ("seeds", self.seeds),
             ("impl", self.impls),
+            ("schedule_impl", self.schedule_impls),
         ):
             if len(axis) == 0:
                 raise ConfigError(name, "empty axis: give at least one value")
@@ -116,7 +118,9 @@ class Sweep:
                 raise ConfigError("seeds", f"seed {seed!r} must be an integer >= 0")
         for impl in self.impls:
             if impl not in rules.IMPLS:
-                raise ConfigError("impl", f"unknown impl {impl!r}; allowed: {', '.join(rules.IMPLS)}")
+                raise ConfigError(
+                    "impl", f"unknown impl {impl!r}; allowed: {', '.join(rules.IMPLS)}"
+                )
         if self.dtype not in DTYPES:
             raise ConfigError("dtype", f"dtype={self.dtype!r} must be one of {', '.join(DTYPES)}")
         if not 0 < self.target_acc <= 1:
@@ -125,8 +129,16 @@ class Sweep:
             for point in o.points():
                 for impl in self.impls:  # a twin must not silently ignore a setting
                     rules.check_impl(o.name, impl, point)
+        for impl in self.schedule_impls:
+            if impl not in schedules.IMPLS:
+                raise ConfigError(
+                    "schedule_impl",
+                    f"unknown schedule_impl {impl!r}; allowed: {', '.join(schedules.IMPLS)}",
+                )
         for s in self.schedules:
-            s.points()
+            for point in s.points():
+                if "optax" in self.schedule_impls:
+                    schedules.check_twin(s.kind, point)
         return self
 
     @property
@@ -173,52 +185,63 @@ def schedule_label(kind: str, params: Mapping[str, Any]) -> str:
     return f"{kind}({inner})" if inner else kind
 
 
+def _schedule_axis(sweep: Sweep):
+    """``(Schedule, point, schedule_impl)`` for every schedule point and implementation."""
+    for sched in sweep.schedules:
+        for point in sched.points():
+            for schedule_impl in sweep.schedule_impls:
+                yield sched, point, schedule_impl
+
+
 def expand(sweep: Sweep) -> pd.DataFrame:
-    """One row per run, in a deterministic order (optimizer, impl, schedule, lr, seed)."""
+    """One row per run, in a deterministic order (optimizer, impl, schedule, schedule_impl,
+    lr, seed)."""
     sweep.validate()
     rows = []
     for opt in sweep.optimizers:
         for hp in opt.points():
             for impl in sweep.impls:
-                for sched in sweep.schedules:
-                    for sp in sched.points():
-                        for lr in sweep.lrs:
-                            for seed in sweep.seeds:
-                                config = {
+                for sched, sp, schedule_impl in _schedule_axis(sweep):
+                    for lr in sweep.lrs:
+                        for seed in sweep.seeds:
+                            config = {
+                                "dataset": sweep.dataset,
+                                "model": model_config(sweep.model),
+                                "epochs": sweep.epochs,
+                                "batch_size": sweep.batch_size,
+                                "dtype": sweep.dtype,
+                                "optimizer": opt.name,
+                                "impl": impl,
+                                "hparams": hp,
+                                "lr": float(lr),
+                                "schedule": sched.kind,
+                                "schedule_params": sp,
+                                "seed": int(seed),
+                            }
+                            if schedule_impl != "hand":  # run_ids of hand schedules unchanged
+                                config["schedule_impl"] = schedule_impl
+                            rows.append(
+                                {
+                                    "run_id": run_id(config),
+                                    "experiment": sweep.experiment,
                                     "dataset": sweep.dataset,
-                                    "model": model_config(sweep.model),
-                                    "epochs": sweep.epochs,
-                                    "batch_size": sweep.batch_size,
-                                    "dtype": sweep.dtype,
+                                    "model": sweep.model.name,
                                     "optimizer": opt.name,
                                     "impl": impl,
-                                    "hparams": hp,
                                     "lr": float(lr),
                                     "schedule": sched.kind,
-                                    "schedule_params": sp,
+                                    "schedule_label": schedule_label(sched.kind, sp),
+                                    "schedule_impl": schedule_impl,
+                                    **sp,
+                                    **hp,
                                     "seed": int(seed),
                                 }
-                                rows.append(
-                                    {
-                                        "run_id": run_id(config),
-                                        "experiment": sweep.experiment,
-                                        "dataset": sweep.dataset,
-                                        "model": sweep.model.name,
-                                        "optimizer": opt.name,
-                                        "impl": impl,
-                                        "lr": float(lr),
-                                        "schedule": sched.kind,
-                                        "schedule_label": schedule_label(sched.kind, sp),
-                                        **sp,
-                                        **hp,
-                                        "seed": int(seed),
-                                    }
-                                )
+                            )
     runs = pd.DataFrame(rows)
     # Configuration columns in contract order: schedule parameters and optimizer
     # hyperparameters sit between ``unit`` and ``seed`` whichever row introduced them.
     first = ["run_id", "experiment", "dataset", "model", "optimizer", "impl", "lr", "schedule",
-             "schedule_label", "unit"]  # fmt: skip
+             "schedule_label", "schedule_impl", "unit"]  # fmt: skip
     middle = [c for c in runs.columns if c not in first and c != "seed"]
     runs = runs[[*first, *middle, "seed"]]
     if runs["run_id"].duplicated().any():
