@@ -721,62 +721,28 @@ for _name, _hand, _centered in (
             twin_note="optax.rmsprop's eps is our eps_root; ε outside the root (PyTorch) has no twin",
         )
     )
-register(
-    RuleSpec(
-        "adam",
-        hand=adam,
-        twin=lambda learning_rate, b1, b2, eps, eps_root: optax.adam(
-            learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root
-        ),
-        twin_name="optax.adam",
-        hparams=dict(_ADAM_HPARAMS),
-        checks={**_BETAS, **_EPS_PAIR},
+
+
+def _adam_like(name: str, hand: Callable, optax_fn: Callable, **extra: float) -> RuleSpec:
+    """The Adam family's spec: Adam's hyperparameters (plus ``extra`` with their defaults),
+    twinned with ``optax_fn`` (``optax.<name>``) called by keyword."""
+    checks = {**_BETAS, **_EPS_PAIR, **{k: _nonnegative(k) for k in extra}}
+    return RuleSpec(
+        name,
+        hand=hand,
+        twin=lambda learning_rate, **hp: optax_fn(learning_rate, **hp),
+        twin_name=f"optax.{name}",
+        hparams={**_ADAM_HPARAMS, **extra},
+        checks=checks,
         default_learning_rate=1e-3,
         joint_check=_eps_pair("eps"),
     )
-)
-register(
-    RuleSpec(
-        "adamw",
-        hand=adamw,
-        twin=lambda learning_rate, b1, b2, eps, eps_root, weight_decay: optax.adamw(
-            learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root, weight_decay=weight_decay
-        ),
-        twin_name="optax.adamw",
-        hparams={**_ADAM_HPARAMS, "weight_decay": 1e-4},
-        checks={**_BETAS, **_EPS_PAIR, "weight_decay": _nonnegative("weight_decay")},
-        default_learning_rate=1e-3,
-        joint_check=_eps_pair("eps"),
-    )
-)
-register(
-    RuleSpec(
-        "amsgrad",
-        hand=amsgrad,
-        twin=lambda learning_rate, b1, b2, eps, eps_root: optax.amsgrad(
-            learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root
-        ),
-        twin_name="optax.amsgrad",
-        hparams=dict(_ADAM_HPARAMS),
-        checks={**_BETAS, **_EPS_PAIR},
-        default_learning_rate=1e-3,
-        joint_check=_eps_pair("eps"),
-    )
-)
-register(
-    RuleSpec(
-        "nadam",
-        hand=nadam,
-        twin=lambda learning_rate, b1, b2, eps, eps_root: optax.nadam(
-            learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root
-        ),
-        twin_name="optax.nadam",
-        hparams=dict(_ADAM_HPARAMS),
-        checks={**_BETAS, **_EPS_PAIR},
-        default_learning_rate=1e-3,
-        joint_check=_eps_pair("eps"),
-    )
-)
+
+
+register(_adam_like("adam", adam, optax.adam))
+register(_adam_like("adamw", adamw, optax.adamw, weight_decay=1e-4))
+register(_adam_like("amsgrad", amsgrad, optax.amsgrad))
+register(_adam_like("nadam", nadam, optax.nadam))
 register(
     RuleSpec(
         "adamax",
