@@ -349,6 +349,11 @@ def _trace(kind, values, lr, **params):
     )
 
 
+# A scripted monitored metric: improves, plateaus at 0.80 for five epochs, drops to 0.60 and
+# plateaus for seven, then improves again (the epoch-by-epoch traces below are written for it).
+SCRIPTED_LOSSES = [1.0, 0.95, 0.85, *[0.80] * 5, *[0.60] * 7, 0.45]
+
+
 def test_reduce_on_plateau_hand_trace():
     """patience 2, min_delta 0.1, cooldown 2, min_lr 0.2, factor 0.5 (Keras, mode min).
 
@@ -370,24 +375,7 @@ def test_reduce_on_plateau_hand_trace():
      15   0.60   wait 3                                                  0.2     3    0
      16   0.45   improves                                                0.2     0    0
     """
-    values = [
-        1.0,
-        0.95,
-        0.85,
-        0.80,
-        0.80,
-        0.80,
-        0.80,
-        0.80,
-        0.60,
-        0.60,
-        0.60,
-        0.60,
-        0.60,
-        0.60,
-        0.60,
-        0.45,
-    ]
+    values = SCRIPTED_LOSSES
     lr, wait, cooldown = _trace(
         "reduce_on_plateau",
         values,
@@ -455,24 +443,7 @@ def _optax_trace(tx, values, lr):
 
 
 def test_optax_plateau_agrees_without_cooldown():
-    values = [
-        1.0,
-        0.95,
-        0.85,
-        0.80,
-        0.80,
-        0.80,
-        0.80,
-        0.80,
-        0.60,
-        0.60,
-        0.60,
-        0.60,
-        0.60,
-        0.60,
-        0.60,
-        0.45,
-    ]
+    values = SCRIPTED_LOSSES
     params = dict(factor=0.5, patience=2, min_delta=0.1, cooldown=0, min_lr=0.2)
     keras, _, _ = _trace("reduce_on_plateau", values, 1.0, **params)
     twin = _optax_trace(schedules.make_twin("reduce_on_plateau", 1.0, **params), values, 1.0)
@@ -482,24 +453,7 @@ def test_optax_plateau_agrees_without_cooldown():
 def test_optax_plateau_rests_one_epoch_longer_in_cooldown():
     """optax skips every cooldown epoch, Keras counts the last: with the hand trace above
     (cooldown 2) optax's second reduction comes at epoch 11, not 8, and min_lr at epoch 15."""
-    values = [
-        1.0,
-        0.95,
-        0.85,
-        0.80,
-        0.80,
-        0.80,
-        0.80,
-        0.80,
-        0.60,
-        0.60,
-        0.60,
-        0.60,
-        0.60,
-        0.60,
-        0.60,
-        0.45,
-    ]
+    values = SCRIPTED_LOSSES
     params = dict(factor=0.5, patience=2, min_delta=0.1, cooldown=2, min_lr=0.2)
     twin = _optax_trace(schedules.make_twin("reduce_on_plateau", 1.0, **params), values, 1.0)
     np.testing.assert_allclose(
