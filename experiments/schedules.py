@@ -176,12 +176,7 @@ def figure(
             )
         ax.grid(alpha=0.3, which="both", lw=0.5)
         ax.tick_params(labelsize=7)
-    for ax in grid[-1]:
-        ax.set_xlabel("epoch", fontsize=8)
-    for ax in grid[:, 0]:
-        ax.set_ylabel("learning rate", fontsize=8)
-    for ax in list(grid.flat)[len(kinds) :]:
-        ax.axis("off")
+    _label_grid(grid, len(kinds), "epoch", "learning rate")
     optimizer = chosen["optimizer"].iloc[0]
     fig.suptitle(
         f"Learning rate applied by each schedule over {int(curves['epoch'].max())} epochs "
@@ -191,6 +186,16 @@ def figure(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _label_grid(grid, used: int, xlabel: str, ylabel: str) -> None:
+    """Axis labels on the outer panels of a grid of subplots; panels past ``used`` hidden."""
+    for ax in grid[-1]:
+        ax.set_xlabel(xlabel, fontsize=8)
+    for ax in grid[:, 0]:
+        ax.set_ylabel(ylabel, fontsize=8)
+    for ax in list(grid.flat)[used:]:
+        ax.axis("off")
 
 
 def sensitivity_figure(runs: pd.DataFrame, path: Path, metric: str = "final_test_acc") -> None:
@@ -222,12 +227,7 @@ def sensitivity_figure(runs: pd.DataFrame, path: Path, metric: str = "final_test
         ax.set_title(kind.replace("_", " "), fontsize=10, fontweight="bold")
         ax.grid(alpha=0.3, lw=0.5)
         ax.tick_params(labelsize=7)
-    for ax in grid[-1]:
-        ax.set_xlabel("base learning rate", fontsize=8)
-    for ax in grid[:, 0]:
-        ax.set_ylabel(metric.replace("_", " "), fontsize=8)
-    for ax in list(grid.flat)[len(kinds) :]:
-        ax.axis("off")
+    _label_grid(grid, len(kinds), "base learning rate", metric.replace("_", " "))
     if len(optimizers) > 1:
         grid.flat[0].legend(fontsize=7, loc="lower center")
     fig.suptitle(
