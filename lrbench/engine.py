@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -34,6 +35,7 @@ import pandas as pd
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lrbench import data, models, rules, schedules
+from lrbench.errors import ConfigError
 from lrbench.models import MLPConfig
 
 
@@ -235,6 +237,31 @@ def arrays_for(static: Static) -> tuple:
         jnp.asarray(ds.x_test, dtype),
         jnp.asarray(ds.y_test),
     )
+
+
+def use_cpu_cores(n: int | None = None) -> int:
+    """Splits the host CPU into ``n`` JAX devices (default: ``LRBENCH_CPU_DEVICES``, else the
+    core count), so the grid axis is sharded over every core; returns the count asked for,
+    or 0 when nothing changed.
+
+    XLA runs one CPU device's program on few threads; with a device per core the chunks'
+    shards run side by side (``lrbench bench`` measures the gain). Must run before JAX starts
+    its backends (the CLI calls it first thing); an explicit
+    ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS`` wins. Accelerators are
+    unaffected: only the CPU backend is split.
+    """
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return 0
+    if n is None and (text := os.environ.get("LRBENCH_CPU_DEVICES")):
+        if not (text.isdigit() and int(text) > 0):
+            raise ConfigError("LRBENCH_CPU_DEVICES", f"{text!r} must be a whole number >= 1")
+        n = int(text)
+    n = n or os.cpu_count() or 1
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:  # backends already initialised: keep what is there
+        return 0
+    return n
 
 
 def _mesh() -> Mesh:
