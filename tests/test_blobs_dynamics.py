@@ -243,7 +243,7 @@ def test_lr_1_oscillates(ci):
 @pytest.mark.parametrize("lr", [1e-6, 1e-7])
 def test_tiny_lrs_learn_nothing(ci, lr):
     acc = _per_epoch(ci, _rows(ci, "lr", "lr", lr)["run_id"], "test_acc")
-    assert np.all(np.abs(acc[:, -1] - acc[:, 0]) < 0.05)
+    assert np.all(acc[:, -1] - acc[:, 0] < 0.05)  # no seed gains 5 points of accuracy
 
 
 def test_mid_lrs_learn_more_slowly_as_lr_falls(ci):
