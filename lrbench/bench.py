@@ -1,26 +1,38 @@
 """``lrbench bench``: what a whole grid costs, against other ways of running the same work.
 
-Methods, all in one process, on identical work (same N runs × steps × batch, same
-initialisation, same minibatches):
+Methods, on identical work (same N runs × steps × batch, same initialisation, same
+minibatches, same per-step learning rates):
 
 ``lrbench``  the engine: every run in one jitted, vmapped program (chunked).
 ``b1``       a Python loop over runs, each a jitted whole-run ``lax.scan`` with the learning
              rate traced (compiles once): the engine called with one run at a time.
 ``b2``       a Python loop calling a jitted train *step* once per step (the flax-example
-             style); timed on a subset of runs, as throughput does not depend on N.
+             style).
+``c``        a PyTorch eager loop over runs (``lrbench.bench_torch``), threads = cores.
+``c′``       ``torch.func.vmap`` over stacked models with a hand-written update.
 ``roof``     a large dense float32 GEMM: the machine's practical FLOP/s ceiling.
 
-Reported: model-steps/s (runs × optimizer steps per second), samples/s, achieved GFLOP/s
-(≈ 6·P·B FLOPs per model-step: forward 2·P·B, backward 4·P·B), compile seconds apart, and
-the median of ``repeats`` timings.
+Loops (b1, b2, c) are timed on their first ``*_runs`` runs: their throughput per run does
+not depend on N. Reported: model-steps/s (runs × optimizer steps per second), samples/s,
+achieved GFLOP/s (≈ 6·P·B FLOPs per model-step: forward 2·P·B, backward 4·P·B), compile
+seconds apart, the median of ``repeats`` timings, the largest difference of a run's final
+training loss from the engine's, and peak memory: XLA's own account of a compiled program
+(arguments + outputs + temporaries) and the resident-set high-water mark of a fresh process
+running the method once (:func:`rss_peak`).
+
+``levers`` times the engine's speed levers on the blobs workload at N = 1024.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -29,7 +41,7 @@ import numpy as np
 import optax
 import pandas as pd
 
-from lrbench import data, engine, models, results
+from lrbench import bench_torch, data, engine, models, report, results, schedules
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Schedule, Sweep, expand
 
@@ -45,6 +57,8 @@ SCHEDULES = (
     Schedule("exponential", {"decay_rate": 0.9}),
     Schedule("time_based", {"decay": 1e-3}),
 )
+LEVER_WORKLOAD, LEVER_N = "blobs 2-50-3 b32", 1024
+MIB = 2**20
 
 
 def sweep_for(workload: str, n: int, epochs: int) -> Sweep:
@@ -66,13 +80,31 @@ def sweep_for(workload: str, n: int, epochs: int) -> Sweep:
     )
 
 
-def _time(fn, repeats: int) -> float:
+def num_params(sizes: list[int]) -> int:
+    """Weights and biases of a dense network with layer widths ``sizes`` (inputs first)."""
+    return sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:], strict=True))
+
+
+def flops_per_step(workload: str) -> int:
+    """6·P·B: a dense layer's forward is 2·P·B FLOPs, its backward (input and weight
+    gradients) 4·P·B; activations, loss and update are lower order."""
+    dataset, model, batch = WORKLOADS[workload]
+    ds = data.load(dataset)
+    return 6 * num_params([ds.num_features, *model.hidden, ds.num_classes]) * batch
+
+
+def _timed(fn, repeats: int):
+    """(median seconds of ``repeats`` calls, the last call's result)."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
+        out = fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times), out
+
+
+def _time(fn, repeats: int) -> float:
+    return _timed(fn, repeats)[0]
 
 
 def gemm_roof(size: int = 2048, repeats: int = 5) -> float:
@@ -84,45 +116,140 @@ def gemm_roof(size: int = 2048, repeats: int = 5) -> float:
     return 2 * size**3 / seconds / 1e9
 
 
-def _group(sweep: Sweep):
+def group(workload: str, n: int, epochs: int) -> tuple[engine.Static, engine.RunData]:
+    sweep = sweep_for(workload, n, epochs)
     runs = expand(sweep)
-    (static, index), = list(engine.static_groups(sweep, runs))
-    return static, engine.run_data(static, runs.loc[index]), runs
+    ((static, index),) = list(engine.static_groups(sweep, runs))
+    return static, engine.run_data(static, runs.loc[index])
 
 
-def _per_step_loop(static: engine.Static, rundata: engine.RunData, k: int, n_steps: int) -> tuple[float, float]:
-    """b2: a jitted single train step called from Python, for the first ``k`` runs.
+def problem(static: engine.Static, runs: engine.RunData) -> bench_torch.Problem:
+    """The engine's work as NumPy arrays, computed as the engine computes it.
 
-    Returns (seconds, final mean training loss of the last epoch's steps).
+    Initial weights and minibatch orders come from each seed exactly as in
+    ``engine.make_train``; the learning rate of every step is the run's base rate times
+    ``schedules.evaluate``.
     """
     ds = data.load(static.dataset)
     net = models.build(static.model, ds.num_classes)
-    x, y = jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)
-    n, batch = len(ds.x_train), static.batch_size
+    n_train, spe = len(ds.x_train), engine.steps_per_epoch(len(ds.x_train), static.batch_size)
+    seeds, which = np.unique(runs.seed, return_inverse=True)
+    inits, orders = [], []
+    for seed in seeds:
+        init_key, order_key = jax.random.split(jax.random.PRNGKey(int(seed)))
+        params = net.init(init_key, jnp.asarray(ds.x_train[:1], jnp.float32))["params"]
+        inits.append([params[f"Dense_{i}"] for i in range(len(params))])
+        keys = [jax.random.fold_in(order_key, e) for e in range(static.epochs)]
+        orders.append(np.stack([np.asarray(jax.random.permutation(k, n_train)) for k in keys]))
+    layers = [
+        tuple(
+            np.stack([np.asarray(p[i][name], np.float32) for p in inits])
+            for name in ("kernel", "bias")
+        )
+        for i in range(len(inits[0]))
+    ]
+    steps = jnp.arange(engine.total_steps(static))
+
+    def factors(kind, params, unit):
+        return jax.vmap(lambda t: schedules.evaluate(kind, params, unit, t, spe))(steps)
+
+    factor = jax.vmap(factors)(runs.schedule_kind, runs.schedule_params, runs.unit_is_step)
+    lr = (jnp.asarray(runs.lr)[:, None] * factor).astype(jnp.float32)
+    return bench_torch.Problem(
+        x_train=np.asarray(ds.x_train, np.float32),
+        y_train=np.asarray(ds.y_train),
+        layers=layers,
+        orders=np.stack(orders),
+        which=which.astype(np.int64),
+        lr=np.asarray(lr),
+        momentum=np.asarray(runs.hparams["momentum"], np.float32),
+        batch_size=static.batch_size,
+    )
+
+
+def per_step_loop(
+    static: engine.Static, prob: bench_torch.Problem, k: int
+) -> tuple[float, np.ndarray, int]:
+    """b2: a jitted single train step called from Python, for runs 0 … k−1.
+
+    Returns (seconds, final epoch's mean training loss per run, step program bytes).
+    """
+    step = _train_step(static.model, int(prob.layers[-1][1].shape[-1]))
+    x, y = jnp.asarray(prob.x_train), jnp.asarray(prob.y_train)
+    n_train, epochs = len(prob.x_train), prob.orders.shape[1]
+
+    def init(i):
+        j = prob.which[i]
+        p = {
+            f"Dense_{i}": {"kernel": jnp.asarray(w[j]), "bias": jnp.asarray(b[j])}
+            for i, (w, b) in enumerate(prob.layers)
+        }
+        return p, optax.sgd(1.0, momentum=0.9).init(p)
+
+    p, s = init(0)
+    batches = bench_torch._minibatches(prob, prob.orders[0, 0])
+    for _, idx in (batches[0], batches[-1]):  # compile the full and the partial minibatch
+        jax.block_until_ready(step(p, s, x[idx], y[idx], 0.1, 0.9))
+    idx = batches[0][1]
+    memory = _program_bytes(step.lower(p, s, x[idx], y[idx], 0.1, 0.9).compile())
+    final = np.empty(k)
+    start = time.perf_counter()  # compiled above: the loop is timed, not the compile
+    for i in range(k):
+        p, s = init(i)
+        lrs, momentum = prob.lr[i].tolist(), float(prob.momentum[i])
+        for epoch in range(epochs):
+            total = 0.0
+            for t, idx in bench_torch._minibatches(prob, prob.orders[prob.which[i], epoch]):
+                p, s, loss = step(p, s, x[idx], y[idx], lrs[epoch * prob.n_steps + t], momentum)
+                total = total + loss * len(idx)
+        final[i] = float(total) / n_train
+    return time.perf_counter() - start, final, memory
+
+
+@functools.cache
+def _train_step(model: MLPConfig, num_classes: int):
+    """b2's jitted step (one per model, so a second loop reuses its compiled programs)."""
+    net = models.build(model, num_classes)
 
     def loss_fn(p, xb, yb):
-        return optax.softmax_cross_entropy_with_integer_labels(net.apply({"params": p}, xb), yb).mean()
+        logits = net.apply({"params": p}, xb)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
 
     @jax.jit
-    def step(p, s, xb, yb, lr):
+    def step(p, s, xb, yb, lr, momentum):
         loss, g = jax.value_and_grad(loss_fn)(p, xb, yb)
-        u, s = optax.sgd(lr, momentum=0.9).update(g, s, p)
+        u, s = optax.sgd(lr, momentum=momentum).update(g, s, p)
         return optax.apply_updates(p, u), s, loss
 
-    warm = net.init(jax.random.PRNGKey(0), x[:1])["params"]
-    jax.block_until_ready(step(warm, optax.sgd(1.0, momentum=0.9).init(warm), x[:batch], y[:batch], 0.1))
-    start = time.perf_counter()  # compiled above: the loop is timed, not the compile
-    loss = jnp.nan
-    for i in range(k):
-        init_key, order_key = jax.random.split(jax.random.PRNGKey(int(rundata.seed[i])))
-        p = net.init(init_key, x[:1])["params"]
-        s = optax.sgd(1.0, momentum=0.9).init(p)
-        order = np.asarray(jax.random.permutation(jax.random.fold_in(order_key, 0), n))
-        for t in range(n_steps):
-            idx = order[(t * batch) % n : (t * batch) % n + batch]
-            p, s, loss = step(p, s, x[idx], y[idx], float(rundata.lr[i]))
-    jax.block_until_ready(loss)
-    return time.perf_counter() - start, float(loss)
+    return step
+
+
+def _program_bytes(compiled) -> int:
+    """XLA's account of a compiled program's peak: arguments + outputs + temporaries."""
+    m = compiled.memory_analysis()
+    if m is None:
+        return -1
+    return int(
+        m.argument_size_in_bytes
+        + m.output_size_in_bytes
+        + m.temp_size_in_bytes
+        - m.alias_size_in_bytes
+    )
+
+
+def _engine_exe(static: engine.Static, runs: engine.RunData, max_chunk: int = 4096):
+    chunk = min(max_chunk, len(runs.seed))
+    chunk = -(-chunk // jax.device_count()) * jax.device_count()
+    return engine.compiled(static, chunk, tuple(sorted(runs.hparams)))
+
+
+def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest |a − b| over runs; inf when only one of the two is finite."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    both = np.isfinite(a) & np.isfinite(b)
+    if (np.isfinite(a) != np.isfinite(b)).any():
+        return float("inf")
+    return float(np.max(np.abs(a[both] - b[both]), initial=0.0))
 
 
 def run(
@@ -131,78 +258,404 @@ def run(
     repeats: int = 3,
     b1_runs: int = 64,
     b2_runs: int = 4,
+    c_runs: int = 16,
+    max_n: dict[str, int] | None = None,
     quiet: bool = False,
     workloads: tuple[str, ...] = tuple(WORKLOADS),
 ) -> pd.DataFrame:
-    rows = []
+    """One row per (workload, method, N).
+
+    ``max_n`` caps N per workload or method name (``{"c′": 1024}``): larger grids are left out.
+    """
+    rows, max_n = [], max_n or {}
+    loops = {"b1": b1_runs, "b2": b2_runs, "c": c_runs}
     for workload in workloads:
-        for n in sizes:
-            sweep = sweep_for(workload, n, epochs)
-            static, rundata, runs = _group(sweep)
-            n_runs = len(runs)
-            steps = sweep.steps_per_epoch * epochs
-            params = models.num_params(
-                models.build(static.model, data.load(static.dataset).num_classes).init(
-                    jax.random.PRNGKey(0), jnp.zeros((1, data.load(static.dataset).num_features))
-                )["params"]
-            )
-            flops = 6 * params * static.batch_size
-
-            def record(method, seconds, compile_s, measured_runs=n_runs):
-                model_steps = measured_runs * steps
-                rows.append(
-                    {
-                        "workload": workload, "method": method, "N": n_runs, "params": params,
-                        "model_steps_per_s": model_steps / seconds,
-                        "samples_per_s": model_steps * static.batch_size / seconds,
-                        "gflops": model_steps * flops / seconds / 1e9,
-                        "compile_s": compile_s, "seconds": seconds,
-                    }
-                )  # fmt: skip
-                if not quiet:
-                    print(f"{workload:28s} {method:8s} N={n_runs:5d} {model_steps / seconds:12.0f} model-steps/s", flush=True)
-
-            engine._COMPILED.clear()
-            _, timing = engine.train_group(static, rundata)  # compiles
-            seconds = _time(lambda: engine.train_group(static, rundata), repeats)
-            record("lrbench", seconds, timing.compile_seconds)
-
-            k1 = min(n_runs, b1_runs)  # a loop's throughput per run does not depend on N
-            sub = jax.tree_util.tree_map(lambda a, k1=k1: a[:k1], rundata)
-            _, timing = engine.train_group(static, sub, max_chunk=1)
-            seconds = _time(lambda sub=sub: engine.train_group(static, sub, max_chunk=1), repeats)
-            record("b1", seconds, timing.compile_seconds, k1)
-
-            k = min(n_runs, b2_runs)
-            seconds, _ = _per_step_loop(static, rundata, k, steps)
-            record("b2", seconds, float("nan"), k)
+        for n in _capped(sizes, workload, max_n):
+            rows += _measure(workload, n, epochs, repeats, loops, max_n, quiet)
     roof = gemm_roof()
     rows.append({"workload": "dense GEMM 2048", "method": "roof", "N": 1, "gflops": roof})
     return pd.DataFrame(rows)
 
 
-def write(table: pd.DataFrame, out: Path, config: dict) -> Path:
-    def emit(folder: Path) -> None:
-        from lrbench import report
+def _capped(sizes, name: str, max_n: dict[str, int]) -> list[int]:
+    return [n for n in sizes if n <= max_n.get(name, n)]
 
+
+def _measure(workload, n, epochs, repeats, loops, max_n, quiet) -> list[dict]:
+    """Every method on one grid of ``n`` runs: one row each."""
+    static, rundata = group(workload, n, epochs)
+    prob = problem(static, rundata)
+    n_runs, steps, flops = len(rundata.seed), prob.lr.shape[1], flops_per_step(workload)
+    rows = []
+
+    def record(method, seconds, compile_s, measured, loss, memory=-1):
+        model_steps = measured * steps
+        compile_s = compile_s or float("nan")  # 0: the program was compiled before
+        rows.append(
+            {
+                "workload": workload, "method": method, "N": n_runs, "timed_runs": measured,
+                "model_steps_per_s": model_steps / seconds,
+                "samples_per_s": model_steps * static.batch_size / seconds,
+                "gflops": model_steps * flops / seconds / 1e9, "compile_s": compile_s,
+                "seconds": seconds, "max_loss_diff": _max_diff(loss, reference[:measured]),
+                "xla_mib": memory / MIB if memory >= 0 else float("nan"),
+            }
+        )  # fmt: skip
+        if not quiet:
+            rate = model_steps / seconds
+            print(
+                f"{workload:28s} {method:8s} N={n_runs:5d} {rate:12.0f} model-steps/s", flush=True
+            )
+
+    exe, compile_s = _engine_exe(static, rundata)  # compiled here, so no repeat includes it
+    seconds, (history, _) = _timed(lambda: engine.train_group(static, rundata), repeats)
+    reference = history.train_loss[:, -1]
+    record("lrbench", seconds, compile_s, n_runs, reference, _program_bytes(exe))
+
+    k = min(n_runs, loops["b1"])
+    sub = jax.tree_util.tree_map(lambda a: a[:k], rundata)
+    exe, compile_s = _engine_exe(static, sub, 1)
+    seconds, (history, _) = _timed(lambda: engine.train_group(static, sub, max_chunk=1), repeats)
+    record("b1", seconds, compile_s, k, history.train_loss[:, -1], _program_bytes(exe))
+
+    k = min(n_runs, loops["b2"])
+    seconds, loss, memory = per_step_loop(static, prob, k)
+    record("b2", seconds, float("nan"), k, loss, memory)
+
+    if bench_torch.available():
+        k = min(n_runs, loops["c"])
+        seconds, loss = bench_torch.eager_loop(prob, k)
+        record("c", seconds, float("nan"), k, loss)
+        seconds, loss = bench_torch.eager_loop(prob, k, threads=1)
+        record("c 1-thread", seconds, float("nan"), k, loss)
+        if _capped([n_runs], "c′", max_n):
+            seconds, loss = bench_torch.vmapped(prob)
+            record("c′", seconds, float("nan"), n_runs, loss)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Peak resident memory, each measurement in a fresh process
+
+
+def _hwm_reset() -> int:
+    """Resets the kernel's resident-set high-water mark (Linux ``clear_refs`` 5); returns RSS."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status("VmRSS")
+
+
+def _status(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def _rss_child(method: str, workload: str, n: int, epochs: int) -> dict:
+    """Runs ``method`` once after its compile; returns the RSS peak above the state before."""
+    static, rundata = group(workload, n, epochs)
+    prob = problem(static, rundata)
+    if method in ("lrbench", "b1"):
+        chunk = 1 if method == "b1" else 4096
+        _engine_exe(static, rundata, chunk)  # compile first: the compiler's memory is not the run's
+        go = lambda: engine.train_group(static, rundata, max_chunk=chunk)  # noqa: E731
+    elif method == "b2":
+        per_step_loop(static, prob, 1)  # compiles its step programs
+        go = lambda: per_step_loop(static, prob, n)  # noqa: E731
+    elif method == "c":
+        bench_torch.eager_loop(prob, 1)  # imports torch and initialises its kernels
+        go = lambda: bench_torch.eager_loop(prob, n)  # noqa: E731
+    else:
+        bench_torch.vmapped(
+            prob._replace(which=prob.which[:1], lr=prob.lr[:1], momentum=prob.momentum[:1])
+        )
+        go = lambda: bench_torch.vmapped(prob)  # noqa: E731
+    base = _hwm_reset()
+    go()
+    return {"rss_peak_mib": (_status("VmHWM") - base) / MIB, "rss_base_mib": base / MIB}
+
+
+def rss_peak(method: str, workload: str, n: int, epochs: int, env: dict | None = None) -> dict:
+    """Peak RSS growth of ``method`` on N runs, measured in a fresh Python process.
+
+    The child builds the runs and compiles, resets the kernel's high-water mark
+    (``/proc/self/clear_refs``), runs the method once and reads ``VmHWM`` from
+    ``/proc/self/status``: the peak resident memory above what was resident before the run.
+    """
+    return _child(
+        {"task": "rss", "method": method, "workload": workload, "n": n, "epochs": epochs}, env
+    )
+
+
+def _child(spec: dict, env: dict | None = None) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "lrbench.bench", json.dumps(spec)],
+        env={**os.environ, **(env or {})}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def memory_table(
+    plan: list[tuple[str, str, int]], epochs: int, quiet: bool = False
+) -> pd.DataFrame:
+    rows = []
+    for workload, method, n in plan:
+        if method in ("c", "c′") and not bench_torch.available():
+            continue
+        rows.append(
+            {
+                "workload": workload,
+                "method": method,
+                "N": n,
+                **rss_peak(method, workload, n, epochs),
+            }
+        )
+        if not quiet:
+            print(
+                f"{workload:28s} {method:8s} N={n:5d} peak RSS +{rows[-1]['rss_peak_mib']:.1f} MiB",
+                flush=True,
+            )
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Speed levers of the engine, measured
+
+
+def _lever_child(workload: str, n: int, epochs: int, repeats: int) -> dict:
+    """Engine throughput in this process (its device count and dtype come from the parent)."""
+    static, rundata = group(workload, n, epochs)
+    if jax.config.jax_enable_x64:
+        static = static._replace(dtype="float64")
+        rundata = engine.run_data(static, expand(sweep_for(workload, n, epochs)))
+    _, timing = engine.train_group(static, rundata)
+    seconds = _time(lambda: engine.train_group(static, rundata), repeats)
+    return {"seconds": seconds, "compile_s": timing.compile_seconds, "devices": jax.device_count()}
+
+
+def _donating(static: engine.Static, runs: engine.RunData, donate: bool):
+    """The engine's program (one chunk of all runs) compiled with or without donating ``runs``."""
+    fn = jax.jit(engine.make_train(static), donate_argnums=(1,) if donate else ())
+    arrays = engine.arrays_for(static)
+    with warnings.catch_warnings():  # XLA says which donated buffers no output could reuse
+        warnings.simplefilter("ignore", UserWarning)
+        exe = fn.lower(arrays, jax.device_put(runs)).compile()
+    return lambda: jax.block_until_ready(exe(arrays, jax.device_put(runs)))
+
+
+def levers(workload: str = LEVER_WORKLOAD, n: int = LEVER_N, epochs: int = 2, repeats: int = 3,
+           chunks=(128, 256, 512), quiet: bool = False) -> pd.DataFrame:  # fmt: skip
+    """Model-steps/s of the engine at N runs with one lever changed at a time."""
+    static, rundata = group(workload, n, epochs)
+    steps = engine.total_steps(static)
+    rows = []
+
+    def record(lever, setting, seconds, compile_s=float("nan")):
+        rows.append(
+            {
+                "lever": lever,
+                "setting": setting,
+                "model_steps_per_s": n * steps / seconds,
+                "compile_s": compile_s,
+            }
+        )
+        if not quiet:
+            print(
+                f"lever {lever:22s} {setting:34s} {n * steps / seconds:12.0f} model-steps/s",
+                flush=True,
+            )
+
+    spec = {"task": "lever", "workload": workload, "n": n, "epochs": epochs, "repeats": repeats}
+    one = _child(spec, {"XLA_FLAGS": ""})
+    record("devices", "1 CPU device (fresh process)", one["seconds"], one["compile_s"])
+    flag = "--xla_force_host_platform_device_count=2"
+    two = _child(spec, {"XLA_FLAGS": flag})
+    record(
+        "devices", f"{two['devices']} CPU devices, grid sharded", two["seconds"], two["compile_s"]
+    )
+    x64 = _child(spec, {"XLA_FLAGS": "", "JAX_ENABLE_X64": "1"})
+    record("dtype", "float64 (fresh process)", x64["seconds"], x64["compile_s"])
+
+    for chunk in (4096, *chunks):
+        compile_s = _engine_exe(static, rundata, chunk)[1]
+        seconds = _time(
+            lambda chunk=chunk: engine.train_group(static, rundata, max_chunk=chunk), repeats
+        )
+        setting = "float32 (current)" if chunk == 4096 else f"max_chunk={chunk}"
+        record("dtype" if chunk == 4096 else "chunk", setting, seconds, compile_s)
+
+    # a per-step lr table built before training instead of every schedule kind's closed form
+    # at every step: the engine's optax-schedule path takes a table; fill it with the hand
+    # schedules' own values
+    prob = problem(static, rundata)
+    table_static = static._replace(schedule_impl="optax")
+    table_runs = rundata._replace(lr_table=(prob.lr / rundata.lr[:, None]).astype(np.float32))
+    _, timing = engine.train_group(table_static, table_runs)
+    seconds = _time(lambda: engine.train_group(table_static, table_runs), repeats)
+    record("schedule", "lr table [N, steps] (no per-step switch)", seconds, timing.compile_seconds)
+
+    for donate in (False, True):
+        go = _donating(static, rundata, donate)
+        go()
+        record("donation", f"donate runs: {donate}", _time(go, repeats))
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def write(table: pd.DataFrame, out: Path, config: dict, memory: pd.DataFrame | None = None,
+          lever_table: pd.DataFrame | None = None) -> Path:  # fmt: skip
+    def emit(folder: Path) -> None:
         table.to_csv(folder / "bench.csv", index=False)
         roof = float(table.loc[table["method"] == "roof", "gflops"].iloc[0])
-        lines = ["# lrbench bench", "", f"Dense float32 GEMM (2048³): **{roof:.1f} GFLOP/s** (the roof).", ""]
+        lines = ["# lrbench bench", ""]
+        lines += _header(config, roof)
         for workload, frame in table[table["method"] != "roof"].groupby("workload", sort=False):
-            view = frame.pivot(index="N", columns="method", values="model_steps_per_s")
-            ratio = (view["lrbench"] / view["b1"]).rename("lrbench / b1")
-            ratio2 = (view["lrbench"] / view["b2"]).rename("lrbench / b2")
-            pct = (frame[frame["method"] == "lrbench"].set_index("N")["gflops"] / roof * 100).rename("lrbench % of roof")
-            out_table = pd.concat([view.round(0), ratio.round(2), ratio2.round(1), pct.round(1)], axis=1)
-            out_table.index = out_table.index.astype(str)
-            lines += [f"## {workload}: model-steps/s", "", report.to_markdown(out_table.astype(str))]
+            lines += [f"## {workload}", "", "Model-steps/s (ratios: lrbench over the method):", ""]
+            lines += [report.to_markdown(_speed_view(frame, roof).astype(str)), ""]
+            lines += [
+                "Compile seconds, largest |Δ final training loss| against lrbench, XLA program MiB:",
+                "",
+            ]
+            lines += [report.to_markdown(_detail_view(frame).astype(str)), ""]
+            if memory is not None and not memory.empty:
+                mem = memory[memory["workload"] == workload]
+                if not mem.empty:
+                    lines += ["Peak RSS above the pre-run state of a fresh process, MiB:", ""]
+                    lines += [report.to_markdown(_rss_view(mem).astype(str)), ""]
+            lines += _linearity(frame, memory, workload)
+        if memory is not None:
+            memory.to_csv(folder / "memory.csv", index=False)
+        if lever_table is not None:
+            lever_table.to_csv(folder / "levers.csv", index=False)
+            lines += _lever_lines(lever_table)
+        lines += _method_notes(config)
         (folder / "README.md").write_text("\n".join(lines) + "\n")
-        (folder / "meta.json").write_text(
-            json.dumps({"config": config, "threads": os.cpu_count(), **results.environment()}, indent=2, default=str) + "\n"
-        )
+        env = results.environment()
+        meta = {"config": config, "threads": os.cpu_count(), "torch": bench_torch.version(), **env}
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
         _figure(table, folder / "throughput.png")
 
     return results.write_atomically(out, emit)
+
+
+def _header(config: dict, roof: float) -> list[str]:
+    env = results.environment()
+    torch = bench_torch.version()
+    absent = "absent: c and c′ skipped (`pip install -e '.[bench]'`)"
+    return [
+        f"Dense float32 GEMM (2048³) in the same process: **{roof:.1f} GFLOP/s** (the roof).",
+        "",
+        f"jax {env['versions']['jax']}, torch {torch or absent}, "
+        f"{os.cpu_count()} threads, devices {env['devices']}, XLA_FLAGS={env['XLA_FLAGS']!r}; "
+        f"{config.get('epochs')} epochs, median of {config.get('repeats')} repeats"
+        f"{', quick mode' if config.get('quick') else ''}.",
+        "",
+    ]
+
+
+def _speed_view(frame: pd.DataFrame, roof: float) -> pd.DataFrame:
+    view = frame.pivot(index="N", columns="method", values="model_steps_per_s")
+    cols = [view.round(0)]
+    for method in ("b1", "b2", "c", "c′"):
+        if method in view:
+            cols.append((view["lrbench"] / view[method]).round(1).rename(f"lrbench / {method}"))
+    gflops = frame[frame["method"] == "lrbench"].set_index("N")["gflops"]
+    cols += [
+        gflops.round(2).rename("lrbench GFLOP/s"),
+        (gflops / roof * 100).round(1).rename("% of roof"),
+    ]
+    out = pd.concat(cols, axis=1)
+    out.index = out.index.astype(str)
+    return out.astype(object).where(out.notna(), "–")
+
+
+def _detail_view(frame: pd.DataFrame) -> pd.DataFrame:
+    compile_s = frame.pivot(index="N", columns="method", values="compile_s")[["lrbench", "b1"]]
+    diff = frame.pivot(index="N", columns="method", values="max_loss_diff").drop(columns="lrbench")
+    xla = frame.pivot(index="N", columns="method", values="xla_mib")[["lrbench", "b1", "b2"]]
+    timed = frame.pivot(index="N", columns="method", values="timed_runs").drop(columns="lrbench")
+    out = pd.concat(
+        [
+            compile_s.round(2).add_prefix("compile s "),
+            diff.map(lambda v: f"{v:.1e}").add_prefix("Δloss "),
+            xla.round(2).add_prefix("MiB "),
+            timed.astype("Int64").add_prefix("timed runs "),
+        ],
+        axis=1,
+    )
+    out.index = out.index.astype(str)
+    return out.astype(object).where(out.notna(), "–")
+
+
+def _rss_view(mem: pd.DataFrame) -> pd.DataFrame:
+    view = mem.pivot(index="N", columns="method", values="rss_peak_mib").round(1)
+    view.index = view.index.astype(str)
+    return view.astype(object).where(view.notna(), "–")
+
+
+def _linearity(frame: pd.DataFrame, memory: pd.DataFrame | None, workload: str) -> list[str]:
+    """Least-squares fit bytes = a + b·N of the engine's memory, and its worst relative residual."""
+    lines = []
+    series = [("XLA program bytes", frame[frame["method"] == "lrbench"].set_index("N")["xla_mib"])]
+    if memory is not None and not memory.empty:
+        mem = memory[(memory["workload"] == workload) & (memory["method"] == "lrbench")]
+        series.append(("peak RSS", mem.set_index("N")["rss_peak_mib"]))
+    for name, s in series:
+        s = s.dropna()
+        if len(s) < 3:
+            continue
+        n, y = s.index.to_numpy(float), s.to_numpy(float)
+        b, a = np.polyfit(n, y, 1)
+        worst = np.max(np.abs(a + b * n - y) / y)
+        lines.append(
+            f"Memory is linear in N: {name} of lrbench ≈ {a:.2f} MiB + {b * 1024:.2f} KiB × N (worst relative residual {worst:.1%})."
+        )
+    return lines + [""] if lines else []
+
+
+def _lever_lines(levers: pd.DataFrame) -> list[str]:
+    base = float(levers.loc[levers["setting"] == "float32 (current)", "model_steps_per_s"].iloc[0])
+    view = levers.assign(
+        vs_current=(levers["model_steps_per_s"] / base).round(2),
+        model_steps_per_s=levers["model_steps_per_s"].round(0),
+        compile_s=levers["compile_s"].round(2),
+    ).set_index("lever")
+    return [
+        f"## Speed levers: {LEVER_WORKLOAD}, N = {LEVER_N}",
+        "",
+        "One lever changed at a time; `vs_current` is the ratio to the engine as it is "
+        "(float32, one device, one chunk) in this process.",
+        "",
+        report.to_markdown(view.astype(str)),
+        "",
+    ]
+
+
+def _method_notes(config: dict) -> list[str]:
+    caps = config.get("max_n") or {}
+    cap = "; ".join(f"{m} runs only for N ≤ {v}" for m, v in caps.items())
+    return [
+        "## How it was measured",
+        "",
+        "- Identical work for every method: the engine's initial weights (copied into PyTorch "
+        "as `W.T`), its per-epoch minibatch orders (the last minibatch partial) and its per-step "
+        "learning rates. `Δloss` is the largest difference of a run's final-epoch mean training "
+        "loss from lrbench's.",
+        f"- Loops (b1, b2, c) are timed on their first {config.get('b1_runs')}, "
+        f"{config.get('b2_runs')} and {config.get('c_runs')} runs (`timed runs`): a loop's "
+        f"throughput does not depend on N.{' ' + cap + '.' if cap else ''}",
+        "- `MiB` (XLA): `compiled.memory_analysis()` of the program, arguments + outputs + "
+        "temporaries − aliased; for b2 the single-step program. Peak RSS: a fresh Python process "
+        "builds the runs and compiles, resets the kernel's high-water mark (`/proc/self/clear_refs` "
+        "5), runs the method once and reads `VmHWM` from `/proc/self/status`; the table gives "
+        "the peak above the resident memory before the run (glibc and PyTorch keep freed memory, "
+        "so this is the run's own peak, not the process's).",
+        "- GFLOP/s counts 6·P·B FLOPs per model-step (P parameters, batch B).",
+        "",
+    ]
 
 
 def _figure(table: pd.DataFrame, path: Path) -> None:
@@ -214,7 +667,7 @@ def _figure(table: pd.DataFrame, path: Path) -> None:
     frames = list(table[table["method"] != "roof"].groupby("workload", sort=False))
     fig, axes = plt.subplots(1, len(frames), figsize=(5 * len(frames), 3.6), squeeze=False)
     for ax, (workload, frame) in zip(axes[0], frames, strict=True):
-        for method, f in frame.groupby("method"):
+        for method, f in frame.groupby("method", sort=False):
             ax.plot(f["N"], f["model_steps_per_s"], "o-", label=method)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -228,15 +681,34 @@ def _figure(table: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def config_for(quick: bool) -> dict:
+    if quick:
+        return {"sizes": QUICK_SIZES, "epochs": 1, "repeats": 1, "b1_runs": 8, "b2_runs": 2,
+                "c_runs": 4, "max_n": {}, "memory_sizes": (64,), "levers": False}  # fmt: skip
+    return {"sizes": SIZES, "epochs": 2, "repeats": 3, "b1_runs": 64, "b2_runs": 4, "c_runs": 16,
+            "max_n": {"digits 64-256-256-10 b128": 1024}, "memory_sizes": (64, 256, 1024, 4096),
+            "levers": True}  # fmt: skip
+
+
 def main(quick: bool, out: Path, quiet: bool) -> pd.DataFrame:
-    config = {
-        "sizes": QUICK_SIZES if quick else SIZES,
-        "epochs": 1 if quick else 2,
-        "repeats": 1 if quick else 3,
-        "b1_runs": 8 if quick else 64,
-        "b2_runs": 2 if quick else 4,
-    }
-    table = run(config["sizes"], config["epochs"], config["repeats"], config["b1_runs"], config["b2_runs"], quiet)
-    write(table, out, {**config, "quick": quick})
+    config = config_for(quick)
+    table = run(config["sizes"], config["epochs"], config["repeats"], config["b1_runs"],
+                config["b2_runs"], config["c_runs"], config["max_n"], quiet)  # fmt: skip
+    plan = [
+        (w, m, n)
+        for w in WORKLOADS
+        for m in ("lrbench", "c′")
+        for n in _capped(config["memory_sizes"], w, config["max_n"])
+    ]
+    plan += [(w, m, 1) for w in WORKLOADS for m in ("b1", "b2", "c")] if not quick else []
+    memory = memory_table(plan, 1, quiet)  # one epoch: the memory of a run does not grow with it
+    lever_table = levers(quiet=quiet) if config["levers"] else None
+    write(table, out, {**config, "quick": quick}, memory, lever_table)
     return table
 
+
+if __name__ == "__main__":  # a fresh process for one measurement (see rss_peak, levers)
+    spec = json.loads(sys.argv[1])
+    task = spec.pop("task")
+    answer = _rss_child(**spec) if task == "rss" else _lever_child(**spec)
+    print(json.dumps(answer))
