@@ -317,3 +317,13 @@ def test_claims_table_says_the_same(ci):
     not_held = {"no_momentum_needs_200", "short_patience_min_lr_early"}
     assert held == {claim: claim not in not_held for claim in held}
     assert len(held) == 9
+
+
+def test_claims_need_the_tutorials_lr_grid(ci):
+    """With the lr grid changed (``--set lr=...``) the claims are left out, not half-tested."""
+    measured = bd.run_measures(ci.runs, ci.curves)
+    settings = bd.settings_table(measured)
+    assert len(bd.claims_table(settings, measured)) == 9
+    without_lr_1 = settings[~((settings["grid"] == "lr") & (settings["lr"] == 1.0))]
+    claims = bd.claims_table(without_lr_1, measured)
+    assert claims.empty and list(claims.columns) == ["text", "value", "held"]
