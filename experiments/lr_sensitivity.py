@@ -1,0 +1,366 @@
+"""Learning-rate sensitivity in the DeepOBS protocol: the U-shaped curve of seed 004.
+
+Seed 004 (Machine Learning Mastery, "Understanding the learning rate") says a sensitivity
+analysis of the learning rate on a log grid "often show[s] a 'U' shape": too large a rate
+makes the loss oscillate and the weights diverge, too small a rate learns very slowly or gets
+stuck; momentum "does not make it easier to configure the learning rate"; and an adaptive
+method "will generally outperform a model with a badly configured learning rate".
+
+Grid: 36 learning rates log-spaced from 1e-5 to 1e2 (``np.logspace(-5, 2, 36)``, 0.2 decades
+apart) × SGD, momentum (0.9), RMSProp, Adam (optax defaults otherwise) × 10 seeds on
+scikit-learn's digits (1,348 train / 449 test, standardized), an MLP Dense(64, relu,
+he_uniform) -> Dense(10), softmax cross-entropy, batch 128, 40 epochs, constant rate.
+
+Scoring follows DeepOBS (Schneider et al., 2019): a run's score is its final test accuracy,
+and a diverged run (``status == "diverged"``: non-finite, or its final loss above twice its
+initial loss) scores chance accuracy, 1/10, whatever accuracy it had before it blew up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lrbench import diagnose, report, results, runner
+from lrbench.models import MLPConfig
+from lrbench.sweep import Optimizer, Sweep
+
+LRS = tuple(float(v) for v in np.logspace(-5, 2, 36))
+CI_LRS = tuple(float(v) for v in np.logspace(-5, 2, 12))
+OPTIMIZERS = (
+    Optimizer("sgd"),
+    Optimizer("momentum", {"momentum": 0.9}),
+    Optimizer("rmsprop"),
+    Optimizer("adam"),
+)
+NUM_CLASSES = 10
+CHANCE = 1.0 / NUM_CLASSES  # the score of a diverged run
+WITHIN = 0.05  # the good region: mean score within 5% (relative) of the best
+CURVE_EPOCHS = 5  # curves are kept at epoch 1, every 5th epoch and the last
+
+
+def get_config() -> Sweep:
+    return Sweep(
+        experiment="lr_sensitivity",
+        description="DeepOBS-style lr sensitivity: 36 lrs 1e-5 ... 1e2 x SGD, momentum, "
+        "RMSProp, Adam x 10 seeds, digits, 40 epochs",
+        dataset="digits",
+        model=MLPConfig(hidden=(64,), activation="relu", kernel_init="he_uniform"),
+        epochs=40,
+        batch_size=128,
+        lrs=LRS,
+        optimizers=OPTIMIZERS,
+        seeds=tuple(range(10)),
+        target_acc=0.9,
+    )
+
+
+def ci_config() -> Sweep:
+    """12 learning rates over the same range, 3 seeds, 20 epochs."""
+    return dataclasses.replace(
+        get_config(),
+        description="lr_sensitivity, CI size: 12 lrs, 3 seeds, 20 epochs",
+        lrs=CI_LRS,
+        seeds=(0, 1, 2),
+        epochs=20,
+    )
+
+
+def score(runs: pd.DataFrame) -> pd.Series:
+    """DeepOBS score: final test accuracy, chance accuracy for a diverged run."""
+    return runs["final_test_acc"].where(runs["status"] != "diverged", CHANCE).fillna(CHANCE)
+
+
+def add_scores(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with ``score`` and ``min_train_loss`` (the lowest finite epoch loss)."""
+    low = curves.groupby("run_id", sort=False)["train_loss"].min()
+    return runs.assign(score=score(runs), min_train_loss=runs["run_id"].map(low).to_numpy())
+
+
+def best_lr_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer and seed, the grid lr of the highest score (the lowest such lr on ties)."""
+    order = runs.sort_values(
+        ["optimizer", "seed", "score", "lr"], ascending=[True, True, False, True]
+    )
+    return order.groupby(["optimizer", "seed"], sort=False).head(1)[
+        ["optimizer", "seed", "lr", "score"]
+    ]
+
+
+def sensitivity(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per optimizer: best lr and score, per-seed best-lr spread, good-region width."""
+    region = diagnose.good_region(runs, within=WITHIN, metric="score").set_index("optimizer")
+    per_seed = best_lr_per_seed(runs)
+    rows = []
+    for name in dict.fromkeys(runs["optimizer"]):
+        r = region.loc[name]
+        at_best = runs[(runs["optimizer"] == name) & np.isclose(runs["lr"], r["best_lr"])]
+        seed_lrs = per_seed.loc[per_seed["optimizer"] == name, "lr"].to_numpy()
+        rows.append(
+            {
+                "optimizer": name,
+                "best_lr": r["best_lr"],
+                "score_mean": r["best"],
+                "score_std": r["best_std"],
+                "final_train_loss": at_best["final_train_loss"].median(),
+                "min_train_loss": at_best["min_train_loss"].median(),
+                "seed_best_lr_min": seed_lrs.min(),
+                "seed_best_lr_median": float(10 ** np.median(np.log10(seed_lrs))),
+                "seed_best_lr_max": seed_lrs.max(),
+                "seed_spread_decades": float(np.log10(seed_lrs.max() / seed_lrs.min())),
+                "good_lo_lr": r["lo_lr"],
+                "good_hi_lr": r["hi_lr"],
+                "good_width_decades": r["width_decades"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def paper_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The sensitivity table formatted for a paper (one row per optimizer)."""
+    fmt = lambda v: f"{v:.2g}"  # noqa: E731
+    out = pd.DataFrame(
+        {
+            "best lr": [fmt(v) for v in table["best_lr"]],
+            "test acc (mean ± std)": [
+                f"{m:.3f} ± {s:.3f}"
+                for m, s in zip(table["score_mean"], table["score_std"], strict=True)
+            ],
+            "train loss final / min": [
+                f"{a:.3g} / {b:.3g}"
+                for a, b in zip(table["final_train_loss"], table["min_train_loss"], strict=True)
+            ],
+            "per-seed best lr min / median / max": [
+                f"{fmt(a)} / {fmt(b)} / {fmt(c)}"
+                for a, b, c in zip(
+                    table["seed_best_lr_min"],
+                    table["seed_best_lr_median"],
+                    table["seed_best_lr_max"],
+                    strict=True,
+                )
+            ],
+            "spread (decades)": [f"{v:.1f}" for v in table["seed_spread_decades"]],
+            f"good region (within {WITHIN:.0%})": [
+                f"{fmt(a)} … {fmt(b)}"
+                for a, b in zip(table["good_lo_lr"], table["good_hi_lr"], strict=True)
+            ],
+            "width (decades)": [f"{v:.1f}" for v in table["good_width_decades"]],
+        },
+        index=pd.Index(table["optimizer"], name="optimizer"),
+    )
+    return out
+
+
+def claims(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Seed 004's claims, each with its measured numbers and whether it held."""
+    lrs = np.sort(runs["lr"].unique())
+    lo, hi = lrs[0], lrs[-1]
+    mean = runs.groupby(["optimizer", "lr"])["score"].mean()
+    t = table.set_index("optimizer")
+    rows = []
+
+    ends = {o: (mean[o][lo], t.loc[o, "score_mean"], mean[o][hi]) for o in t.index}
+    rows.append(
+        {
+            "claim": "U shape: the best lr scores well above both ends of the grid (by > 0.3)",
+            "measured": "; ".join(
+                f"{o}: {a:.2f} / {b:.2f} / {c:.2f}" for o, (a, b, c) in ends.items()
+            ),
+            "held": all(b - max(a, c) > 0.3 for a, b, c in ends.values()),
+        }
+    )
+
+    top = runs[runs["lr"] >= lrs[-3]]  # the three largest rates
+    bad = top["status"].isin(["diverged", "oscillating"]).groupby(top["optimizer"]).mean()
+    rows.append(
+        {
+            "claim": "too large: the largest rates oscillate or diverge (share of runs at the 3 largest lrs)",
+            "measured": "; ".join(f"{o}: {bad[o]:.0%}" for o in t.index),
+            "held": bool((bad > 0.5).all()),
+        }
+    )
+
+    low = runs[runs["lr"] == lo]
+    ratio = (low["final_train_loss"] / low["initial_train_loss"]).groupby(low["optimizer"]).median()
+    acc = low.groupby("optimizer")["score"].mean()
+    rows.append(
+        {
+            "claim": f"too small: at lr {lo:g} training stalls (final/initial train loss > 0.5, acc < 0.5)",
+            "measured": "; ".join(
+                f"{o}: loss ratio {ratio[o]:.2f}, acc {acc[o]:.2f}" for o in t.index
+            ),
+            "held": bool(((ratio > 0.5) & (acc < 0.5)).all()),
+        }
+    )
+
+    sgd, mom = t.loc["sgd"], t.loc["momentum"]
+    shift = float(np.log10(sgd["best_lr"] / mom["best_lr"]))
+    widths = mom["good_width_decades"] - sgd["good_width_decades"]
+    rows.append(
+        {
+            "claim": "momentum does not make the lr easier to configure: its good region is no "
+            "wider than SGD's (+0.4 decades at most)",
+            "measured": f"widths sgd {sgd['good_width_decades']:.1f}, momentum "
+            f"{mom['good_width_decades']:.1f} decades; best lr {shift:.1f} decades lower",
+            "held": bool(widths <= 0.4 + 1e-9),
+        }
+    )
+
+    default = lrs[np.argmin(np.abs(np.log10(lrs / 1e-3)))]
+    outside = mean["sgd"][
+        (mean["sgd"].index < sgd["good_lo_lr"]) | (mean["sgd"].index > sgd["good_hi_lr"])
+    ]
+    adaptive = {o: mean[o][default] for o in ("rmsprop", "adam")}
+    rows.append(
+        {
+            "claim": "an adaptive method (at its default lr 1e-3) outperforms SGD with a badly "
+            "configured lr (any lr outside SGD's good region)",
+            "measured": ", ".join(f"{o} {v:.3f}" for o, v in adaptive.items())
+            + f" vs SGD outside its good region at most {outside.max():.3f}",
+            "held": bool(min(adaptive.values()) > outside.max()),
+        }
+    )
+    return pd.DataFrame(rows)
+
+
+def divergence(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer: diverged runs that turned non-finite (``diverged_at`` set) and those whose
+    loss stayed finite but ended above twice its initial value, with the mean test accuracy the
+    latter still had (the DeepOBS score replaces it by chance)."""
+    diverged = runs[runs["status"] == "diverged"]
+    nonfinite = diverged["diverged_at"].notna()
+    blown = diverged[~nonfinite]
+    out = pd.DataFrame(
+        {
+            "runs": runs.groupby("optimizer", sort=False).size(),
+            "diverged": diverged.groupby("optimizer").size(),
+            "non-finite": diverged[nonfinite].groupby("optimizer").size(),
+            "finite, loss > 2·initial": blown.groupby("optimizer").size(),
+            "their test acc (mean)": blown.groupby("optimizer")["final_test_acc"].mean().round(3),
+            "lowest diverged lr": diverged.groupby("optimizer")["lr"]
+            .min()
+            .map(lambda v: f"{v:.2g}"),
+        }
+    )
+    out = out.reindex(list(dict.fromkeys(runs["optimizer"])))
+    counts = ["diverged", "non-finite", "finite, loss > 2·initial"]
+    out[counts] = out[counts].fillna(0).astype(int)
+    out.index.name = "optimizer"
+    return out
+
+
+def sensitivity_figure(runs: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
+    """Score (mean ± std over seeds) vs lr, log x, one line per optimizer, best lr marked;
+    a second panel with the median final train loss."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, frame in runs.groupby("optimizer", sort=False):
+        stats = frame.groupby("lr")["score"].agg(["mean", "std"])
+        (line,) = left.plot(stats.index, stats["mean"], marker=".", label=name)
+        left.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
+                          color=line.get_color(), alpha=0.2)  # fmt: skip
+        best = table.set_index("optimizer").loc[name]
+        left.plot([best["best_lr"]], [best["score_mean"]], marker="*", markersize=14,
+                  color=line.get_color(), markeredgecolor="black")  # fmt: skip
+        loss = frame.assign(loss=frame["final_train_loss"].where(frame["status"] != "diverged"))
+        right.plot(stats.index, loss.groupby("lr")["loss"].median().reindex(stats.index),
+                   marker=".", color=line.get_color(), label=name)  # fmt: skip
+    left.axhline(CHANCE, color="gray", linestyle=":", label="chance")
+    left.set(xscale="log", xlabel="learning rate", ylabel="final test accuracy (diverged = chance)",
+             title="lr sensitivity (mean ± std over seeds, ★ best)")  # fmt: skip
+    right.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="final train loss (median)",
+              title="final train loss (diverged runs left out)")  # fmt: skip
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def thin_curves(curves: pd.DataFrame, epochs: int) -> pd.DataFrame:
+    """The curves at epoch 1, every ``CURVE_EPOCHS``-th epoch and the last."""
+    keep = (
+        (curves["epoch"] == 1) | (curves["epoch"] % CURVE_EPOCHS == 0) | (curves["epoch"] == epochs)
+    )
+    return curves[keep].reset_index(drop=True)
+
+
+def summary(result: runner.Result) -> str:
+    return report.to_markdown(paper_table(result.meta["sensitivity"]))
+
+
+def _readme(
+    sweep: Sweep, runs: pd.DataFrame, table: pd.DataFrame, claim_table: pd.DataFrame
+) -> str:
+    held = int(claim_table["held"].sum())
+    lines = [
+        "# lr_sensitivity: the U-shaped learning-rate sensitivity curve (seed 004, DeepOBS protocol)",
+        "",
+        f"{len(sweep.lrs)} learning rates log-spaced from {min(sweep.lrs):g} to {max(sweep.lrs):g} × "
+        f"SGD, momentum 0.9, RMSProp, Adam × {len(sweep.seeds)} seeds ({len(runs)} runs) on digits, "
+        f"MLP Dense({sweep.model.hidden[0]}, relu, he_uniform) → Dense(10), batch "
+        f"{sweep.batch_size}, {sweep.epochs} epochs, constant rate. Score: final test accuracy; a "
+        f"diverged run scores chance ({CHANCE:g}). Good region: the contiguous grid rates around the "
+        f"best whose mean score is within {WITHIN:.0%} (relative) of the best "
+        "(`lrbench.diagnose.good_region`); its width is a lower bound set by the grid spacing.",
+        "",
+        "Files: `runs.csv` (one row per run, with `score` and `min_train_loss`), `curves.csv` "
+        f"(epoch 1, every {CURVE_EPOCHS}th epoch and the last), `sensitivity.{{md,tex,csv}}` (the "
+        "table below; `sensitivity_numbers.csv` unformatted), `sensitivity.png` (the figure), `claims.{md,tex,csv}`, `meta.json`.",
+        "",
+        "## Sensitivity per optimizer",
+        "",
+        report.to_markdown(paper_table(table)),
+        "![sensitivity](sensitivity.png)",
+        "",
+        f"## Seed 004's claims ({held} of {len(claim_table)} held)",
+        "",
+        report.to_markdown(_claims_view(claim_table)),
+        "## Diverged runs",
+        "",
+        "A run is diverged when its loss turned non-finite or ended above twice its initial "
+        "value (`status`, rules in `lrbench.diagnose`); either way it scores chance. Runs of the "
+        "second kind can keep a high test accuracy while their loss explodes (the logits grow "
+        "but their argmax survives): the last column is what the score throws away.",
+        "",
+        report.to_markdown(divergence(runs)),
+        "Not a claim of the article: whether adaptive methods are less sensitive to their own "
+        "learning rate. The widths above answer it for this problem only.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _claims_view(claim_table: pd.DataFrame) -> pd.DataFrame:
+    view = claim_table.assign(held=claim_table["held"].map({True: "yes", False: "no"}))
+    return view.set_index("claim")
+
+
+def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
+    result = runner.run(sweep, out=None, quiet=quiet)
+    runs = add_scores(result.runs, result.curves)
+    curves = thin_curves(result.curves, sweep.epochs)
+    table = sensitivity(runs)
+    claim_table = claims(runs, table)
+    meta = {**result.meta, "chance": CHANCE, "within": WITHIN, "curve_epochs": CURVE_EPOCHS}
+
+    def write(folder: Path) -> None:
+        results.write_tables(folder, runs, curves, meta)
+        caption = f"lr sensitivity on digits, {len(sweep.seeds)} seeds, {sweep.epochs} epochs"
+        report.write_table(folder, "sensitivity", paper_table(table), caption)
+        report.write_table(folder, "claims", _claims_view(claim_table), "Seed 004's claims")
+        report.write_table(folder, "divergence", divergence(runs), "Diverged runs")
+        sensitivity_figure(runs, table, folder / "sensitivity.png")
+        table.to_csv(folder / "sensitivity_numbers.csv", index=False)
+        (folder / "README.md").write_text(_readme(sweep, runs, table, claim_table))
+
+    folder = results.write_atomically(out, write) if out is not None else None
+    meta = {**meta, "sensitivity": table, "claims": claim_table}
+    return runner.Result(runs, curves, meta, folder)
