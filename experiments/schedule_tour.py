@@ -1,0 +1,646 @@
+"""Seed 001: Coursera Staff, "Understanding the Learning Rate in Neural Networks".
+
+The article lists kinds of learning rate (constant, step decay, exponential decay, time-based
+decay, adaptive: AdaGrad, AdaDelta, RMSProp, Adam) with pros and cons. Here every kind
+trains the same problem: ``digits`` (8×8 images, 10 classes), Dense(64, relu, he_uniform) ->
+Dense(10), softmax cross-entropy, batch 128, 40 epochs, 5 seeds.
+
+Kinds (``lrbench.schedules`` and ``lrbench.rules``):
+
+- SGD with ``constant``; ``step`` (γ = 0.5 every ``step_size`` ∈ {E/8, E/4, E/2} epochs,
+  the step size tuned with the lr); ``exponential`` (per epoch, ``decay_rate`` = 0.1^(1/E):
+  the rate ends at a tenth); ``time_based`` (Keras ``decay`` per step, lr/(1 + decay·t),
+  ``decay`` = 9 / total steps: also a tenth at the end). SGD base lrs 0.01, 0.03, 0.1, 0.3, 1, 3.
+- ``adagrad``, ``adadelta``, ``rmsprop``, ``adam`` at their default hyperparameters, constant
+  rate, on a grid of four lrs that holds their usual defaults (AdaGrad 0.01, AdaDelta 1,
+  RMSProp 0.001 and 0.01, Adam 0.001; spaced ×3 or ×3.3).
+
+Tuned fairly: each kind is reported at its best setting (base lr and, for ``step``, step
+size), the one with the highest final test accuracy averaged over seeds (a diverged run
+scores 0). Per run (E epochs, ``L[t]`` the train loss after epoch t):
+
+- ``epochs_to_target``: first epoch with test accuracy ≥ 0.95 (NaN if never).
+- ``loss_auc``: area under the train-loss curve per epoch, ``mean_t L[t]`` (lower = faster).
+- ``up_share``: share of the E − 1 epoch-to-epoch changes where the train loss goes up.
+- ``roughness``: mean absolute second difference of the log train loss,
+  ``mean_t |log L[t+1] − 2·log L[t] + log L[t−1]|`` over t = 2 … E−1 (0 for a straight line
+  on a log scale, such as an exponential decay of the loss); ``early_roughness``: the same
+  over the first quarter of the epochs only.
+- ``test_loss_rise``: final test loss minus the lowest test loss of the run (overfitting).
+- ``lr_sensitivity``: final test accuracy at the best lr minus the mean of that at the grid's
+  neighbouring lrs (one grid step, ×3 or ×3.3, below and above; one neighbour at an edge),
+  the other settings held; per seed, so it has a mean ± std. Larger = harder to tune.
+
+Claims are judged on the per-seed values of the two sides: "yes" when the difference of the
+means has the claimed sign and exceeds twice its standard error, "no" when it has the opposite
+sign beyond that, "within noise" otherwise. Group claims ("adaptive", "dynamic") average the
+members' per-seed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lrbench import report, results, runner
+from lrbench.models import MLPConfig
+from lrbench.sweep import Optimizer, Schedule, Sweep
+
+NAME = "schedule_tour"
+TARGET = 0.95
+SGD_LRS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+ADAPTIVE_LRS = {
+    "adagrad": (0.01, 0.03, 0.1, 0.3),
+    "adadelta": (0.3, 1.0, 3.0, 10.0),
+    "rmsprop": (0.001, 0.003, 0.01, 0.03),
+    "adam": (0.001, 0.003, 0.01, 0.03),
+}
+SCHEDULE_KINDS = ("constant", "step", "exponential", "time_based")
+KINDS = (*SCHEDULE_KINDS, *ADAPTIVE_LRS)
+DYNAMIC = ("step", "exponential", "time_based")
+MEASURES = (
+    "final_test_acc",
+    "epochs_to_target",
+    "loss_auc",
+    "up_share",
+    "roughness",
+    "early_roughness",
+    "test_loss_rise",
+    "lr_sensitivity",
+)
+
+
+def get_config() -> Sweep:
+    """The SGD part; :func:`sweeps` adds the adaptive optimizers on the same problem."""
+    return Sweep(
+        experiment=NAME,
+        description="Coursera tour: constant, step, exponential, time-based decay (SGD) vs "
+        "AdaGrad, AdaDelta, RMSProp, Adam; digits, 5 seeds, 40 epochs",
+        dataset="digits",
+        model=MLPConfig(hidden=(64,), activation="relu", kernel_init="he_uniform"),
+        epochs=40,
+        batch_size=128,
+        lrs=SGD_LRS,
+        optimizers=(Optimizer("sgd"),),
+        seeds=(0, 1, 2, 3, 4),
+        target_acc=TARGET,
+    )
+
+
+def ci_config() -> Sweep:
+    return dataclasses.replace(
+        get_config(),
+        seeds=(0, 1, 2),
+        epochs=20,
+        description="schedule_tour, CI size: 3 seeds, 20 epochs",
+    )
+
+
+def sgd_schedules(epochs: int, steps_per_epoch: int) -> tuple[Schedule, ...]:
+    """The four SGD kinds, scaled to ``epochs`` (the decays end at a tenth of the base lr)."""
+    steps = sorted({max(1, epochs // k) for k in (8, 4, 2)})
+    return (
+        Schedule("constant"),
+        Schedule("step", {"step_size": tuple(float(s) for s in steps), "gamma": 0.5}),
+        Schedule("exponential", {"decay_rate": 0.1 ** (1 / epochs)}),
+        Schedule("time_based", {"decay": 9.0 / (epochs * steps_per_epoch)}),
+    )
+
+
+def sweeps(sweep: Sweep) -> list[Sweep]:
+    """The SGD sweep (four schedule kinds) and one constant-rate sweep per adaptive rule."""
+    sgd = dataclasses.replace(sweep, schedules=sgd_schedules(sweep.epochs, sweep.steps_per_epoch))
+    adaptive = [
+        dataclasses.replace(sweep, lrs=lrs, optimizers=(Optimizer(name),), schedules=(Schedule(),))
+        for name, lrs in ADAPTIVE_LRS.items()
+    ]
+    return [sgd, *adaptive]
+
+
+def train(sweep: Sweep, quiet: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    progress = runner.Progress(quiet)
+    runs, curves = [], []
+    timing = {"compile_seconds": 0.0, "train_seconds": 0.0, "programs": 0}
+    for s in sweeps(sweep):
+        progress.say(f"{s.optimizers[0].name}: training ...")
+        result = runner.run(s, quiet=True)
+        for key in timing:
+            timing[key] += result.meta[key]
+        runs.append(result.runs)
+        curves.append(result.curves)
+    runs = pd.concat(runs, ignore_index=True)
+    kind = np.where(runs["optimizer"] == "sgd", runs["schedule"], runs["optimizer"])
+    runs.insert(2, "kind", kind)
+    return runs, pd.concat(curves, ignore_index=True), timing
+
+
+# ---------------------------------------------------------------------------------------------
+# Measures on one curve
+
+
+def loss_auc(loss: np.ndarray) -> float:
+    """Area under the train-loss curve per epoch: ``mean_t L[t]`` (NaN if any is not finite)."""
+    loss = np.asarray(loss, np.float64)
+    return float(np.mean(loss)) if np.all(np.isfinite(loss)) else np.nan
+
+
+def up_share(loss: np.ndarray) -> float:
+    """Share of epoch-to-epoch changes where the loss goes up."""
+    loss = np.asarray(loss, np.float64)
+    if loss.size < 2 or not np.all(np.isfinite(loss)):
+        return np.nan
+    return float(np.mean(loss[1:] > loss[:-1]))
+
+
+def roughness(loss: np.ndarray) -> float:
+    """``mean |Δ² log L|``: mean absolute second difference of the log loss."""
+    loss = np.asarray(loss, np.float64)
+    if loss.size < 3 or not np.all(np.isfinite(loss) & (loss > 0)):
+        return np.nan
+    return float(np.mean(np.abs(np.diff(np.log(loss), n=2))))
+
+
+def curve_measures(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per run: ``loss_auc``, ``up_share``, ``roughness``, ``early_roughness``,
+    ``test_loss_rise``."""
+    rows = {}
+    for run_id, c in curves.sort_values("epoch").groupby("run_id", sort=False):
+        loss, test = c["train_loss"].to_numpy(), c["test_loss"].to_numpy()
+        quarter = max(3, len(loss) // 4)
+        finite = test[np.isfinite(test)]
+        rows[run_id] = {
+            "loss_auc": loss_auc(loss),
+            "up_share": up_share(loss),
+            "roughness": roughness(loss),
+            "early_roughness": roughness(loss[:quarter]),
+            "test_loss_rise": float(test[-1] - finite.min()) if np.isfinite(test[-1]) else np.nan,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tuning, sensitivity, tables
+
+
+def _setting(runs: pd.DataFrame) -> pd.Series:
+    """The non-lr setting a kind tunes (the step size of ``step``; "" otherwise)."""
+    step = runs.get("step_size", pd.Series(np.nan, index=runs.index))
+    return step.map(lambda v: f"step_size={v:g}" if np.isfinite(v) else "")
+
+
+def measure_runs(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` plus the curve measures, ``score`` (test accuracy, 0 when diverged) and
+    ``setting``."""
+    out = runs.join(curve_measures(curves), on="run_id")
+    score = out["final_test_acc"].where(out["diverged_at"].isna(), 0.0).fillna(0.0)
+    return out.assign(score=score, setting=_setting(out))
+
+
+def best_settings(measured: pd.DataFrame) -> pd.DataFrame:
+    """Per kind: the (setting, lr) of highest mean score over seeds."""
+    mean = measured.groupby(["kind", "setting", "lr"])["score"].mean().reset_index()
+    best = mean.sort_values("score", ascending=False, kind="stable").groupby("kind").head(1)
+    best = best.set_index("kind")
+    return best.loc[[k for k in KINDS if k in best.index]]
+
+
+def sensitivity(measured: pd.DataFrame, kind: str, setting: str, lr: float) -> pd.Series:
+    """Per seed: score at ``lr`` minus the mean score at its grid neighbours."""
+    rows = measured[(measured["kind"] == kind) & (measured["setting"] == setting)]
+    grid = sorted(rows["lr"].unique())
+    i = int(np.argmin(np.abs(np.asarray(grid) - lr)))
+    neighbours = [grid[j] for j in (i - 1, i + 1) if 0 <= j < len(grid)]
+    by_seed = rows.pivot_table(index="seed", columns="lr", values="score")
+    return by_seed[grid[i]] - by_seed[neighbours].mean(axis=1)
+
+
+def best_runs(measured: pd.DataFrame) -> pd.DataFrame:
+    """The runs of each kind at its best setting, with their ``lr_sensitivity``."""
+    parts = []
+    for kind, b in best_settings(measured).iterrows():
+        rows = measured[
+            (measured["kind"] == kind)
+            & (measured["setting"] == b["setting"])
+            & np.isclose(measured["lr"], b["lr"])
+        ]
+        sens = sensitivity(measured, kind, b["setting"], b["lr"])
+        parts.append(rows.assign(lr_sensitivity=rows["seed"].map(sens).to_numpy()))
+    return pd.concat(parts, ignore_index=True)
+
+
+def kind_numbers(best: pd.DataFrame) -> pd.DataFrame:
+    """One row per kind: best lr and setting, and mean/std over seeds of every measure."""
+    rows = []
+    for kind in [k for k in KINDS if k in set(best["kind"])]:
+        b = best[best["kind"] == kind]
+        row = {"kind": kind, "best_lr": float(b["lr"].iloc[0]), "setting": b["setting"].iloc[0]}
+        for m in MEASURES:
+            v = pd.to_numeric(b[m], errors="coerce")
+            row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = v.mean(), v.std(), int(v.count())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paper_table(numbers: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
+    digits = {"final_test_acc": 3, "epochs_to_target": 1, "loss_auc": 3, "up_share": 2}
+
+    def cell(row, m):
+        mean, std, n = row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"]
+        if not np.isfinite(mean):
+            return "—"
+        d = digits.get(m, 3)
+        text = f"{mean:.{d}f} ± {0.0 if not np.isfinite(std) else std:.{d}f}"
+        return text if n == n_seeds else f"{text} (n={n})"
+
+    table = pd.DataFrame(
+        {
+            "kind": numbers["kind"],
+            "best lr": [f"{v:g}" for v in numbers["best_lr"]],
+            "setting": numbers["setting"].replace("", "—"),
+            **{m.replace("_", " "): [cell(r, m) for _, r in numbers.iterrows()] for m in MEASURES},
+        }
+    )
+    return table.set_index("kind")
+
+
+# ---------------------------------------------------------------------------------------------
+# Claims
+
+
+def _values(best: pd.DataFrame, kinds, measure: str) -> np.ndarray:
+    """Per seed, the mean of ``measure`` over ``kinds`` (a group claim averages its members)."""
+    rows = best[best["kind"].isin(kinds)]
+    return rows.groupby("seed")[measure].mean().to_numpy(np.float64)
+
+
+def verdict(a: np.ndarray, b: np.ndarray, claimed: str) -> tuple[float, float, str]:
+    """Does mean(a) − mean(b) have the claimed sign (``"<"`` or ``">"``) beyond 2 standard
+    errors? Returns ``(mean a, mean b, "yes" | "no" | "within noise")``."""
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size < 2 or b.size < 2:
+        return (
+            float(np.mean(a)) if a.size else np.nan,
+            float(np.mean(b)) if b.size else np.nan,
+            "cannot be measured",
+        )
+    diff = a.mean() - b.mean()
+    se = np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+    sign = 1 if claimed == ">" else -1
+    if sign * diff > 2 * se:
+        word = "yes"
+    elif -sign * diff > 2 * se:
+        word = "no"
+    else:
+        word = "within noise"
+    return float(a.mean()), float(b.mean()), word
+
+
+ADAPTIVE = tuple(ADAPTIVE_LRS)
+# (kind the article speaks of, claim, measure, side a, relation, side b)
+CLAIMS = (
+    (
+        "constant",
+        "easier to tune than dynamic rates",
+        "lr_sensitivity",
+        ("constant",),
+        "<",
+        DYNAMIC,
+    ),
+    (
+        "constant",
+        "lower accuracy than dynamic rates",
+        "final_test_acc",
+        ("constant",),
+        "<",
+        DYNAMIC,
+    ),
+    ("constant", "slower convergence than dynamic rates", "loss_auc", ("constant",), ">", DYNAMIC),
+    ("adaptive", "high accuracy (vs constant SGD)", "final_test_acc", ADAPTIVE, ">", ("constant",)),
+    (
+        "adaptive",
+        "fast convergence: epochs to 95% (vs constant SGD)",
+        "epochs_to_target",
+        ADAPTIVE,
+        "<",
+        ("constant",),
+    ),
+    (
+        "adaptive",
+        "fast convergence: train-loss area (vs constant SGD)",
+        "loss_auc",
+        ADAPTIVE,
+        "<",
+        ("constant",),
+    ),
+    ("adaptive", "harder to tune than constant", "lr_sensitivity", ADAPTIVE, ">", ("constant",)),
+    (
+        "adaptive",
+        "may overfit: test-loss rise (vs constant SGD)",
+        "test_loss_rise",
+        ADAPTIVE,
+        ">",
+        ("constant",),
+    ),
+    ("step", "high convergence (vs constant)", "loss_auc", ("step",), "<", ("constant",)),
+    ("step", "high generalization (vs constant)", "final_test_acc", ("step",), ">", ("constant",)),
+    (
+        "step",
+        "may overfit: test-loss rise (vs constant)",
+        "test_loss_rise",
+        ("step",),
+        ">",
+        ("constant",),
+    ),
+    (
+        "exponential",
+        "smooth training curve: roughness (vs constant)",
+        "roughness",
+        ("exponential",),
+        "<",
+        ("constant",),
+    ),
+    (
+        "exponential",
+        "smooth training curve: loss-up share (vs constant)",
+        "up_share",
+        ("exponential",),
+        "<",
+        ("constant",),
+    ),
+    (
+        "exponential",
+        "improved convergence (vs constant)",
+        "loss_auc",
+        ("exponential",),
+        "<",
+        ("constant",),
+    ),
+    (
+        "exponential",
+        "improved generalization (vs constant)",
+        "final_test_acc",
+        ("exponential",),
+        ">",
+        ("constant",),
+    ),
+    (
+        "time_based",
+        "more precise convergence late: final train loss (vs constant)",
+        "final_train_loss",
+        ("time_based",),
+        "<",
+        ("constant",),
+    ),
+    (
+        "time_based",
+        "less smooth than exponential decay",
+        "roughness",
+        ("time_based",),
+        ">",
+        ("exponential",),
+    ),
+    (
+        "time_based",
+        "large fluctuations early: first-quarter roughness (vs exponential)",
+        "early_roughness",
+        ("time_based",),
+        ">",
+        ("exponential",),
+    ),
+)
+NOT_MEASURED = (
+    (
+        "adaptive",
+        "useful to tune parameters at different rates; quick adaptation to new events",
+        "no per-parameter or non-stationary task here",
+    ),
+    (
+        "adaptive",
+        "no consensus on the best adaptive algorithm",
+        "an opinion about the literature; the table ranks the four on this problem only",
+    ),
+    (
+        "exponential",
+        "may be difficult to choose the frequency of decay",
+        "one decay frequency only",
+    ),
+    (
+        "exponential",
+        "may be computationally intensive",
+        "the schedule is a closed form inside one compiled program: its cost cannot be told apart",
+    ),
+    ("time_based", "simpler than adaptive learning rates", "a matter of definition, not a number"),
+)
+
+
+def step_size_claim(measured: pd.DataFrame) -> dict:
+    """Best vs worst step size (each at its own best lr): does the final accuracy differ?"""
+    sizes = step_size_table(measured)
+    by_seed = []
+    for _, row in sizes.iloc[[0, -1]].iterrows():
+        rows = measured[
+            (measured["kind"] == "step")
+            & (measured["setting"] == row["setting"])
+            & np.isclose(measured["lr"], row["lr"])
+        ]
+        by_seed.append(rows.sort_values("seed")["score"].to_numpy(np.float64))
+    va, vb, word = verdict(by_seed[0], by_seed[1], ">")
+    test = f"best step size ({sizes['setting'].iloc[0]}) > worst ({sizes['setting'].iloc[-1]})"
+    return {
+        "kind": "step",
+        "claim": "convergence quality depends on the step size",
+        "measure": "final_test_acc",
+        "test": test,
+        "a": round(va, 4),
+        "b": round(vb, 4),
+        "held": word,
+    }
+
+
+def claims_table(best: pd.DataFrame, measured: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for kind, claim, measure, a, rel, b in CLAIMS:
+        va, vb, word = verdict(_values(best, a, measure), _values(best, b, measure), rel)
+        rows.append(
+            {
+                "kind": kind,
+                "claim": claim,
+                "measure": measure,
+                "test": f"{'+'.join(a)} {rel} {'+'.join(b)}",
+                "a": round(va, 4),
+                "b": round(vb, 4),
+                "held": word,
+            }
+        )
+    rows.append(step_size_claim(measured))
+    for kind, claim, why in NOT_MEASURED:
+        rows.append(
+            {
+                "kind": kind,
+                "claim": claim,
+                "measure": "—",
+                "test": why,
+                "a": np.nan,
+                "b": np.nan,
+                "held": "not measured",
+            }
+        )
+    order = ["constant", "adaptive", "step", "exponential", "time_based"]
+    table = pd.DataFrame(rows)
+    return table.sort_values("kind", key=lambda k: k.map(order.index), kind="stable")
+
+
+def step_size_table(measured: pd.DataFrame) -> pd.DataFrame:
+    """``step`` only: per step size (best first), its best lr and mean score."""
+    rows = measured[measured["kind"] == "step"]
+    mean = rows.groupby(["setting", "lr"])["score"].mean().reset_index()
+    best = mean.sort_values("score", ascending=False, kind="stable").groupby("setting").head(1)
+    return (
+        best.sort_values("setting")
+        .rename(columns={"score": "final_test_acc_mean"})
+        .reset_index(drop=True)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure, run, summary
+
+
+def curves_figure(best: pd.DataFrame, curves: pd.DataFrame, path: Path) -> None:
+    """Train loss (left, log) and lr (right, log) vs epoch, one line per kind (seed mean)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_lr) = plt.subplots(1, 2, figsize=(10, 3.8))
+    merged = curves.merge(best[["run_id", "kind"]], on="run_id")
+    colors = plt.cm.tab10(np.arange(len(KINDS)))
+    for color, kind in zip(colors, KINDS, strict=True):
+        c = merged[merged["kind"] == kind]
+        if c.empty:
+            continue
+        mean = c.groupby("epoch")[["train_loss", "lr"]].mean()
+        style = "-" if kind in SCHEDULE_KINDS else "--"
+        ax_loss.plot(mean.index, mean["train_loss"], style, color=color, label=kind)
+        ax_lr.plot(mean.index, mean["lr"], style, color=color, label=kind)
+    ax_loss.set(yscale="log", xlabel="epoch", ylabel="train loss", title="train loss (best lr)")
+    ax_lr.set(yscale="log", xlabel="epoch", ylabel="learning rate", title="learning rate")
+    for ax in (ax_loss, ax_lr):
+        ax.grid(alpha=0.3)
+    ax_lr.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def analyse(runs: pd.DataFrame, curves: pd.DataFrame, n_seeds: int) -> dict[str, pd.DataFrame]:
+    measured = measure_runs(runs, curves)
+    best = best_runs(measured)
+    numbers = kind_numbers(best)
+    return {
+        "measured": measured,
+        "best": best,
+        "numbers": numbers,
+        "table": paper_table(numbers, n_seeds),
+        "claims": claims_table(best, measured),
+        "step_sizes": step_size_table(measured),
+    }
+
+
+def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
+    """Trains every kind and, when ``out`` is given, writes its folder atomically."""
+    progress = runner.Progress(quiet)
+    start = time.perf_counter()
+    runs, curves, timing = train(sweep, quiet)
+    tables = analyse(runs, curves, len(sweep.seeds))
+    per_run = ["run_id", *[m for m in MEASURES if m not in runs.columns and m != "lr_sensitivity"]]
+    runs = runs.merge(tables["measured"][per_run], on="run_id")
+    meta = {
+        "experiment": sweep.experiment,
+        "config": sweep.to_dict(),
+        "sweeps": [s.to_dict() for s in sweeps(sweep)],
+        "n_runs": len(runs),
+        **timing,
+        "wall_seconds": round(time.perf_counter() - start, 3),
+        **results.environment(),
+    }
+
+    def write(folder: Path) -> None:
+        results.write_tables(folder, runs, curves, meta)
+        tables["numbers"].to_csv(folder / "kind_numbers.csv", index=False)
+        tables["step_sizes"].to_csv(folder / "step_sizes.csv", index=False)
+        caption = (
+            f"digits MLP, each kind of learning rate at its best base lr: mean ± std over "
+            f"{len(sweep.seeds)} seeds ({sweep.epochs} epochs; epochs to {TARGET:.0%} test accuracy)"
+        )
+        report.write_table(folder, "table", tables["table"], caption)
+        report.write_table(
+            folder,
+            "claims",
+            tables["claims"].set_index("kind"),
+            "The article's claims and whether they held",
+        )
+        curves_figure(tables["best"], curves, folder / "curves.png")
+        (folder / "README.md").write_text(readme(tables, meta, sweep))
+
+    folder = None
+    if out is not None:
+        progress.say(f"writing {out} ...")
+        folder = results.write_atomically(out, write)
+    meta["tables"] = tables
+    return runner.Result(runs, curves, meta, folder)
+
+
+def summary(result: runner.Result) -> str:
+    tables = result.meta["tables"]
+    claims = tables["claims"]
+    held = claims["held"].value_counts().to_dict()
+    return "\n".join(
+        [
+            f"\n{NAME}: each kind of learning rate at its best base lr\n",
+            report.to_markdown(tables["table"]),
+            "claims: " + ", ".join(f"{n} {w}" for w, n in held.items()) + "\n",
+            report.to_markdown(claims.set_index("kind")),
+        ]
+    )
+
+
+def readme(tables: dict[str, pd.DataFrame], meta: dict, sweep: Sweep) -> str:
+    claims = tables["claims"]
+    held = claims["held"].value_counts().to_dict()
+    lines = [
+        f'# {NAME}: the kinds of learning rate of Coursera\'s "Understanding the Learning Rate"',
+        "",
+        f"Problem: `{sweep.dataset}`, Dense(64, relu) -> Dense(10), batch {sweep.batch_size}, "
+        f"{sweep.epochs} epochs, {len(sweep.seeds)} seeds, {meta['n_runs']} runs. "
+        "Definitions of every measure and of the verdicts: the docstring of "
+        "`experiments/schedule_tour.py`. Each kind is shown at its best base lr (best mean "
+        "final test accuracy over seeds).",
+        "",
+        "## Each kind at its best base lr (`table.md`, `table.tex`, `table.csv`)",
+        "",
+        report.to_markdown(tables["table"]),
+        "## The article's claims (`claims.md`)",
+        "",
+        "`a` and `b` are the means of the two sides of `test`; `held`: yes / no (beyond twice "
+        "the standard error) / within noise / not measured. Counts: "
+        + ", ".join(f"{n} {w}" for w, n in held.items())
+        + ".",
+        "",
+        report.to_markdown(claims.set_index("kind")),
+        "## Step decay: best lr and accuracy per step size (`step_sizes.csv`)",
+        "",
+        report.to_markdown(tables["step_sizes"].set_index("setting")),
+        "## Files",
+        "",
+        "`runs.*` (one row per run, with the per-run measures), `curves.*` (per epoch), "
+        "`kind_numbers.csv` (the table's numbers), `curves.png` (train loss and lr vs epoch per "
+        "kind at its best lr, seed mean), `meta.json`.",
+        "",
+    ]
+    return "\n".join(lines)
