@@ -1,6 +1,8 @@
 """The ``lrbench`` command line.
 
   lrbench run [EXPERIMENT] [--set key=value ...] [--seeds N] [--out DIR] [--quiet]
+              [--max-memory SIZE] [--resume] [--process-index I --process-count N | --distributed]
+              [--merge]
   lrbench list
 
 Bad input never shows a traceback: one line on stderr naming the field and what is allowed,
@@ -39,7 +41,9 @@ class _Parser(argparse.ArgumentParser):
 def _split(key: str, text: str) -> list[str]:
     items = [t.strip() for t in text.split(",")]
     if not text.strip() or any(not t for t in items):
-        raise ConfigError(key, f"{text!r} is empty or has an empty item; give comma-separated values")
+        raise ConfigError(
+            key, f"{text!r} is empty or has an empty item; give comma-separated values"
+        )
     return items
 
 
@@ -92,7 +96,10 @@ _SWEEP_KEYS: dict[str, tuple[Callable, Callable[[Sweep, object], Sweep]]] = {
     "impl": (_strs, lambda s, v: dataclasses.replace(s, impls=v)),
     "dtype": (_one(_strs), lambda s, v: dataclasses.replace(s, dtype=v)),
     "target_acc": (_one(_floats), lambda s, v: dataclasses.replace(s, target_acc=v)),
-    "hidden": (_ints, lambda s, v: dataclasses.replace(s, model=dataclasses.replace(s.model, hidden=v))),
+    "hidden": (
+        _ints,
+        lambda s, v: dataclasses.replace(s, model=dataclasses.replace(s.model, hidden=v)),
+    ),
     "activation": (
         _one(_strs),
         lambda s, v: dataclasses.replace(s, model=dataclasses.replace(s.model, activation=v)),
@@ -123,7 +130,11 @@ def _set_hparam(sweep: Sweep, key: str, text: str) -> Sweep:
         allowed = sorted(set(_SWEEP_KEYS) | {"unit"})
         hp = sorted({h for o in sweep.optimizers for h in rules.spec(o.name).hparams})
         sp = sorted({p for s in sweep.schedules for p in schedules.kind(s.kind).params})
-        extra = f"; hyperparameters of this sweep's optimizers and schedules: {', '.join(hp + sp)}" if hp or sp else ""
+        extra = (
+            f"; hyperparameters of this sweep's optimizers and schedules: {', '.join(hp + sp)}"
+            if hp or sp
+            else ""
+        )
         raise ConfigError(key, f"unknown --set key {key!r}; allowed: {', '.join(allowed)}{extra}")
     value = _strs(key, text) if key == "unit" else _floats(key, text)
     return dataclasses.replace(
@@ -178,27 +189,85 @@ def _positive_int(text: str) -> int:
         raise ConfigError("--seeds", f"{text!r} is not an integer") from None
 
 
+def _int_arg(field: str):
+    def parse(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(field, f"{text!r} is not an integer") from None
+
+    return parse
+
+
+def _process(args) -> tuple[int, int]:
+    """This process's (index, count) of a sweep shared out over processes."""
+    if args.distributed:
+        import jax
+
+        try:
+            jax.distributed.initialize()
+        except (RuntimeError, ValueError) as err:
+            raise ConfigError(
+                "--distributed", f"jax.distributed.initialize() failed: {err}"
+            ) from None
+        return jax.process_index(), jax.process_count()
+    count = 1 if args.process_count is None else args.process_count
+    index = 0 if args.process_index is None else args.process_index
+    if count < 1:
+        raise ConfigError("--process-count", f"{count} must be >= 1")
+    if not 0 <= index < count:
+        raise ConfigError(
+            "--process-index", f"{index} must be in [0, {count - 1}] (--process-count {count})"
+        )
+    return index, count
+
+
 def cmd_run(args) -> int:
     import experiments
+    from lrbench import engine, report, runner
 
-    from lrbench import report, runner
-
+    engine.use_cpu_cores()
     name = args.experiment or experiments.DEFAULT
     module = experiments.load(name)
     sweep = module.get_config()
     if args.ci and hasattr(module, "ci_config"):
         sweep = module.ci_config()
     sweep = apply_overrides(sweep, args.set or [], args.seeds)
+    max_memory = None if args.max_memory is None else runner.parse_memory(args.max_memory)
     out = Path(args.out) if args.out else Path("results") / name
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", f"{str(out)!r} exists and is not a folder")
-    run_fn = getattr(module, "run", runner.run)
-    result = run_fn(sweep, out=out, quiet=args.quiet)
+    index, count = _process(args)
+    if hasattr(module, "run"):
+        for flag, given in (
+            ("--resume", args.resume),
+            ("--merge", args.merge),
+            ("--process-count", count > 1),
+        ):
+            if given:
+                raise ConfigError(
+                    flag,
+                    f"experiment {name!r} trains through its own run hook, which cannot resume, merge or be shared out over processes; run it without {flag}",
+                )
+        result = module.run(sweep, out=out, quiet=args.quiet)
+    else:
+        max_chunk = runner.max_chunk_for(sweep, max_memory)
+        result = runner.run(
+            sweep, out=out, quiet=args.quiet, max_chunk=max_chunk, resume=args.resume,
+            process=(index, count), merge=args.merge,
+        )  # fmt: skip
+        if result.folder is None:
+            print(
+                f"process {index} of {count}: trained {len(result.runs)} runs into {runner.partial_dir(out)}; when every process is done, write {out} with the same command and --merge instead of the process options"
+            )
+            return 0
     if hasattr(module, "summary"):
         print(module.summary(result))
     else:
         table = report.mean_std_table(result.runs, "final_test_acc")
-        print(f"\n{sweep.experiment}: final test accuracy, mean ± std over {len(sweep.seeds)} seeds\n")
+        print(
+            f"\n{sweep.experiment}: final test accuracy, mean ± std over {len(sweep.seeds)} seeds\n"
+        )
         print(report.to_markdown(table))
     print(f"wrote {result.folder}")
     return 0
@@ -250,7 +319,9 @@ def cmd_lr_find(args) -> int:
             hparams[key] = _one(_floats)(key, text)
         else:
             allowed = sorted([*_FIND_KEYS, *rules.spec(args.optimizer).hparams])
-            raise ConfigError(key, f"unknown --set key {key!r} for lr-find; allowed: {', '.join(allowed)}")
+            raise ConfigError(
+                key, f"unknown --set key {key!r} for lr-find; allowed: {', '.join(allowed)}"
+            )
     rules.resolve(args.optimizer, hparams)
     model = MLPConfig(
         hidden=_hidden(args.model),
@@ -265,24 +336,46 @@ def cmd_lr_find(args) -> int:
                        ("epochs", settings.get("epochs", 3))):  # fmt: skip
         if value < 2 and key != "epochs" or value < 1:
             raise ConfigError(key, f"{key}={value} is too small")
-    problem = lrfind.Problem(args.dataset, model, args.optimizer, args.impl, hparams, batch, settings.get("seed", 0))
-    out = Path(args.out) if args.out else Path("results") / "lr_find" / f"{args.dataset}-{args.optimizer}"
+    problem = lrfind.Problem(
+        args.dataset, model, args.optimizer, args.impl, hparams, batch, settings.get("seed", 0)
+    )
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("results") / "lr_find" / f"{args.dataset}-{args.optimizer}"
+    )
     if not args.quiet:
         print(f"range test: {args.dataset} {model.name} {args.optimizer} ...", file=sys.stderr)
     rng = lrfind.range_test(problem, start, end, settings.get("num_steps", 100))
     if not args.quiet:
         print("grid test: one program over log-spaced learning rates ...", file=sys.stderr)
-    grid, _ = lrfind.grid_test(problem, start, end, settings.get("num_lrs", 25), settings.get("epochs", 3))
+    grid, _ = lrfind.grid_test(
+        problem, start, end, settings.get("num_lrs", 25), settings.get("epochs", 3)
+    )
 
     def write(folder: Path) -> None:
         import pandas as pd
 
-        pd.DataFrame({"lr": rng.lrs, "smoothed_loss": rng.losses, "loss": rng.raw[: rng.stop]}).to_csv(folder / "range_test.csv", index=False)
-        pd.DataFrame({"lr": grid.lrs, "final_train_loss": grid.losses}).to_csv(folder / "grid_test.csv", index=False)
-        rows = [{"finder": f, "suggestion": k, "lr": v} for f, c in (("range", rng), ("grid", grid)) for k, v in c.suggestions.items()]
+        pd.DataFrame(
+            {"lr": rng.lrs, "smoothed_loss": rng.losses, "loss": rng.raw[: rng.stop]}
+        ).to_csv(folder / "range_test.csv", index=False)
+        pd.DataFrame({"lr": grid.lrs, "final_train_loss": grid.losses}).to_csv(
+            folder / "grid_test.csv", index=False
+        )
+        rows = [
+            {"finder": f, "suggestion": k, "lr": v}
+            for f, c in (("range", rng), ("grid", grid))
+            for k, v in c.suggestions.items()
+        ]
         pd.DataFrame(rows).to_csv(folder / "suggestions.csv", index=False)
-        lrfind.figure(rng, grid, folder / "lr_find.png", f"{args.dataset}, {model.name}, {args.optimizer}")
-        meta = {"problem": dataclasses.asdict(problem), "settings": settings, **results.environment()}
+        lrfind.figure(
+            rng, grid, folder / "lr_find.png", f"{args.dataset}, {model.name}, {args.optimizer}"
+        )
+        meta = {
+            "problem": dataclasses.asdict(problem),
+            "settings": settings,
+            **results.environment(),
+        }
         (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
 
     results.write_atomically(out, write)
@@ -303,7 +396,10 @@ def cmd_check(args) -> int:
     shown = (table if args.verbose else failed).copy()
     if not shown.empty:
         for col in ("value", "expected", "atol", "rtol", "min", "max"):
-            shown[col] = [("" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}") for v in shown[col]]
+            shown[col] = [
+                ("" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}")
+                for v in shown[col]
+            ]
         shown["ok"] = shown["ok"].map({True: "ok", False: "FAILED"})
         print(report.to_markdown(shown.set_index("experiment")))
     print(f"{len(table) - len(failed)} passed, {len(failed)} failed")
@@ -313,7 +409,9 @@ def cmd_check(args) -> int:
 def cmd_bench(args) -> int:
     from lrbench import bench
 
-    out = Path(args.out) if args.out else Path("results") / ("bench_quick" if args.quick else "bench")
+    out = (
+        Path(args.out) if args.out else Path("results") / ("bench_quick" if args.quick else "bench")
+    )
     bench.main(args.quick, out, args.quiet)
     print(f"wrote {out}")
     return 0
@@ -329,26 +427,68 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR", help="results folder (default results/<experiment>)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--ci", action="store_true", help="the experiment's CI-sized variant")
+    run.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory budget that sets the chunk size, e.g. 2GB, 512MB (default: half the free memory)",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the chunks already in <out>.partial/ and train only the rest",
+    )
+    run.add_argument(
+        "--process-index",
+        type=_int_arg("--process-index"),
+        metavar="I",
+        help="train only share I of the runs (with --process-count)",
+    )
+    run.add_argument(
+        "--process-count",
+        type=_int_arg("--process-count"),
+        metavar="N",
+        help="the runs are shared out over N processes",
+    )
+    run.add_argument(
+        "--distributed",
+        action="store_true",
+        help="jax.distributed.initialize(); this process's share from jax.process_index()/process_count()",
+    )
+    run.add_argument(
+        "--merge",
+        action="store_true",
+        help="train nothing: write <out> from every process's share in <out>.partial/",
+    )
     run.set_defaults(func=cmd_run)
     find = sub.add_parser("lr-find", help="suggest a learning rate: range test and grid test")
     find.add_argument("--dataset", default="blobs")
     find.add_argument("--model", default="50", help="hidden sizes, e.g. 50 or 64,64")
     find.add_argument("--optimizer", default="sgd")
     find.add_argument("--impl", default="hand", choices=rules.IMPLS)
-    find.add_argument("--set", action="append", metavar="KEY=VALUE",
-                      help="batch_size, num_steps, start_lr, end_lr, num_lrs, epochs, seed, or a hyperparameter")
+    find.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="batch_size, num_steps, start_lr, end_lr, num_lrs, epochs, seed, or a hyperparameter",
+    )
     find.add_argument("--out", metavar="DIR", help="default results/lr_find/<dataset>-<optimizer>")
     find.add_argument("--quiet", action="store_true")
     find.set_defaults(func=cmd_lr_find)
     chk = sub.add_parser("check", help="rerun experiments and compare with results/expected/")
-    chk.add_argument("experiments", nargs="*", help="default: every experiment with reference numbers")
+    chk.add_argument(
+        "experiments", nargs="*", help="default: every experiment with reference numbers"
+    )
     chk.add_argument("--expected", default=str(Path("results") / "expected"), metavar="DIR")
     chk.add_argument("--verbose", action="store_true", help="show every check, not only failures")
     chk.add_argument("--quiet", action="store_true")
     chk.set_defaults(func=cmd_check)
     bn = sub.add_parser("bench", help="throughput of the engine against loop baselines")
-    bn.add_argument("--quick", action="store_true", help="N in {1, 8, 64}, one repeat (about a minute)")
-    bn.add_argument("--out", metavar="DIR", help="default results/bench (results/bench_quick with --quick)")
+    bn.add_argument(
+        "--quick", action="store_true", help="N in {1, 8, 64}, one repeat (about a minute)"
+    )
+    bn.add_argument(
+        "--out", metavar="DIR", help="default results/bench (results/bench_quick with --quick)"
+    )
     bn.add_argument("--quiet", action="store_true")
     bn.set_defaults(func=cmd_bench)
     lst = sub.add_parser("list", help="list experiments, data sets, optimizers and schedules")
@@ -369,7 +509,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - the last line of defence: no traceback for users
         if os.environ.get("LRBENCH_DEBUG"):
             traceback.print_exc()
-        print(f"{PROG}: internal error: {type(err).__name__}: {err} (set LRBENCH_DEBUG=1 for details)", file=sys.stderr)
+        print(
+            f"{PROG}: internal error: {type(err).__name__}: {err} (set LRBENCH_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -49,7 +49,9 @@ def _last_finite(x: np.ndarray) -> np.ndarray:
     return np.where(finite.any(axis=1), out, np.nan)
 
 
-def build(runs: pd.DataFrame, history: History, target_acc: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build(
+    runs: pd.DataFrame, history: History, target_acc: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Adds the final metrics to ``runs`` and stacks the per-epoch ``curves``.
 
     Final metrics are those of the last finite epoch (for a diverged run, where it was frozen).
@@ -60,7 +62,9 @@ def build(runs: pd.DataFrame, history: History, target_acc: float) -> tuple[pd.D
     runs["final_train_loss"] = _last_finite(h.train_loss)
     runs["final_test_loss"] = _last_finite(h.test_loss)
     runs["final_test_acc"] = _last_finite(h.test_acc)
-    runs["best_test_acc"] = np.nanmax(np.where(np.isfinite(h.test_acc), h.test_acc, -np.inf), axis=1)
+    runs["best_test_acc"] = np.nanmax(
+        np.where(np.isfinite(h.test_acc), h.test_acc, -np.inf), axis=1
+    )
     runs.loc[~np.isfinite(runs["best_test_acc"]), "best_test_acc"] = np.nan
     runs["epochs_to_target"] = diagnose.epochs_to_target(h.test_acc, target_acc)
     diverged_at = h.diverged_at.astype(np.int64)
@@ -162,12 +166,39 @@ def write_atomically(out_dir: str | os.PathLike, write: Callable[[Path], None]) 
     return out
 
 
+def write_file_atomically(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
+    """Calls ``write(binary_file)`` on a temporary sibling of ``path``, flushes and fsyncs it,
+    then renames it onto ``path`` (and fsyncs the folder): after a crash, ``path`` holds
+    either its old content or the whole new one, never a part."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # not every file system can fsync a folder
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return path
+
+
 def write_tables(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame, meta: dict) -> None:
     """``runs.csv``, ``curves.csv`` (+ ``.parquet`` with pyarrow) and ``meta.json``."""
     # The engine computes curves in the sweep's dtype; float32 ones are written as float32
     # (shortest round-trip digits), not padded out to float64 digits.
     if meta.get("config", {}).get("dtype", "float32") == "float32":
-        curves = curves.astype({c: "float32" for c in ("lr", "train_loss", "test_loss", "test_acc")})
+        curves = curves.astype(
+            {c: "float32" for c in ("lr", "train_loss", "test_loss", "test_acc")}
+        )
     runs.to_csv(folder / "runs.csv", index=False)
     curves.to_csv(folder / "curves.csv", index=False)
     if has_parquet():

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import math
+import re
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
 
+import jax
 import numpy as np
 import pandas as pd
 
-from lrbench import engine, report, results
+from lrbench import data, engine, report, results
 from lrbench.engine import History
+from lrbench.errors import ConfigError
 from lrbench.sweep import Sweep, expand
 
 
@@ -40,38 +48,221 @@ class Progress:
         )
 
 
-def train(sweep: Sweep, progress: Progress | None = None, max_chunk: int = 4096):
-    """Trains every run of ``sweep``; returns ``(runs, History, timing dict)``."""
-    progress = progress or Progress(quiet=True)
-    runs = expand(sweep)
-    if sweep.dtype == "float64":
-        import jax
+def _take(tree, lo: int, hi: int, size: int):
+    """Rows [lo, hi) of every leaf, padded to ``size`` by repeating the last row (as the
+    engine pads its own chunks), so every chunk of a group runs the same compiled program."""
 
+    def one(x):
+        part = x[lo:hi]
+        if len(part) < size:
+            part = np.concatenate([part, np.repeat(part[-1:], size - len(part), axis=0)])
+        return part
+
+    return jax.tree_util.tree_map(one, tree)
+
+
+def chunk_size(n: int, max_chunk: int) -> int:
+    """Runs per chunk of a group of ``n``: at most ``max_chunk``, a multiple of the device count."""
+    n_dev = jax.device_count()
+    return math.ceil(min(max_chunk, n) / n_dev) * n_dev
+
+
+def train(
+    sweep: Sweep,
+    progress: Progress | None = None,
+    max_chunk: int = 4096,
+    runs: pd.DataFrame | None = None,
+    store: ChunkStore | None = None,
+):
+    """Trains every run of ``sweep`` (or of ``runs``, a part of its runs table); returns
+    ``(runs, History, timing dict)``.
+
+    Each static group goes through in chunks of one padded size (one compile per group). With a
+    ``store``, a chunk whose runs it already holds is read back instead of trained, and each
+    trained chunk is appended to it before the next one starts.
+    """
+    progress = progress or Progress(quiet=True)
+    runs = expand(sweep) if runs is None else runs
+    if sweep.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
+    done = store.load() if store is not None else {}
     parts: dict[str, History] = {}
     timing = {"compile_seconds": 0.0, "train_seconds": 0.0, "programs": 0}
-    for static, index in engine.static_groups(sweep, runs):
+    timing.update(trained_runs=0, resumed_runs=0, chunks=0)
+    for group, (static, index) in enumerate(engine.static_groups(sweep, runs)):
         rows = runs.loc[index]
+        ids = rows["run_id"].to_numpy()
         label = f"{static.optimizer}/{static.impl}"
-        progress.say(f"compiling {label}: {len(rows)} runs, {sweep.epochs} epochs ...")
-        with progress.bar(len(rows), f"training {label}") as bar:
-            history, t = engine.train_group(
-                static,
-                engine.run_data(static, rows),
-                max_chunk=max_chunk,
-                on_chunk=lambda lo, hi, _: bar.update(hi - lo),
+        size = chunk_size(len(rows), max_chunk)
+        todo = [
+            lo
+            for lo in range(0, len(rows), size)
+            if not all(i in done for i in ids[lo : lo + size])
+        ]
+        run_data = engine.run_data(static, rows) if todo else None
+        if todo:
+            progress.say(
+                f"compiling {label}: {len(rows)} runs in chunks of {size}, {sweep.epochs} epochs ..."
             )
-        progress.say(
-            f"  {label}: compiled in {t.compile_seconds:.1f} s, trained in {t.train_seconds:.1f} s"
-        )
-        timing["compile_seconds"] += t.compile_seconds
-        timing["train_seconds"] += t.train_seconds
-        timing["programs"] += 1
-        for i, label_ in enumerate(index):
-            parts[label_] = History(*(x[i] for x in history))
-    ordered = [parts[i] for i in runs.index]
+        with progress.bar(len(rows), f"training {label}") as bar:
+            for lo in range(0, len(rows), size):
+                hi = min(lo + size, len(rows))
+                if lo not in todo:
+                    parts.update((i, done[i]) for i in ids[lo:hi])
+                    timing["resumed_runs"] += hi - lo
+                    bar.update(hi - lo)
+                    continue
+                out, t = engine.train_group(static, _take(run_data, lo, hi, size), max_chunk=size)
+                part = History(*(np.asarray(x)[: hi - lo] for x in out))
+                if store is not None:
+                    store.append(f"{group:03d}-{lo:09d}", ids[lo:hi], part)
+                parts.update((i, History(*(x[k] for x in part))) for k, i in enumerate(ids[lo:hi]))
+                timing["compile_seconds"] += t.compile_seconds
+                timing["train_seconds"] += t.train_seconds
+                timing["trained_runs"] += hi - lo
+                timing["chunks"] += 1
+                bar.update(hi - lo)
+        if todo:
+            progress.say(
+                f"  {label}: compiled in {timing['compile_seconds']:.1f} s so far, "
+                f"trained in {timing['train_seconds']:.1f} s so far"
+            )
+            timing["programs"] += 1
+    ordered = [parts[i] for i in runs["run_id"]]
     stacked = History(*(np.stack(xs) for xs in zip(*ordered, strict=True)))
     return runs, stacked, timing
+
+
+# ---------------------------------------------------------------------------------------------
+# Chunks on disk: resume after a kill, and the parts of a sweep shared out over processes
+
+
+def config_hash(sweep: Sweep) -> str:
+    text = json.dumps(sweep.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def partial_dir(out: str | Path) -> Path:
+    """Where a sweep's finished chunks wait until its results folder is written."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+class ChunkStore:
+    """``<out>.partial/``: ``sweep.json`` (the config, its hash, the chunk size) and one
+    ``chunk-p<process>-<group>-<first row>.npz`` per finished chunk (its run_ids and their
+    histories), each written to a temporary file, fsynced and renamed into place."""
+
+    def __init__(self, folder: Path, process: int = 0):
+        self.folder = Path(folder)
+        self.process = process
+
+    def state(self) -> dict | None:
+        path = self.folder / "sweep.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def open(self, sweep: Sweep, chunk: int, fresh: bool) -> int:
+        """Starts (``fresh``: wiping any earlier chunks) or reopens the store for ``sweep``;
+        returns the chunk size to use (the one the store was started with)."""
+        if fresh:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        state = self.state()
+        if state is None:
+            state = {"config_hash": config_hash(sweep), "chunk": chunk, "config": sweep.to_dict()}
+            text = (json.dumps(state, indent=2) + "\n").encode()
+            results.write_file_atomically(self.folder / "sweep.json", lambda f: f.write(text))
+        elif state["config_hash"] != config_hash(sweep):
+            raise ConfigError(
+                "--resume",
+                f"{str(self.folder)!r} holds chunks of a different configuration "
+                f"(hash {state['config_hash']}, this sweep {config_hash(sweep)}); "
+                "rerun without --resume to start over, or pick another --out",
+            )
+        return int(state["chunk"])
+
+    def append(self, name: str, run_ids, history: History) -> None:
+        arrays = {"run_id": np.asarray(run_ids, dtype=str), **history._asdict()}
+        path = self.folder / f"chunk-p{self.process:05d}-{name}.npz"
+        results.write_file_atomically(path, lambda f: np.savez(f, **arrays))
+
+    def load(self) -> dict[str, History]:
+        """Every finished run in the store, by run_id."""
+        done = {}
+        for path in sorted(self.folder.glob("chunk-*.npz")):
+            with np.load(path) as z:
+                cols = [z[f] for f in History._fields]
+                for k, i in enumerate(z["run_id"]):
+                    done[str(i)] = History(*(c[k] for c in cols))
+        return done
+
+
+def shard(runs: pd.DataFrame, index: int, count: int) -> pd.DataFrame:
+    """Process ``index`` of ``count``'s share of the runs table: every ``count``-th row from
+    row ``index``, so each process gets a like mix of optimizers, rates and seeds."""
+    if not 0 <= index < count:
+        raise ConfigError(
+            "--process-index", f"{index} must be in [0, {count - 1}] (--process-count {count})"
+        )
+    return runs.iloc[index::count]
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory budget -> chunk size
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+
+
+def parse_memory(text: str) -> int:
+    """``2GB``, ``512MB``, ``1.5GiB`` or a plain byte count -> bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([a-zA-Z]*)\s*", str(text))
+    unit = match and match.group(2).lower()
+    if not match or unit not in _UNITS:
+        raise ConfigError("--max-memory", f"{text!r} is not a size; give e.g. 2GB, 512MB, 1.5GiB")
+    value = int(float(match.group(1)) * _UNITS[unit])
+    if value <= 0:
+        raise ConfigError("--max-memory", f"{text!r} must be more than 0 bytes")
+    return value
+
+
+def free_memory() -> int:
+    """Half the memory this process could still take: the devices' free memory on an
+    accelerator, ``MemAvailable`` of ``/proc/meminfo`` on the CPU (1 GiB if unknown)."""
+    stats = [d.memory_stats() or {} for d in jax.local_devices()]
+    if jax.default_backend() != "cpu" and all("bytes_limit" in s for s in stats):
+        return sum(s["bytes_limit"] - s.get("bytes_in_use", 0) for s in stats) // 2
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        lines = Path("/proc/meminfo").read_text().splitlines()
+        kib = next(int(line.split()[1]) for line in lines if line.startswith("MemAvailable:"))
+        return kib * 1024 // 2
+    return 2**30
+
+
+def run_bytes(sweep: Sweep) -> int:
+    """An estimate of one run's memory in the engine, by formula (bytes of the sweep's dtype):
+
+    4·P (parameters, gradients and two optimizer slots, Adam's worst case) + the activations
+    of a minibatch and of a full-data evaluation (forward and backward, 2·B·A and 2·n·A with
+    A the units of all layers) + 4·epochs of curves + the steps of an optax lr table, all
+    doubled for XLA's temporaries and the scan carry's copy.
+    """
+    ds = data.load(sweep.dataset)
+    widths = [ds.x_train.shape[1], *sweep.model.hidden, ds.num_classes]
+    params = sum(a * b + b for a, b in zip(widths, widths[1:], strict=False))
+    units = sum(widths)
+    n_eval = max(len(ds.x_train), len(ds.x_test))
+    steps = sweep.epochs * sweep.steps_per_epoch if "optax" in sweep.schedule_impls else 0
+    words = 4 * params + 2 * (sweep.batch_size + n_eval) * units + 4 * sweep.epochs + steps
+    return 2 * words * np.dtype(sweep.dtype).itemsize
+
+
+def max_chunk_for(sweep: Sweep, max_memory: int | None) -> int:
+    """Runs per chunk that fit ``max_memory`` bytes (default: :func:`free_memory`, at most
+    4096 runs); never fewer than one per device."""
+    if max_memory is None:
+        return max(jax.device_count(), min(4096, free_memory() // run_bytes(sweep)))
+    return max(jax.device_count(), max_memory // run_bytes(sweep))
 
 
 def run(
@@ -79,11 +270,46 @@ def run(
     out: str | Path | None = None,
     quiet: bool = False,
     max_chunk: int = 4096,
+    resume: bool = False,
+    process: tuple[int, int] = (0, 1),
+    merge: bool = False,
 ) -> Result:
-    """Trains ``sweep`` and, when ``out`` is given, writes its results folder atomically."""
+    """Trains ``sweep`` and, when ``out`` is given, writes its results folder atomically.
+
+    With ``out``, finished chunks are kept in ``<out>.partial/`` until the folder is written;
+    ``resume`` reads them back instead of training them again. ``process=(i, n)`` trains only
+    process ``i``'s share of the runs (:func:`shard`) into the shared ``<out>.partial/`` and
+    writes no results folder; ``merge`` then trains nothing and writes the folder from all
+    the shares (it refuses if a run is missing).
+    """
     progress = Progress(quiet)
     start = time.perf_counter()
-    runs, history, timing = train(sweep, progress, max_chunk)
+    index, count = process
+    store = None
+    runs = expand(sweep)
+    if count > 1 or merge:
+        if out is None:
+            raise ConfigError("--out", "a sweep shared out over processes needs an output folder")
+        store = ChunkStore(partial_dir(out), index)
+        max_chunk = store.open(sweep, max_chunk, fresh=False)
+        if merge:
+            missing = set(runs["run_id"]) - set(store.load())
+            if missing:
+                raise ConfigError(
+                    "--merge",
+                    f"{len(missing)} of {len(runs)} runs are not in {str(store.folder)!r} yet; "
+                    "wait for every process to finish (or run the missing shares with --resume)",
+                )
+        else:
+            runs = shard(runs, index, count)
+    elif out is not None:
+        store = ChunkStore(partial_dir(out))
+        if resume and store.state() is None:
+            progress.say(f"nothing to resume in {store.folder}: starting afresh")
+        max_chunk = store.open(sweep, max_chunk, fresh=not resume)
+    elif resume:
+        raise ConfigError("--resume", "needs an output folder")
+    runs, history, timing = train(sweep, progress, max_chunk, runs, store)
     runs, curves = results.build(runs, history, sweep.target_acc)
     meta = {
         "experiment": sweep.experiment,
@@ -94,9 +320,16 @@ def run(
         **results.environment(),
     }
     folder = None
+    if count > 1 and not merge:
+        for name, table in (("runs", runs), ("curves", curves)):
+            path = store.folder / f"{name}.part-{index:05d}.csv"
+            results.write_file_atomically(path, lambda f, t=table: t.to_csv(f, index=False))
+        progress.say(f"process {index} of {count}: {len(runs)} runs in {store.folder}")
+        return Result(runs, curves, meta, None)
     if out is not None:
         progress.say(f"writing {out} ...")
         folder = results.write_atomically(out, lambda tmp: write(tmp, sweep, runs, curves, meta))
+        shutil.rmtree(store.folder, ignore_errors=True)
     return Result(runs, curves, meta, folder)
 
 
