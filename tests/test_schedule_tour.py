@@ -1,0 +1,200 @@
+"""schedule_tour: the speed and smoothness measures on hand-built curves, the tuning and the
+verdicts on hand-built tables, and the article's measurable claims on the CI-sized run."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import schedule_tour as st
+
+# ---------------------------------------------------------------------------------------------
+# Measures on curves with known answers
+
+
+def test_geometric_loss_is_perfectly_smooth():
+    a, r, t = 2.0, 0.8, 30
+    loss = a * r ** np.arange(t)
+    assert st.roughness(loss) == pytest.approx(0.0, abs=1e-12)  # a straight line in log
+    assert st.up_share(loss) == 0.0
+    assert st.loss_auc(loss) == pytest.approx(a * (1 - r**t) / (1 - r) / t)  # geometric sum
+
+
+def test_zigzag_loss():
+    loss = np.array([1.0, 2.0, 1.0, 2.0, 1.0, 2.0])
+    assert st.up_share(loss) == pytest.approx(3 / 5)  # 3 rises out of 5 changes
+    assert st.roughness(loss) == pytest.approx(2 * math.log(2))  # |±log2 ∓ log2| = 2·log2
+    assert st.loss_auc(loss) == pytest.approx(1.5)
+
+
+def test_measures_match_a_loop_rederivation():
+    rng = np.random.default_rng(0)
+    loss = np.exp(rng.normal(size=25).cumsum() * 0.1)
+    ups, second = 0, []
+    for t in range(1, len(loss)):
+        ups += loss[t] > loss[t - 1]
+        if t < len(loss) - 1:
+            second.append(
+                abs(math.log(loss[t + 1]) - 2 * math.log(loss[t]) + math.log(loss[t - 1]))
+            )
+    assert st.up_share(loss) == pytest.approx(ups / (len(loss) - 1))
+    assert st.roughness(loss) == pytest.approx(sum(second) / len(second))
+    assert st.loss_auc(loss) == pytest.approx(sum(loss) / len(loss))
+
+
+def test_measures_of_a_diverged_curve_are_nan():
+    loss = np.array([1.0, 0.5, np.inf, np.nan])
+    assert math.isnan(st.roughness(loss))
+    assert math.isnan(st.up_share(loss))
+    assert math.isnan(st.loss_auc(loss))
+
+
+def test_curve_measures_test_loss_rise_and_early_roughness():
+    epochs = np.arange(1, 13)
+    train = 0.5**epochs * np.where(epochs <= 3, [1, 3, 1] * 4, 1)[: len(epochs)]
+    curves = pd.DataFrame(
+        {
+            "run_id": "r",
+            "epoch": epochs,
+            "train_loss": train,
+            "test_loss": [1.0, 0.8, 0.6, 0.5, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.72],
+        }
+    )
+    m = st.curve_measures(curves.sample(frac=1, random_state=0)).loc["r"]  # order-proof
+    assert m["test_loss_rise"] == pytest.approx(0.72 - 0.4)
+    # first quarter = 3 epochs: log L = [log .5·1, log .25·3, log .125·1]
+    log = np.log([0.5, 0.75, 0.125])
+    assert m["early_roughness"] == pytest.approx(abs(log[2] - 2 * log[1] + log[0]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Tuning, sensitivity, verdicts on hand-built tables
+
+
+def _measured() -> pd.DataFrame:
+    """Kind "constant" on lrs 0.01, 0.1, 1 and kind "step" on two step sizes; 3 seeds."""
+    score = {
+        ("constant", "", 0.01): [0.5, 0.6, 0.7],
+        ("constant", "", 0.1): [0.9, 0.9, 0.9],
+        ("constant", "", 1.0): [0.7, 0.8, 0.9],
+        ("step", "step_size=5", 0.1): [0.95, 0.95, 0.95],
+        ("step", "step_size=5", 1.0): [0.85, 0.85, 0.85],
+        ("step", "step_size=10", 0.1): [0.9, 0.9, 0.9],
+        ("step", "step_size=10", 1.0): [0.96, 0.96, 0.96],
+    }
+    rows = [
+        {"kind": k, "setting": s, "lr": lr, "seed": seed, "score": v, "run_id": f"{k}{s}{lr}{seed}"}
+        for (k, s, lr), values in score.items()
+        for seed, v in enumerate(values)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_best_settings_and_sensitivity():
+    measured = _measured()
+    best = st.best_settings(measured)
+    assert best.loc["constant", "lr"] == 0.1
+    assert (best.loc["step", "setting"], best.loc["step", "lr"]) == ("step_size=10", 1.0)
+    # constant at 0.1: 0.9 − mean(0.01's, 1's) per seed = 0.9 − (0.6, 0.7, 0.8)
+    sens = st.sensitivity(measured, "constant", "", 0.1)
+    np.testing.assert_allclose(sens.to_numpy(), [0.3, 0.2, 0.1])
+    # step_size=10 at 1.0 is at the grid's edge: one neighbour (0.1)
+    sens = st.sensitivity(measured, "step", "step_size=10", 1.0)
+    np.testing.assert_allclose(sens.to_numpy(), [0.06] * 3)
+    runs = st.best_runs(measured)
+    assert len(runs) == 6 and set(runs["kind"]) == {"constant", "step"}
+    sizes = st.step_size_table(measured)
+    assert list(sizes["setting"]) == ["step_size=10", "step_size=5"]  # best first
+
+
+def test_verdict():
+    a, b = np.array([1.0, 1.1, 0.9]), np.array([0.0, 0.1, -0.1])
+    assert st.verdict(a, b, ">")[2] == "yes"
+    assert st.verdict(a, b, "<")[2] == "no"
+    assert st.verdict(a, a + 0.01, ">")[2] == "within noise"
+    assert st.verdict(a[:1], b, ">")[2] == "cannot be measured"
+    assert st.verdict(a, b, ">")[:2] == (pytest.approx(1.0), pytest.approx(0.0))
+
+
+def test_schedules_end_at_a_tenth():
+    sched = {s.kind: s for s in st.sgd_schedules(40, 11)}
+    (exp,) = sched["exponential"].points()
+    (tb,) = sched["time_based"].points()
+    assert exp["decay_rate"] ** 40 == pytest.approx(0.1)
+    assert 1 / (1 + tb["decay"] * 40 * 11) == pytest.approx(0.1)
+    assert [p["step_size"] for p in sched["step"].points()] == [5.0, 10.0, 20.0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The CI-sized run
+
+
+@pytest.fixture(scope="module")
+def ci():
+    sweep = st.ci_config()
+    result = st.run(sweep, quiet=True)
+    return sweep, result, result.meta["tables"]
+
+
+def test_ci_run_has_every_kind_and_grid(ci):
+    sweep, result, tables = ci
+    runs = result.runs
+    n_sgd = len(st.SGD_LRS) * (3 + 3) * len(sweep.seeds)  # 3 step sizes + 3 other kinds
+    n_adaptive = sum(len(v) for v in st.ADAPTIVE_LRS.values()) * len(sweep.seeds)
+    assert len(runs) == n_sgd + n_adaptive
+    assert list(tables["numbers"]["kind"]) == list(st.KINDS)
+    assert set(tables["claims"]["held"]) <= {"yes", "no", "within noise", "not measured"}
+
+
+def test_ci_lr_curves_follow_the_schedules(ci):
+    sweep, result, _ = ci
+    lr = result.curves.merge(
+        result.runs[["run_id", "kind", "lr"]], on="run_id", suffixes=("", "_0")
+    )
+    last = lr[lr["epoch"] == sweep.epochs]
+    ratio = (last["lr"] / last["lr_0"]).groupby(last["kind"]).agg(["min", "max"])
+    for kind in ("constant", *st.ADAPTIVE_LRS):
+        assert ratio.loc[kind, "min"] == pytest.approx(1.0) == ratio.loc[kind, "max"]
+    for kind in ("exponential", "time_based"):  # both end near a tenth of the base lr
+        assert 0.09 < ratio.loc[kind, "min"] <= ratio.loc[kind, "max"] < 0.2
+    assert ratio.loc["step", "max"] <= 0.5 + 1e-6
+
+
+def test_ci_every_kind_learns_digits(ci):
+    numbers = ci[2]["numbers"].set_index("kind")
+    assert (numbers["final_test_acc_mean"] > 0.95).all()
+    assert (numbers["epochs_to_target_n"] == len(ci[0].seeds)).all()
+
+
+def test_ci_decay_does_not_speed_up_sgd(ci):
+    """Claims "constant: slower convergence than dynamic rates" and "exponential: improved
+    convergence": at the same base lr and seeds, a decaying rate covers less ground early, so
+    its train-loss area is not below the constant rate's."""
+    measured = ci[2]["measured"]
+    auc = measured.groupby(["kind", "setting", "lr"])["loss_auc"].mean()
+    lr = ci[2]["numbers"].set_index("kind").loc["constant", "best_lr"]
+    for kind in ("exponential", "time_based"):
+        assert auc.loc[(kind, "", lr)] >= auc.loc[("constant", "", lr)]
+
+
+def test_ci_time_based_decay_ends_at_a_higher_train_loss(ci):
+    """Claim "time-based: more precise convergence late": it ends above the constant rate."""
+    best = ci[2]["best"]
+    final = best.groupby("kind")["final_train_loss"].mean()
+    assert final["time_based"] > final["constant"]
+
+
+def test_ci_adaptive_accuracy_is_close_to_constant_sgd(ci):
+    """Claim "adaptive: high accuracy": within 2 points of tuned constant SGD, either way."""
+    acc = ci[2]["numbers"].set_index("kind")["final_test_acc_mean"]
+    for name in st.ADAPTIVE_LRS:
+        assert abs(acc[name] - acc["constant"]) < 0.02
+
+
+def test_ci_summary_and_files(ci, tmp_path):
+    sweep, result, tables = ci
+    text = st.summary(result)
+    assert "claims:" in text and "time_based" in text
+    st.curves_figure(tables["best"], result.curves, tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 10_000
