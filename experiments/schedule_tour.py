@@ -12,7 +12,7 @@ Kinds (``lrbench.schedules`` and ``lrbench.rules``):
   the rate ends at a tenth); ``time_based`` (Keras ``decay`` per step, lr/(1 + decay·t),
   ``decay`` = 9 / total steps: also a tenth at the end). SGD base lrs 0.01, 0.03, 0.1, 0.3, 1, 3.
 - ``adagrad``, ``adadelta``, ``rmsprop``, ``adam`` at their default hyperparameters, constant
-  rate, on a grid of four lrs that holds their usual defaults (AdaGrad 0.01, AdaDelta 1,
+  rate, on a grid of four or five lrs that holds their usual defaults (AdaGrad 0.01, AdaDelta 1,
   RMSProp 0.001 and 0.01, Adam 0.001; spaced ×3 or ×3.3).
 
 Tuned fairly: each kind is reported at its best setting (base lr and, for ``step``, step
@@ -54,7 +54,7 @@ NAME = "schedule_tour"
 TARGET = 0.95
 SGD_LRS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 ADAPTIVE_LRS = {
-    "adagrad": (0.01, 0.03, 0.1, 0.3),
+    "adagrad": (0.01, 0.03, 0.1, 0.3, 1.0),
     "adadelta": (1.0, 3.0, 10.0, 30.0),
     "rmsprop": (0.001, 0.003, 0.01, 0.03),
     "adam": (0.001, 0.003, 0.01, 0.03),
