@@ -336,6 +336,14 @@ CLAIMS = (
         "<",
         ("constant",),
     ),
+    (
+        "adaptive",
+        "fast convergence: final train loss (vs constant SGD)",
+        "final_train_loss",
+        ADAPTIVE,
+        "<",
+        ("constant",),
+    ),
     ("adaptive", "harder to tune than constant", "lr_sensitivity", ADAPTIVE, ">", ("constant",)),
     (
         "adaptive",
