@@ -1,0 +1,165 @@
+"""lr_sensitivity: the U-shaped curve on the CI-sized run, and its tables re-derived in NumPy.
+
+The experiment trains once (module fixture, the CI variant: 12 learning rates, 3 seeds, 20
+epochs); the best-lr table and the good-region widths are recomputed here from the raw
+``runs`` table with their own code, and the DeepOBS score from ``status`` alone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import lr_sensitivity as ls
+from lrbench import check
+
+EXPECTED = Path(__file__).resolve().parents[1] / "results" / "expected" / "lr_sensitivity.json"
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+
+
+@pytest.fixture(scope="module")
+def ci(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lr_sensitivity") / "lr_sensitivity"
+    return ls.run(ls.ci_config(), out=out, quiet=True)
+
+
+def _score(runs: pd.DataFrame) -> pd.DataFrame:
+    """[lr, seed] DeepOBS scores per optimizer: test accuracy, 0.1 when diverged."""
+    acc = np.where(runs["status"].to_numpy() == "diverged", 0.1, runs["final_test_acc"].to_numpy())
+    return runs.assign(s=acc).pivot_table(index="lr", columns="seed", values="s")
+
+
+def _by_optimizer(ci) -> dict[str, pd.DataFrame]:
+    return {o: _score(ci.runs[ci.runs["optimizer"] == o]) for o in OPTIMIZERS}
+
+
+def test_grids_are_the_briefs():
+    full, small = ls.get_config(), ls.ci_config()
+    np.testing.assert_allclose(full.lrs, 10.0 ** (-5 + 0.2 * np.arange(36)), rtol=1e-12)
+    assert (
+        len(small.lrs) == 12 and min(small.lrs) == min(full.lrs) and max(small.lrs) == max(full.lrs)
+    )
+    assert [o.name for o in full.optimizers] == list(OPTIMIZERS)
+    assert dict(full.optimizers[1].hparams) == {"momentum": 0.9}
+    assert full.seeds == tuple(range(10)) and full.dataset == "digits"
+
+
+def test_diverged_runs_score_chance(ci):
+    runs = ci.runs
+    diverged = runs["status"] == "diverged"
+    assert diverged.any() and (runs.loc[diverged, "score"] == 0.1).all()
+    np.testing.assert_array_equal(
+        runs.loc[~diverged, "score"], runs.loc[~diverged, "final_test_acc"]
+    )
+    # a run frozen before a non-finite step keeps the accuracy it had: the score drops it
+    finite_acc = diverged & runs["final_test_acc"].gt(0.5)
+    assert finite_acc.any()
+
+
+def test_u_shape(ci):
+    for name, scores in _by_optimizer(ci).items():
+        mean = scores.mean(axis=1)
+        assert mean.max() > 0.9, name
+        assert mean.max() - mean.iloc[0] > 0.5, (name, mean.iloc[0])  # smallest lr
+        assert mean.max() - mean.iloc[-1] > 0.5, (name, mean.iloc[-1])  # largest lr
+        best = int(np.argmax(mean.to_numpy()))
+        assert 0 < best < len(mean) - 1, name
+
+
+def test_smallest_lr_stalls_near_initial_accuracy(ci):
+    runs, curves = ci.runs, ci.curves
+    lo = runs[runs["lr"] == runs["lr"].min()]
+    # after one epoch of SGD at 1e-5 the weights have moved by ~1e-5·11 steps: its test
+    # accuracy is the initial one of that seed (same initial weights for every optimizer)
+    sgd_lo = lo[lo["optimizer"] == "sgd"]
+    first = curves[(curves["epoch"] == 1) & curves["run_id"].isin(sgd_lo["run_id"])]
+    initial = dict(
+        zip(
+            sgd_lo["seed"], first.set_index("run_id").loc[sgd_lo["run_id"], "test_acc"], strict=True
+        )
+    )
+    for _, r in lo.iterrows():
+        assert abs(r["final_test_acc"] - initial[r["seed"]]) < 0.06, (r["optimizer"], r["seed"])
+        assert r["final_train_loss"] > 0.9 * r["initial_train_loss"], r["optimizer"]
+        assert r["status"] == "slow"
+
+
+def test_largest_lrs_diverge_for_sgd(ci):
+    runs = ci.runs
+    sgd = runs[runs["optimizer"] == "sgd"]
+    top = sgd[sgd["lr"] >= np.sort(sgd["lr"].unique())[-3]]
+    assert (top["status"] == "diverged").all()
+    assert (top["final_test_acc"].fillna(0) < 0.2).all()
+    largest = sgd[sgd["lr"] == sgd["lr"].max()]
+    assert largest["diverged_at"].notna().all()  # non-finite within the run
+
+
+def test_best_lr_table_matches_numpy(ci):
+    table = ci.meta["sensitivity"].set_index("optimizer")
+    for name, scores in _by_optimizer(ci).items():
+        lrs = scores.index.to_numpy()
+        s = scores.to_numpy()  # [lr, seed]
+        mean = s.mean(axis=1)
+        best = int(np.argmax(mean))
+        row = table.loc[name]
+        assert row["best_lr"] == pytest.approx(lrs[best], rel=1e-12), name
+        assert row["score_mean"] == pytest.approx(mean[best], abs=1e-12)
+        assert row["score_std"] == pytest.approx(np.std(s[best], ddof=1), abs=1e-12)
+        per_seed = lrs[np.argmax(s, axis=0)]  # first (lowest) lr on ties
+        assert row["seed_best_lr_min"] == pytest.approx(per_seed.min())
+        assert row["seed_best_lr_max"] == pytest.approx(per_seed.max())
+        assert row["seed_best_lr_median"] == pytest.approx(10 ** np.median(np.log10(per_seed)))
+        assert row["seed_spread_decades"] == pytest.approx(
+            np.log10(per_seed.max() / per_seed.min())
+        )
+        at_best = ci.runs[(ci.runs["optimizer"] == name) & (ci.runs["lr"] == lrs[best])]
+        assert row["final_train_loss"] == pytest.approx(np.median(at_best["final_train_loss"]))
+
+
+def _good_width(lrs: np.ndarray, mean: np.ndarray, within: float) -> tuple[float, float, float]:
+    """The maximal run of consecutive grid points holding the best, all within ``within``."""
+    best = int(np.argmax(mean))
+    good = mean >= (1 - within) * mean[best]
+    segments = np.split(np.arange(len(lrs)), np.flatnonzero(np.diff(good.astype(int))) + 1)
+    seg = next(s for s in segments if best in s)
+    return lrs[seg[0]], lrs[seg[-1]], float(np.log10(lrs[seg[-1]] / lrs[seg[0]]))
+
+
+def test_good_region_width_matches_direct_computation(ci):
+    table = ci.meta["sensitivity"].set_index("optimizer")
+    step = np.log10(ls.CI_LRS[1] / ls.CI_LRS[0])
+    for name, scores in _by_optimizer(ci).items():
+        lo, hi, width = _good_width(scores.index.to_numpy(), scores.mean(axis=1).to_numpy(), 0.05)
+        row = table.loc[name]
+        assert (row["good_lo_lr"], row["good_hi_lr"]) == pytest.approx((lo, hi)), name
+        assert row["good_width_decades"] == pytest.approx(width, abs=1e-9)
+        assert width / step == pytest.approx(round(width / step), abs=1e-6)  # whole grid steps
+        assert width >= step  # more than one good learning rate on this problem
+
+
+def test_outputs_written(ci):
+    folder = ci.folder
+    for stem in ("sensitivity", "claims", "divergence"):
+        for ext in ("md", "tex", "csv"):
+            assert (folder / f"{stem}.{ext}").is_file()
+    assert "\\toprule" in (folder / "sensitivity.tex").read_text()
+    assert (folder / "sensitivity.png").stat().st_size > 10_000
+    curves = pd.read_csv(folder / "curves.csv")
+    assert sorted(curves["epoch"].unique()) == [1, 5, 10, 15, 20]
+    runs = pd.read_csv(folder / "runs.csv")
+    assert {"score", "min_train_loss", "final_train_loss", "status", "diverged_at"} <= set(runs)
+    low, final = runs["min_train_loss"], runs["final_train_loss"]
+    np.testing.assert_array_equal(low.isna(), final.isna())  # NaN only when no epoch was finite
+    assert (low[final.notna()] <= final[final.notna()]).all()
+    assert "| sgd |" in ls.summary(ci)
+
+
+def test_expected_numbers_hold_on_this_run(ci):
+    spec = json.loads(EXPECTED.read_text())
+    table = check.evaluate(ci.folder, spec)
+    assert len(table) >= 6
+    assert table["ok"].all(), table[~table["ok"]].to_string()
