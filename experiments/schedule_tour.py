@@ -640,7 +640,7 @@ def readme(tables: dict[str, pd.DataFrame], meta: dict, sweep: Sweep) -> str:
         report.to_markdown(claims.set_index("kind")),
         "## Step decay: best lr and accuracy per step size (`step_sizes.csv`)",
         "",
-        report.to_markdown(tables["step_sizes"].set_index("setting")),
+        report.to_markdown(tables["step_sizes"].set_index("setting").round(4)),
         "## Caveats",
         "",
         "- One small, easy problem: every kind reaches 95% test accuracy within a few epochs, "
