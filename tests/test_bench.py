@@ -98,7 +98,7 @@ def test_max_diff():
 
 
 def test_bench_tables_and_files(tmp_path, monkeypatch):
-    table = bench.run(sizes=(1, 8), epochs=1, repeats=1, b1_runs=2, b2_runs=1, c_runs=1,
+    table = bench.run(sizes=(8,), epochs=1, repeats=1, b1_runs=2, b2_runs=1, c_runs=1,
                       quiet=True, workloads=(BLOBS,))  # fmt: skip
     methods = {"lrbench", "b1", "b2", "roof"} | (
         {"c", "c 1-thread", "c′"} if bench_torch.available() else set()
@@ -111,7 +111,7 @@ def test_bench_tables_and_files(tmp_path, monkeypatch):
     np.testing.assert_allclose(
         row["gflops"] * 1e9, row["model_steps_per_s"] * 6 * 303 * 32, rtol=1e-12
     )
-    assert grid.loc[grid["method"] == "lrbench", "xla_mib"].is_monotonic_increasing
+    assert grid["xla_mib"].isna().tolist() == [m.startswith("c") for m in grid["method"]]
     memory = bench.memory_table([(BLOBS, "lrbench", 8)], epochs=1, quiet=True)
     assert memory["rss_peak_mib"].iloc[0] > 0
     out = bench.write(table, tmp_path / "bench", {"test": True}, memory)
@@ -123,7 +123,7 @@ def test_bench_tables_and_files(tmp_path, monkeypatch):
     # without torch, c and c′ are left out and the README says so
     monkeypatch.setattr(bench_torch, "available", lambda: False)
     monkeypatch.setattr(bench_torch, "version", lambda: None)
-    table = bench.run(sizes=(1,), epochs=1, repeats=1, b1_runs=1, b2_runs=1, quiet=True,
+    table = bench.run(sizes=(8,), epochs=1, repeats=1, b1_runs=1, b2_runs=1, quiet=True,
                       workloads=(BLOBS,))  # fmt: skip
     assert set(table["method"]) == {"lrbench", "b1", "b2", "roof"}
     out = bench.write(table, tmp_path / "no_torch", {"test": True})
@@ -140,7 +140,7 @@ def test_levers_table(monkeypatch):
         return {"seconds": 1.0, "compile_s": 1.0, "devices": 1}
 
     monkeypatch.setattr(bench, "_child", child)
-    table = bench.levers(BLOBS, n=8, epochs=1, repeats=1, chunks=(4,), quiet=True)
+    table = bench.levers(BLOBS, n=8, epochs=1, repeats=1, chunks=(8,), quiet=True)
     assert {"XLA_FLAGS": "", "JAX_ENABLE_X64": "1"} in envs
     assert set(table["lever"]) == {"devices", "dtype", "chunk", "schedule", "donation"}
     assert (table["model_steps_per_s"] > 0).all()
