@@ -359,8 +359,8 @@ def _readme(
         "",
         report.to_markdown(divergence(runs)),
         "How the runs at the large rates end. A final train loss of exactly 0 means every "
-        "training example is classified with a huge logit margin: the weights grew without "
-        "bound, but a ReLU network's argmax depends on their direction only, so the run can "
+        "training example is classified with a huge logit margin: the weights grew large, "
+        "but a ReLU network's argmax depends mostly on their direction, so the run can "
         "still classify; its loss then jumps between 0 and huge values from epoch to epoch "
         "(`oscillating`), or ends huge (`diverged`), depending on the last minibatch.",
         "",
