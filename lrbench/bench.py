@@ -94,7 +94,13 @@ def flops_per_step(workload: str) -> int:
 
 
 def _timed(fn, repeats: int):
-    """(median seconds of ``repeats`` calls, the last call's result)."""
+    """(median seconds of ``repeats`` calls, the last call's result).
+
+    With fewer than 3 repeats one untimed call goes first: a first call's one-off costs
+    (buffers, thread pools) would otherwise be the measurement; a median of 3 drops them.
+    """
+    if repeats < 3:
+        fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
