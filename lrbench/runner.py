@@ -291,6 +291,8 @@ def run(
         if out is None:
             raise ConfigError("--out", "a sweep shared out over processes needs an output folder")
         store = ChunkStore(partial_dir(out), index)
+        if merge and store.state() is None:
+            raise ConfigError("--merge", f"nothing to merge: no {str(store.folder)!r}")
         max_chunk = store.open(sweep, max_chunk, fresh=False)
         if merge:
             missing = set(runs["run_id"]) - set(store.load())

@@ -144,6 +144,14 @@ def test_merge_refuses_missing_shares(shared_out, capsys):
     assert not out.exists()
 
 
+def test_merge_without_shares_leaves_nothing_behind(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert cli.main(["run", "blobs_lr", "--quiet", "--out", str(out), "--merge"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--merge" in err[0] and "nothing to merge" in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "flags, field",
     [(["--process-index", "2", "--process-count", "2"], "--process-index"),
