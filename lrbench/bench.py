@@ -470,7 +470,7 @@ def levers(workload: str = LEVER_WORKLOAD, n: int = LEVER_N, epochs: int = 2, re
                 "lever": lever,
                 "setting": setting,
                 "model_steps_per_s": n * steps / seconds,
-                "compile_s": compile_s,
+                "compile_s": compile_s or float("nan"),  # 0: compiled before
             }
         )
         if not quiet:
