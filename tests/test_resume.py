@@ -17,7 +17,14 @@ from lrbench import cli, runner
 from lrbench.errors import ConfigError
 
 N_RUNS = 8 * 2  # 8 learning rates x 2 seeds
-SWEEP = ["--set", "epochs=150", "--set", "lr=1,0.3,0.1,0.03,0.01,0.003,0.001,0.0003", "--seeds", "2"]
+SWEEP = [
+    "--set",
+    "epochs=150",
+    "--set",
+    "lr=1,0.3,0.1,0.03,0.01,0.003,0.001,0.0003",
+    "--seeds",
+    "2",
+]
 # One device and a budget below one run's estimate: one run per chunk, 16 chunks.
 ENV = {
     **os.environ,
