@@ -265,7 +265,7 @@ def use_cpu_cores(n: int | None = None) -> int:
 
 
 def _mesh() -> Mesh:
-    return Mesh(np.array(jax.devices()), ("runs",))
+    return Mesh(np.array(jax.local_devices()), ("runs",))  # each process shards its own share
 
 
 _COMPILED: dict[tuple, Any] = {}
@@ -277,7 +277,7 @@ def compiled(static: Static, chunk: int, hparam_names: tuple[str, ...]):
     The cache key holds only static things: learning rates, schedules, hyperparameters and
     seeds are arguments of the executable, so a new grid of them reuses it.
     """
-    key = (static, chunk, hparam_names, jax.device_count())
+    key = (static, chunk, hparam_names, jax.local_device_count())
     if key in _COMPILED:
         return _COMPILED[key], 0.0
     mesh = _mesh()
@@ -386,7 +386,7 @@ def train_group(
     (a caller can write them out before the next chunk starts).
     """
     n = len(runs.seed)
-    n_dev = jax.device_count()
+    n_dev = jax.local_device_count()
     chunk = min(max_chunk, n)
     chunk = math.ceil(chunk / n_dev) * n_dev
     exe, compile_s = compiled(static, chunk, tuple(sorted(runs.hparams)))

@@ -63,7 +63,7 @@ def _take(tree, lo: int, hi: int, size: int):
 
 def chunk_size(n: int, max_chunk: int) -> int:
     """Runs per chunk of a group of ``n``: at most ``max_chunk``, a multiple of the device count."""
-    n_dev = jax.device_count()
+    n_dev = jax.local_device_count()
     return math.ceil(min(max_chunk, n) / n_dev) * n_dev
 
 
@@ -261,8 +261,8 @@ def max_chunk_for(sweep: Sweep, max_memory: int | None) -> int:
     """Runs per chunk that fit ``max_memory`` bytes (default: :func:`free_memory`, at most
     4096 runs); never fewer than one per device."""
     if max_memory is None:
-        return max(jax.device_count(), min(4096, free_memory() // run_bytes(sweep)))
-    return max(jax.device_count(), max_memory // run_bytes(sweep))
+        return max(jax.local_device_count(), min(4096, free_memory() // run_bytes(sweep)))
+    return max(jax.local_device_count(), max_memory // run_bytes(sweep))
 
 
 def run(
