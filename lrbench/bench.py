@@ -20,7 +20,7 @@ training loss from the engine's, and peak memory: XLA's own account of a compile
 (arguments + outputs + temporaries) and the resident-set high-water mark of a fresh process
 running the method once (:func:`rss_peak`).
 
-``levers`` times the engine's speed levers on the blobs workload at N = 1024.
+``lever_times`` times the engine's speed levers on the blobs workload at N = 1024.
 """
 
 from __future__ import annotations
@@ -251,11 +251,11 @@ def _one_run_loop(static: engine.Static, runs: engine.RunData, k: int):
     Returns (the loop, returning each run's final-epoch loss; compile seconds; program bytes).
     """
     arrays = engine.arrays_for(static)
-    one = [jax.tree_util.tree_map(lambda a, i=i: jnp.asarray(a[i : i + 1]), runs) for i in range(k)]
+    one = [engine.take(runs, np.array([[i]])) for i in range(k)]  # a [1, 1] layout each
     exe, compile_s = _one_run_exe(static, one[0])
 
     def go():
-        losses = [exe(arrays, run).train_loss[0, -1] for run in one]
+        losses = [exe(arrays, run).train_loss[0, 0, -1] for run in one]
         return np.asarray(jax.block_until_ready(jnp.stack(losses)))
 
     return go, compile_s, _program_bytes(exe)
@@ -275,9 +275,8 @@ def _program_bytes(compiled) -> int:
 
 
 def _engine_exe(static: engine.Static, runs: engine.RunData, max_chunk: int = 4096):
-    chunk = min(max_chunk, len(runs.seed))
-    chunk = -(-chunk // jax.device_count()) * jax.device_count()
-    return engine.compiled(static, chunk, tuple(sorted(runs.hparams)))
+    layout, _ = engine.plan(runs.seed, max_chunk, engine.max_slots(static))
+    return engine.compiled(static, layout, tuple(sorted(runs.hparams)))
 
 
 def _median_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -482,14 +481,15 @@ def _donating(static: engine.Static, runs: engine.RunData, donate: bool):
     """The engine's program (one chunk of all runs) compiled with or without donating ``runs``."""
     fn = jax.jit(engine.make_train(static), donate_argnums=(1,) if donate else ())
     arrays = engine.arrays_for(static)
+    runs = engine.take(runs, engine.plan(runs.seed, slot_cap=engine.max_slots(static))[1][0])
     with warnings.catch_warnings():  # XLA says which donated buffers no output could reuse
         warnings.simplefilter("ignore", UserWarning)
         exe = fn.lower(arrays, jax.device_put(runs)).compile()
     return lambda: jax.block_until_ready(exe(arrays, jax.device_put(runs)))
 
 
-def levers(workload: str = LEVER_WORKLOAD, n: int = LEVER_N, epochs: int = 2, repeats: int = 3,
-           chunks=(128, 256, 512), quiet: bool = False) -> pd.DataFrame:  # fmt: skip
+def lever_times(workload: str = LEVER_WORKLOAD, n: int = LEVER_N, epochs: int = 2,
+                repeats: int = 3, chunks=(128, 256, 512), quiet: bool = False) -> pd.DataFrame:  # fmt: skip
     """Model-steps/s of the engine at N runs with one lever changed at a time."""
     static, rundata = group(workload, n, epochs)
     steps = engine.total_steps(static)
@@ -511,23 +511,31 @@ def levers(workload: str = LEVER_WORKLOAD, n: int = LEVER_N, epochs: int = 2, re
             )
 
     spec = {"task": "lever", "workload": workload, "n": n, "epochs": epochs, "repeats": repeats}
-    one = _child(spec, {"XLA_FLAGS": ""})
+    flag = "--xla_force_host_platform_device_count="
+    one = _child(spec, {"XLA_FLAGS": flag + "1"})
     record("devices", "1 CPU device (fresh process)", one["seconds"], one["compile_s"])
-    flag = "--xla_force_host_platform_device_count=2"
-    two = _child(spec, {"XLA_FLAGS": flag})
+    two = _child(spec, {"XLA_FLAGS": flag + str(os.cpu_count() or 1)})
     record(
         "devices", f"{two['devices']} CPU devices, grid sharded", two["seconds"], two["compile_s"]
     )
-    x64 = _child(spec, {"XLA_FLAGS": "", "JAX_ENABLE_X64": "1"})
-    record("dtype", "float64 (fresh process)", x64["seconds"], x64["compile_s"])
+    x64 = _child(spec, {"XLA_FLAGS": flag + "1", "JAX_ENABLE_X64": "1"})
+    record("dtype", "float64 (1 device, fresh process)", x64["seconds"], x64["compile_s"])
 
-    for chunk in (4096, *chunks):
+    default = engine.plan(rundata.seed, slot_cap=engine.max_slots(static))[0].slots
+    for slots in sorted({1, 4, default, 64, 256, n}):
+        layout = engine.plan(rundata.seed, slot_cap=slots)[0]
+        compile_s = engine.compiled(static, layout, tuple(sorted(rundata.hparams)))[1]
+        seconds = _time(
+            lambda slots=slots: engine.train_group(static, rundata, slots=slots), repeats
+        )
+        lever = "engine" if slots == default else "seed groups"
+        record(lever, f"{layout.groups} groups of {layout.slots} runs", seconds, compile_s)
+    for chunk in chunks:
         compile_s = _engine_exe(static, rundata, chunk)[1]
         seconds = _time(
             lambda chunk=chunk: engine.train_group(static, rundata, max_chunk=chunk), repeats
         )
-        setting = "float32 (current)" if chunk == 4096 else f"max_chunk={chunk}"
-        record("dtype" if chunk == 4096 else "chunk", setting, seconds, compile_s)
+        record("chunk", f"max_chunk={chunk}", seconds, compile_s)
 
     # a per-step lr table built before training instead of every schedule kind's closed form
     # at every step: the engine's optax-schedule path takes a table; fill it with the hand
@@ -669,7 +677,7 @@ def _linearity(frame: pd.DataFrame, memory: pd.DataFrame | None, workload: str) 
 
 
 def _lever_lines(levers: pd.DataFrame) -> list[str]:
-    base = float(levers.loc[levers["setting"] == "float32 (current)", "model_steps_per_s"].iloc[0])
+    base = float(levers.loc[levers["lever"] == "engine", "model_steps_per_s"].iloc[0])
     view = levers.assign(
         vs_current=(levers["model_steps_per_s"] / base).round(2),
         model_steps_per_s=levers["model_steps_per_s"].round(0),
@@ -679,7 +687,9 @@ def _lever_lines(levers: pd.DataFrame) -> list[str]:
         f"## Speed levers: {LEVER_WORKLOAD}, N = {LEVER_N}",
         "",
         "One lever changed at a time; `vs_current` is the ratio to the engine as it is "
-        "(float32, one device, one chunk) in this process.",
+        "(`engine`: float32, every CPU device, one chunk, the default seed groups) in this "
+        "process. `seed groups`: runs of one seed trained side by side (their shared "
+        "minibatch makes the first layer one wide product), groups one after another.",
         "",
         report.to_markdown(view.astype(str)),
         "",
@@ -742,14 +752,23 @@ def _figure(table: pd.DataFrame, path: Path) -> None:
 def config_for(quick: bool) -> dict:
     if quick:
         return {"sizes": QUICK_SIZES, "epochs": 1, "repeats": 1, "b1_runs": 8, "b2_runs": 2,
-                "c_runs": 4, "max_n": {}, "memory_sizes": (), "memory_max_n": {}, "levers": False}  # fmt: skip
+                "c_runs": 4, "max_n": {}, "memory_sizes": (), "memory_max_n": {}}  # fmt: skip
     return {"sizes": SIZES, "epochs": 2, "repeats": 3, "b1_runs": 64, "b2_runs": 4, "c_runs": 16,
             "max_n": {"digits 64-256-256-10 b128": 1024}, "memory_sizes": (16, 64, 256, 1024, 4096),
-            "memory_max_n": {"digits 64-256-256-10 b128": 256}, "levers": True}  # fmt: skip
+            "memory_max_n": {"digits 64-256-256-10 b128": 256}}  # fmt: skip
 
 
-def main(quick: bool, out: Path, quiet: bool) -> pd.DataFrame:
-    config = config_for(quick)
+def main(quick: bool, out: Path, quiet: bool, levers: bool = False,
+         sizes: tuple[int, ...] | None = None) -> pd.DataFrame:  # fmt: skip
+    """Runs the benchmark (``quick``: CI's one-minute variant) and writes ``out``.
+
+    ``levers`` adds the table of the engine's speed levers; ``sizes`` replaces the grid sizes
+    N of the chosen mode (the memory table keeps its sizes up to the largest).
+    """
+    config = {**config_for(quick), "levers": levers}
+    if sizes:
+        memory_sizes = tuple(n for n in config["memory_sizes"] if n <= max(sizes))
+        config.update(sizes=tuple(sorted(set(sizes))), memory_sizes=memory_sizes)
     table = run(config["sizes"], config["epochs"], config["repeats"], config["b1_runs"],
                 config["b2_runs"], config["c_runs"], config["max_n"], quiet)  # fmt: skip
     plan = [
@@ -760,12 +779,13 @@ def main(quick: bool, out: Path, quiet: bool) -> pd.DataFrame:
     ]
     plan += [(w, m, 1) for w in WORKLOADS for m in ("b1", "b2", "c")] if not quick else []
     memory = memory_table(plan, 1, quiet)  # one epoch: the memory of a run does not grow with it
-    lever_table = levers(quiet=quiet) if config["levers"] else None
+    lever_table = lever_times(quiet=quiet) if levers else None
     write(table, out, {**config, "quick": quick}, memory, lever_table)
     return table
 
 
 if __name__ == "__main__":  # a fresh process for one measurement (see rss_peak, levers)
+    engine.use_cpu_cores()  # as the parent (an explicit device count in XLA_FLAGS wins)
     spec = json.loads(sys.argv[1])
     task = spec.pop("task")
     answer = _rss_child(**spec) if task == "rss" else _lever_child(**spec)

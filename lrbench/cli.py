@@ -3,6 +3,7 @@
   lrbench run [EXPERIMENT] [--set key=value ...] [--seeds N] [--out DIR] [--quiet]
               [--max-memory SIZE] [--resume] [--process-index I --process-count N | --distributed]
               [--merge]
+  lrbench bench [--quick] [--sizes N,N,...] [--levers] [--out DIR] [--quiet]
   lrbench list
 
 Bad input never shows a traceback: one line on stderr naming the field and what is allowed,
@@ -406,13 +407,27 @@ def cmd_check(args) -> int:
     return 1 if len(failed) else 0
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    """``--sizes 1,8,64`` -> (1, 8, 64): whole numbers >= 1."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise ConfigError("--sizes", f"{text!r} must be whole numbers >= 1, e.g. 1,8,64")
+    return tuple(int(p) for p in parts)
+
+
 def cmd_bench(args) -> int:
+    from lrbench import engine
+
+    engine.use_cpu_cores()
     from lrbench import bench
 
+    sizes = _sizes(args.sizes) if args.sizes else None
     out = (
         Path(args.out) if args.out else Path("results") / ("bench_quick" if args.quick else "bench")
     )
-    bench.main(args.quick, out, args.quiet)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", f"{str(out)!r} exists and is not a folder")
+    bench.main(args.quick, out, args.quiet, levers=args.levers, sizes=sizes)
     print(f"wrote {out}")
     return 0
 
@@ -488,6 +503,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bn.add_argument(
         "--out", metavar="DIR", help="default results/bench (results/bench_quick with --quick)"
+    )
+    bn.add_argument(
+        "--sizes", metavar="N,N,...", help="grid sizes N (default 1,8,64,256,1024,4096)"
+    )
+    bn.add_argument(
+        "--levers",
+        action="store_true",
+        help="also time the engine's speed levers (devices, dtype, seed groups, chunks, ...)",
     )
     bn.add_argument("--quiet", action="store_true")
     bn.set_defaults(func=cmd_bench)

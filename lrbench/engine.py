@@ -11,6 +11,12 @@ Common random numbers: a run's initial weights and minibatch order depend on its
 so runs that differ in learning rate, schedule or optimizer see the same data in the same
 order from the same starting point.
 
+Layout (:func:`plan`): a chunk of runs is ``[groups, slots]``, every group of one seed. The
+program vmaps over a group's slots with the seed unbatched, so a minibatch is gathered once
+per group and the first layer's product with it is one wide matrix product over the group;
+groups run one after another (``lax.map``), so a group's working set stays in cache; the
+groups axis is split over the local devices (``shard_map``: runs never talk to each other).
+
 Closed-loop schedules (reduce/increase on plateau) keep their state in the epoch-scan carry
 and update it at the end of each epoch (``schedules.closed_loop_update``).
 
@@ -32,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, PartitionSpec
 
 from lrbench import data, models, rules, schedules
 from lrbench.errors import ConfigError
@@ -102,9 +108,11 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
 def make_train(static: Static) -> Callable[[tuple, RunData], History]:
     """Builds ``train(arrays, runs)`` for one static signature (not yet jitted).
 
-    ``arrays`` is ``(x_train, y_train, x_test, y_test)``; ``runs`` a :class:`RunData` with a
-    leading [N] axis. The last minibatch of an epoch is partial, as in Keras and PyTorch's
-    ``DataLoader``: it is padded and masked, so every step has the same shape.
+    ``arrays`` is ``(x_train, y_train, x_test, y_test)``; ``runs`` a :class:`RunData` whose
+    leaves have leading ``[groups, slots]`` axes, every group holding runs of one seed
+    (:func:`plan` lays a chunk out so); the history has the same leading axes. The last
+    minibatch of an epoch is partial, as in Keras and PyTorch's ``DataLoader``: it is padded
+    and masked, so every step has the same shape.
     """
     ds = data.load(static.dataset)
     net = models.build(static.model, ds.num_classes)
@@ -124,22 +132,27 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
         acc = jnp.mean((jnp.argmax(logits, -1) == y).astype(dtype))
         return loss, acc
 
-    def train_one(arrays, run: RunData) -> History:
+    def train_one(arrays, seed, run: RunData) -> History:
         x_tr, y_tr, x_te, y_te = arrays
-        init_key, order_key = jax.random.split(jax.random.PRNGKey(run.seed))
+        init_key, order_key = jax.random.split(jax.random.PRNGKey(seed))
         params = net.init(init_key, x_tr[:1])["params"]
         params = jax.tree_util.tree_map(lambda p: p.astype(dtype), params)
 
         def optimizer(lr):
             return rules.make(static.optimizer, static.impl, learning_rate=lr, **run.hparams)
 
-        def lr_at(step, base_lr):
+        def epoch_lrs(first_step, base_lr):
+            """The learning rate of each step of the epoch starting at ``first_step``: computed
+            for the whole epoch at once, so the step loop carries no schedule arithmetic."""
+            steps = first_step + jnp.arange(n_steps)
             if static.schedule_impl == "optax":
-                factor = run.lr_table[jnp.minimum(step, run.lr_table.shape[0] - 1)]
+                factor = run.lr_table[jnp.minimum(steps, run.lr_table.shape[0] - 1)]
             else:
-                factor = schedules.evaluate(
-                    run.schedule_kind, run.schedule_params, run.unit_is_step, step, n_steps
-                )
+                factor = jax.vmap(
+                    lambda t: schedules.evaluate(
+                        run.schedule_kind, run.schedule_params, run.unit_is_step, t, n_steps
+                    )
+                )(steps)
             return (base_lr * factor).astype(dtype)
 
         twin_plateau = None
@@ -161,11 +174,9 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
             return carry.plateau._replace(lr=(run.lr * state.scale).astype(dtype)), state
 
         def train_step(carry: _Carry, minibatch):
-            idx, weight = minibatch
+            idx, weight, lr = minibatch
             loss, grads = jax.value_and_grad(loss_fn)(carry.params, x_tr[idx], y_tr[idx], weight)
-            updates, opt_state = optimizer(lr_at(carry.step, carry.plateau.lr)).update(
-                grads, carry.opt_state, carry.params
-            )
+            updates, opt_state = optimizer(lr).update(grads, carry.opt_state, carry.params)
             params = optax.apply_updates(carry.params, updates)
             ok = carry.alive & jnp.isfinite(loss) & _all_finite(params)
             carry = _Carry(
@@ -183,9 +194,9 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
             order = jax.random.permutation(jax.random.fold_in(order_key, epoch), n_train)
             idx = jnp.concatenate([order, jnp.zeros(pad, order.dtype)]).reshape(n_steps, batch)
             weight = jnp.concatenate([jnp.ones(n_train, dtype), jnp.zeros(pad, dtype)])
-            lr_epoch = lr_at(carry.step, carry.plateau.lr)
+            lrs = epoch_lrs(carry.step, carry.plateau.lr)
             carry, loss_sums = jax.lax.scan(
-                train_step, carry, (idx, weight.reshape(n_steps, batch))
+                train_step, carry, (idx, weight.reshape(n_steps, batch), lrs)
             )
             test_loss, test_acc = evaluate(carry.params, x_te, y_te)
             alive = carry.alive
@@ -193,7 +204,7 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
             plateau, plateau_twin = end_of_epoch(carry, train_loss, test_loss, test_acc)
             nan = jnp.asarray(jnp.nan, dtype)
             record = (
-                lr_epoch,
+                lrs[0],
                 jnp.where(alive, train_loss, nan),
                 jnp.where(alive, test_loss, nan),
                 jnp.where(alive, test_acc, nan),
@@ -221,7 +232,16 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
         )
         return History(lr, train_loss, test_loss, test_acc, initial_loss, carry.diverged_at)
 
-    return jax.vmap(train_one, in_axes=(None, 0))
+    # Runs of one seed share their initial weights and minibatches: the vmap keeps those
+    # unbatched, so each minibatch is gathered once per seed and a layer's product with it
+    # is one wide matrix product over the seed's runs. Groups go one after another
+    # (``lax.map``), so one group's working set stays in cache.
+    per_seed = jax.vmap(train_one, in_axes=(None, None, 0))
+
+    def train(arrays, runs: RunData) -> History:
+        return jax.lax.map(lambda group: per_seed(arrays, group.seed[0], group), runs)
+
+    return train
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,25 +288,91 @@ def _mesh() -> Mesh:
     return Mesh(np.array(jax.local_devices()), ("runs",))  # each process shards its own share
 
 
+class Layout(NamedTuple):
+    """How one chunk of runs sits in the compiled program: ``groups`` × ``slots`` runs, each
+    group of one seed. ``groups`` is a multiple of the device count (the sharded axis)."""
+
+    groups: int
+    slots: int
+
+    @property
+    def size(self) -> int:
+        return self.groups * self.slots
+
+
+# Runs of one seed trained side by side: the first layer's shared-input product is about this
+# many columns wide. Narrower products waste the matrix unit; wider ones push a group's
+# working set out of cache (``lrbench bench`` times the choice: ``--levers``).
+WIDE_COLUMNS = 1024
+
+
+def max_slots(static: Static) -> int:
+    """Runs per seed group for a model: ``WIDE_COLUMNS`` over the first layer's width."""
+    first = static.model.hidden[0] if static.model.hidden else data.load(static.dataset).num_classes
+    return max(1, WIDE_COLUMNS // first)
+
+
+def plan(seeds, max_chunk: int = 4096, slot_cap: int = 2**31) -> tuple[Layout, list[np.ndarray]]:
+    """Lays a group's runs out in chunks of one :class:`Layout`; returns it and, per chunk, a
+    ``[groups, slots]`` array of row positions into ``seeds``.
+
+    Runs are grouped by seed (rows in their given order within a seed); a seed's runs fill
+    groups of ``slots``, the last group of a seed padded by repeating its last run, and the
+    last chunk padded by repeating its last group: padding runs are computed and dropped.
+    ``slots`` is as wide as the largest seed's share and ``slot_cap`` allow, but narrow
+    enough that every device gets a group and a chunk holds at most ``max_chunk`` runs
+    (never fewer than one run per device). The plan depends only on its arguments and the
+    local device count, so every chunk of a group runs one program and a resumed sweep finds
+    the same chunks.
+    """
+    seeds = np.asarray(seeds)
+    n_dev = jax.local_device_count()
+    order = np.argsort(seeds, kind="stable")
+    _, starts, counts = np.unique(seeds[order], return_index=True, return_counts=True)
+    largest = int(counts.max())
+    spread = math.ceil(n_dev / len(counts))  # groups per seed so that every device has one
+    slots = max(1, min(largest, slot_cap, max_chunk // n_dev, math.ceil(largest / spread)))
+    pieces = []
+    for start, count in zip(starts, counts, strict=True):
+        rows = order[start : start + count]
+        for lo in range(0, count, slots):
+            piece = rows[lo : lo + slots]
+            pieces.append(np.concatenate([piece, np.repeat(piece[-1:], slots - len(piece))]))
+    groups = max(1, max_chunk // slots // n_dev) * n_dev
+    groups = min(groups, math.ceil(len(pieces) / n_dev) * n_dev)
+    chunks = []
+    for lo in range(0, len(pieces), groups):
+        part = pieces[lo : lo + groups]
+        chunks.append(np.stack(part + [part[-1]] * (groups - len(part))))
+    return Layout(groups, slots), chunks
+
+
 _COMPILED: dict[tuple, Any] = {}
 
 
-def compiled(static: Static, chunk: int, hparam_names: tuple[str, ...]):
+def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
     """Returns ``(executable, seconds spent compiling now)``; compiled once per signature.
 
     The cache key holds only static things: learning rates, schedules, hyperparameters and
     seeds are arguments of the executable, so a new grid of them reuses it.
     """
-    key = (static, chunk, hparam_names, jax.local_device_count())
+    layout = Layout(*layout)
+    key = (static, layout, hparam_names, jax.local_device_count())
     if key in _COMPILED:
         return _COMPILED[key], 0.0
-    mesh = _mesh()
-    replicated = NamedSharding(mesh, PartitionSpec())
-    by_run = NamedSharding(mesh, PartitionSpec("runs"))
-    fn = jax.jit(make_train(static), in_shardings=(replicated, by_run), out_shardings=by_run)
+    # each device trains its own groups: no communication, so shard_map, not GSPMD
+    fn = jax.jit(
+        jax.shard_map(
+            make_train(static),
+            mesh=_mesh(),
+            in_specs=(PartitionSpec(), PartitionSpec("runs")),
+            out_specs=PartitionSpec("runs"),
+            check_vma=False,  # seed-only values (initial weights) start unvarying in the scans
+        )
+    )
     dtype = jnp.dtype(static.dtype)
     arrays = arrays_for(static)
-    spec = lambda dt: jax.ShapeDtypeStruct((chunk,), dt)  # noqa: E731
+    spec = lambda dt, *rest: jax.ShapeDtypeStruct((*layout, *rest), dt)  # noqa: E731
     runs = RunData(
         seed=spec(jnp.int32),
         lr=spec(dtype),
@@ -294,11 +380,7 @@ def compiled(static: Static, chunk: int, hparam_names: tuple[str, ...]):
         schedule_kind=spec(jnp.int32),
         schedule_params={k: spec(dtype) for k in schedules.all_param_names()},
         unit_is_step=spec(jnp.bool_),
-        lr_table=(
-            jax.ShapeDtypeStruct((chunk, total_steps(static)), dtype)
-            if static.schedule_impl == "optax"
-            else None
-        ),
+        lr_table=spec(dtype, total_steps(static)) if static.schedule_impl == "optax" else None,
     )
     start = time.perf_counter()
     _COMPILED[key] = fn.lower(arrays, runs).compile()
@@ -355,16 +437,9 @@ def schedule_points(rows: pd.DataFrame) -> list[tuple[str, dict]]:
     return points
 
 
-def _take(tree, start: int, stop: int, size: int):
-    """Rows [start, stop) of every leaf, padded to ``size`` by repeating the last row."""
-
-    def one(x):
-        part = x[start:stop]
-        if len(part) < size:
-            part = np.concatenate([part, np.repeat(part[-1:], size - len(part), axis=0)])
-        return part
-
-    return jax.tree_util.tree_map(one, tree)
+def take(tree, positions):
+    """Every leaf's rows at ``positions`` (an index array of any shape, as NumPy indexes)."""
+    return jax.tree_util.tree_map(lambda x: np.asarray(x)[positions], tree)
 
 
 class Timing(NamedTuple):
@@ -376,32 +451,50 @@ def train_group(
     static: Static,
     runs: RunData,
     max_chunk: int = 4096,
-    on_chunk: Callable[[int, int, History], None] | None = None,
+    skip: Callable[[np.ndarray], bool] | None = None,
+    on_chunk: Callable[[int, np.ndarray, History], None] | None = None,
+    slots: int | None = None,
 ) -> tuple[History, Timing]:
-    """Trains every run of one static group; returns NumPy histories in the same order.
+    """Trains every run of one static group; returns NumPy histories in the runs' order.
 
-    Runs go through in chunks of at most ``max_chunk`` (a multiple of the device count), each
-    padded to the same size, so the group compiles exactly once. After each chunk,
-    ``on_chunk(lo, hi, history)`` receives the rows ``[lo, hi)`` and their NumPy histories
-    (a caller can write them out before the next chunk starts).
+    Runs go through in the chunks of :func:`plan` (at most ``max_chunk`` runs each, one
+    layout), so the group compiles exactly once. Per chunk ``k`` with row positions ``rows``
+    (sorted, padding dropped): ``skip(rows)`` true leaves it untrained (its rows of the
+    returned history are NaN and its ``diverged_at`` -1: a caller that skips holds them
+    elsewhere); after training, ``on_chunk(k, rows, history)`` receives the chunk's NumPy
+    histories (a caller can write them out before the next chunk starts). ``slots`` caps
+    the runs of a seed group (default :func:`max_slots`).
     """
     n = len(runs.seed)
-    n_dev = jax.local_device_count()
-    chunk = min(max_chunk, n)
-    chunk = math.ceil(chunk / n_dev) * n_dev
-    exe, compile_s = compiled(static, chunk, tuple(sorted(runs.hparams)))
+    layout, chunks = plan(runs.seed, max_chunk, slots or max_slots(static))
+    exe, compile_s = compiled(static, layout, tuple(sorted(runs.hparams)))
     arrays = arrays_for(static)
-    parts = []
+    history = _missing(static, n)
     start = time.perf_counter()
-    for lo in range(0, n, chunk):
-        hi = min(lo + chunk, n)
-        out = exe(arrays, _take(runs, lo, hi, chunk))
-        part = jax.tree_util.tree_map(lambda x, k=hi - lo: np.asarray(x)[:k], out)
-        parts.append(part)
+    for k, positions in enumerate(chunks):
+        rows = np.unique(positions)
+        if skip is not None and skip(rows):
+            continue
+        out = exe(arrays, take(runs, positions))
+        for whole, part in zip(history, out, strict=True):
+            part = np.asarray(part)  # [groups, slots, ...]; a padding copy equals its original
+            whole[positions.reshape(-1)] = part.reshape(positions.size, *part.shape[2:])
         if on_chunk:
-            on_chunk(lo, hi, part)
-    history = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *parts)
+            on_chunk(k, rows, take(history, rows))
     return history, Timing(compile_s, time.perf_counter() - start)
+
+
+def _missing(static: Static, n: int) -> History:
+    """The history of ``n`` runs not trained yet: NaN, and ``diverged_at`` -1."""
+    curve = lambda: np.full((n, static.epochs), np.nan, static.dtype)  # noqa: E731
+    return History(
+        curve(),
+        curve(),
+        curve(),
+        curve(),
+        np.full(n, np.nan, static.dtype),
+        np.full(n, -1, np.int32),
+    )
 
 
 def _plateau_twin(rows: pd.DataFrame) -> pd.Series:

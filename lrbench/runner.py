@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import re
 import shutil
 import sys
@@ -48,25 +47,6 @@ class Progress:
         )
 
 
-def _take(tree, lo: int, hi: int, size: int):
-    """Rows [lo, hi) of every leaf, padded to ``size`` by repeating the last row (as the
-    engine pads its own chunks), so every chunk of a group runs the same compiled program."""
-
-    def one(x):
-        part = x[lo:hi]
-        if len(part) < size:
-            part = np.concatenate([part, np.repeat(part[-1:], size - len(part), axis=0)])
-        return part
-
-    return jax.tree_util.tree_map(one, tree)
-
-
-def chunk_size(n: int, max_chunk: int) -> int:
-    """Runs per chunk of a group of ``n``: at most ``max_chunk``, a multiple of the device count."""
-    n_dev = jax.local_device_count()
-    return math.ceil(min(max_chunk, n) / n_dev) * n_dev
-
-
 def train(
     sweep: Sweep,
     progress: Progress | None = None,
@@ -93,41 +73,44 @@ def train(
         rows = runs.loc[index]
         ids = rows["run_id"].to_numpy()
         label = f"{static.optimizer}/{static.impl}"
-        size = chunk_size(len(rows), max_chunk)
-        todo = [
-            lo
-            for lo in range(0, len(rows), size)
-            if not all(i in done for i in ids[lo : lo + size])
-        ]
-        run_data = engine.run_data(static, rows) if todo else None
-        if todo:
-            progress.say(
-                f"compiling {label}: {len(rows)} runs in chunks of {size}, {sweep.epochs} epochs ..."
-            )
+        layout, chunks = engine.plan(rows["seed"].to_numpy(), max_chunk, engine.max_slots(static))
+
+        def finished(positions, ids=ids):
+            return all(i in done for i in ids[positions])
+
+        resumed = [np.unique(c) for c in chunks if finished(np.unique(c))]
+        for positions in resumed:
+            parts.update((i, done[i]) for i in ids[positions])
+            timing["resumed_runs"] += len(positions)
+        if len(resumed) == len(chunks):
+            continue
+        progress.say(
+            f"compiling {label}: {len(rows)} runs in {len(chunks)} chunk(s) of "
+            f"{layout.groups} seed group(s) x {layout.slots} runs, {sweep.epochs} epochs ..."
+        )
         with progress.bar(len(rows), f"training {label}") as bar:
-            for lo in range(0, len(rows), size):
-                hi = min(lo + size, len(rows))
-                if lo not in todo:
-                    parts.update((i, done[i]) for i in ids[lo:hi])
-                    timing["resumed_runs"] += hi - lo
-                    bar.update(hi - lo)
-                    continue
-                out, t = engine.train_group(static, _take(run_data, lo, hi, size), max_chunk=size)
-                part = History(*(np.asarray(x)[: hi - lo] for x in out))
+            bar.update(sum(len(c) for c in resumed))
+
+            def keep(k, positions, history, ids=ids, group=group, bar=bar):
                 if store is not None:
-                    store.append(f"{group:03d}-{lo:09d}", ids[lo:hi], part)
-                parts.update((i, History(*(x[k] for x in part))) for k, i in enumerate(ids[lo:hi]))
-                timing["compile_seconds"] += t.compile_seconds
-                timing["train_seconds"] += t.train_seconds
-                timing["trained_runs"] += hi - lo
+                    store.append(f"{group:03d}-{k:09d}", ids[positions], history)
+                parts.update(
+                    (i, History(*(x[j] for x in history))) for j, i in enumerate(ids[positions])
+                )
+                timing["trained_runs"] += len(positions)
                 timing["chunks"] += 1
-                bar.update(hi - lo)
-        if todo:
-            progress.say(
-                f"  {label}: compiled in {timing['compile_seconds']:.1f} s so far, "
-                f"trained in {timing['train_seconds']:.1f} s so far"
+                bar.update(len(positions))
+
+            _, t = engine.train_group(
+                static, engine.run_data(static, rows), max_chunk, skip=finished, on_chunk=keep
             )
-            timing["programs"] += 1
+        timing["compile_seconds"] += t.compile_seconds
+        timing["train_seconds"] += t.train_seconds
+        timing["programs"] += 1
+        progress.say(
+            f"  {label}: compiled in {timing['compile_seconds']:.1f} s so far, "
+            f"trained in {timing['train_seconds']:.1f} s so far"
+        )
     ordered = [parts[i] for i in runs["run_id"]]
     stacked = History(*(np.stack(xs) for xs in zip(*ordered, strict=True)))
     return runs, stacked, timing

@@ -140,9 +140,17 @@ def test_levers_table(monkeypatch):
         return {"seconds": 1.0, "compile_s": 1.0, "devices": 1}
 
     monkeypatch.setattr(bench, "_child", child)
-    table = bench.levers(BLOBS, n=8, epochs=1, repeats=1, chunks=(8,), quiet=True)
-    assert {"XLA_FLAGS": "", "JAX_ENABLE_X64": "1"} in envs
-    assert set(table["lever"]) == {"devices", "dtype", "chunk", "schedule", "donation"}
+    table = bench.lever_times(BLOBS, n=8, epochs=1, repeats=1, chunks=(8,), quiet=True)
+    one = "--xla_force_host_platform_device_count=1"
+    assert {"XLA_FLAGS": one} in envs and {"XLA_FLAGS": one, "JAX_ENABLE_X64": "1"} in envs
+    assert set(table["lever"]) == {
+        "engine", "devices", "dtype", "seed groups", "chunk", "schedule", "donation"
+    }  # fmt: skip
     assert (table["model_steps_per_s"] > 0).all()
+    (engine_row,) = table.loc[table["lever"] == "engine", "setting"]
+    slots = engine.plan(np.zeros(8, int), slot_cap=engine.max_slots(bench.group(BLOBS, 8, 1)[0]))
+    assert engine_row == f"{slots[0].groups} groups of {slots[0].slots} runs"
+    alone = engine.plan(np.zeros(8, int), slot_cap=1)[0]  # every run in a group of its own
+    assert f"{alone.groups} groups of 1 runs" in set(table["setting"])
     devices = table[table["lever"] == "devices"]["setting"]
     assert any(s.startswith("2 CPU devices") for s in devices)

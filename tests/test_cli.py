@@ -101,6 +101,9 @@ BAD_INPUTS = [
     (["run", "--set", "momentum=1.5", "--set", "optimizer=momentum"], "momentum"),
     (["run", "--seeds", "0"], "--seeds"),
     (["run", "--set", "seeds="], "seeds"),
+    (["bench", "--sizes", "0,8"], "--sizes"),
+    (["bench", "--sizes", "8,,64"], "--sizes"),
+    (["bench", "--sizes", "1e3"], "--sizes"),
     (["frobnicate"], "arguments"),
 ]
 

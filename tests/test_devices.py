@@ -1,9 +1,11 @@
 """The grid over several devices and several processes: 4 fake CPU devices give one device's
 results within 1e-6 in float64, even for runs at lr 1 that amplify every rounding difference
-(6 runs a group: padding exercised). In float32 the shards round differently (about 1e-7 of
-a loss) and an oscillating run amplifies that (SGD at lr 0.03 from a 10.7 initial loss: 0.11
-in four epochs; Adam at lr 1: 0.2 in five), so float32 is compared at rates that settle,
-also within 1e-6. A sweep shared out over processes
+(6 runs a group: padding exercised). In float32 the layouts round differently: 4 devices
+split each seed's 3 runs into seed groups of 2 (one padded) where one device keeps groups of
+3, and a wide product of another width sums in another order (about 1e-6 of a loss after
+five epochs). An oscillating run amplifies that (SGD at lr 0.03 from a 10.7 initial loss:
+0.11 in four epochs; Adam at lr 1: 0.2 in five), so float32 is compared at rates that
+settle, within 1e-5. A sweep shared out over processes
 (``--process-index/--process-count``, what ``jax.distributed`` hands each host) and merged
 gives the single-process tables."""
 
@@ -75,7 +77,7 @@ def _assert_close(a_runs, a_curves, b_runs, b_curves, atol):
 @pytest.mark.parametrize(
     "sweep, atol",
     [([*SWEEP, "--set", "dtype=float64"], 1e-6),
-     (SETTLING, 1e-6)],
+     (SETTLING, 1e-5)],
     ids=["float64", "float32-stable"],
 )  # fmt: skip
 def test_four_fake_devices_match_one(tmp_path, sweep, atol):
