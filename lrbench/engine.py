@@ -331,15 +331,16 @@ def plan(seeds, max_chunk: int = 4096, slot_cap: int = 2**31) -> tuple[Layout, l
     _, starts, counts = np.unique(seeds[order], return_index=True, return_counts=True)
     largest = int(counts.max())
     spread = math.ceil(n_dev / len(counts))  # groups per seed so that every device has one
-    slots = max(1, min(largest, slot_cap, max_chunk // n_dev, math.ceil(largest / spread)))
+    widest = max(1, min(largest, slot_cap, max_chunk // n_dev, math.ceil(largest / spread)))
+    slots = math.ceil(largest / math.ceil(largest / widest))  # even groups: least padding
     pieces = []
     for start, count in zip(starts, counts, strict=True):
         rows = order[start : start + count]
         for lo in range(0, count, slots):
             piece = rows[lo : lo + slots]
             pieces.append(np.concatenate([piece, np.repeat(piece[-1:], slots - len(piece))]))
-    groups = max(1, max_chunk // slots // n_dev) * n_dev
-    groups = min(groups, math.ceil(len(pieces) / n_dev) * n_dev)
+    most = max(1, max_chunk // slots // n_dev) * n_dev  # groups a chunk may hold
+    groups = math.ceil(len(pieces) / math.ceil(len(pieces) / most) / n_dev) * n_dev  # even chunks
     chunks = []
     for lo in range(0, len(pieces), groups):
         part = pieces[lo : lo + groups]

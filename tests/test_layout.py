@@ -78,9 +78,15 @@ def test_plan_fills_wide_groups_and_every_device():
     assert layout.slots == 20 and len(chunks) == 1
     layout, _ = engine.plan(np.zeros(1024, int))  # no cap: one group a device
     assert layout == engine.Layout(n_dev, 1024 // n_dev)
+    # 144 runs a seed, at most 100 a group: two even groups of 72, not 100 + 44 padded
     layout, chunks = engine.plan(np.repeat(np.arange(10), 144), max_chunk=300, slot_cap=100)
-    assert layout.slots == min(100, 300 // n_dev) and layout.size <= 300
-    assert len(chunks) * layout.size >= 1440
+    if n_dev <= 2:
+        assert layout.slots == 72
+        assert layout.groups == 4 and len(chunks) == 5  # 20 groups in even chunks of 4
+    assert layout.size <= 300 and len(chunks) * layout.size >= 1440
+    # 4096 runs of one seed in chunks of at most 4096: two even chunks, not 4080 + 16
+    layout, chunks = engine.plan(np.zeros(4096, int), slot_cap=20)
+    assert len(chunks) == 2 and layout.size * 2 - 4096 < 2 * 20 * n_dev
 
 
 def test_max_slots_makes_the_first_product_about_1024_wide():
