@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lrbench import diagnose, report, results, runner
+from lrbench import diagnose, report, runner
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep
 
@@ -184,12 +184,7 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         loss_figure(result.runs, result.curves, folder / "loss_curves.png")
         (folder / "README.md").write_text(readme(tables, meta, sweep, result.runs))
 
-    folder = None
-    if out is not None:
-        progress.say(f"writing {out} ...")
-        folder = results.write_atomically(out, write)
-    meta["tables"] = tables
-    return runner.Result(result.runs, result.curves, meta, folder)
+    return runner.finish(result.runs, result.curves, meta, out, write, progress, tables=tables)
 
 
 def summary(result: runner.Result) -> str:

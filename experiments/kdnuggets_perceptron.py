@@ -567,12 +567,7 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         figure(lrs, names, trace, runs, folder / "perceptron.png")
         (folder / "README.md").write_text(readme(tables, article_runs, meta))
 
-    folder = None
-    if out is not None:
-        progress.say(f"writing {out} ...")
-        folder = results.write_atomically(out, write)
-    meta["tables"] = tables
-    return runner.Result(runs, curves, meta, folder)
+    return runner.finish(runs, curves, meta, out, write, progress, tables=tables)
 
 
 def summary(result: runner.Result) -> str:

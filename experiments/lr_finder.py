@@ -160,6 +160,6 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
             )
         (folder / "README.md").write_text("\n".join(lines) + "\n")
 
-    folder = results.write_atomically(out, write) if out is not None else None
-    meta["comparison"] = table
-    return runner.Result(runs, pd.DataFrame(), meta, folder)
+    return runner.finish(
+        runs, pd.DataFrame(), meta, out, write, runner.Progress(quiet), comparison=table
+    )

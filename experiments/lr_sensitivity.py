@@ -405,6 +405,5 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         table.to_csv(folder / "sensitivity_numbers.csv", index=False)
         (folder / "README.md").write_text(_readme(sweep, runs, table, claim_table))
 
-    folder = results.write_atomically(out, write) if out is not None else None
-    meta = {**meta, "sensitivity": table, "claims": claim_table}
-    return runner.Result(runs, curves, meta, folder)
+    extra = {"sensitivity": table, "claims": claim_table}
+    return runner.finish(runs, curves, meta, out, write, runner.Progress(quiet), **extra)

@@ -348,6 +348,21 @@ def plan(seeds, max_chunk: int = 4096, slot_cap: int = 2**31) -> tuple[Layout, l
     return Layout(groups, slots), chunks
 
 
+def program(static: Static) -> Callable[[tuple, RunData], History]:
+    """:func:`make_train` with its groups axis split over the local devices (not yet jitted).
+
+    Each device trains its own groups: runs never talk to each other, so ``shard_map`` (no
+    communication), not a sharding that GSPMD would have to propagate through the scans.
+    """
+    return jax.shard_map(
+        make_train(static),
+        mesh=_mesh(),
+        in_specs=(PartitionSpec(), PartitionSpec("runs")),
+        out_specs=PartitionSpec("runs"),
+        check_vma=False,  # seed-only values (initial weights) start unvarying in the scans
+    )
+
+
 _COMPILED: dict[tuple, Any] = {}
 
 
@@ -361,16 +376,7 @@ def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
     key = (static, layout, hparam_names, jax.local_device_count())
     if key in _COMPILED:
         return _COMPILED[key], 0.0
-    # each device trains its own groups: no communication, so shard_map, not GSPMD
-    fn = jax.jit(
-        jax.shard_map(
-            make_train(static),
-            mesh=_mesh(),
-            in_specs=(PartitionSpec(), PartitionSpec("runs")),
-            out_specs=PartitionSpec("runs"),
-            check_vma=False,  # seed-only values (initial weights) start unvarying in the scans
-        )
-    )
+    fn = jax.jit(program(static))
     dtype = jnp.dtype(static.dtype)
     arrays = arrays_for(static)
     spec = lambda dt, *rest: jax.ShapeDtypeStruct((*layout, *rest), dt)  # noqa: E731

@@ -318,6 +318,19 @@ def run(
     return Result(runs, curves, meta, folder)
 
 
+def finish(
+    runs, curves, meta: dict, out, write, progress: Progress | None = None, **extra
+) -> Result:
+    """An experiment's last step: writes its results folder with ``write(folder)``,
+    atomically, when ``out`` is given; returns the :class:`Result`, ``extra`` (its tables,
+    for the experiment's summary) added to the meta."""
+    folder = None
+    if out is not None:
+        (progress or Progress(quiet=True)).say(f"writing {out} ...")
+        folder = results.write_atomically(out, write)
+    return Result(runs, curves, {**meta, **extra}, folder)
+
+
 def write(folder: Path, sweep: Sweep, runs: pd.DataFrame, curves: pd.DataFrame, meta: dict) -> None:
     """Everything a results folder holds: tidy tables, meta, the paper table and a figure."""
     results.write_tables(folder, runs, curves, meta)
