@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -65,7 +66,9 @@ class MLPConfig:
                 "kernel_init", f"unknown {self.kernel_init!r}; allowed: {', '.join(KERNEL_INITS)}"
             )
         if not all(isinstance(h, int) and h > 0 for h in self.hidden):
-            raise ConfigError("hidden", f"{self.hidden!r} must be positive integers, e.g. 50 or 64,64")
+            raise ConfigError(
+                "hidden", f"{self.hidden!r} must be positive integers, e.g. 50 or 64,64"
+            )
         if self.output not in OUTPUTS:
             raise ConfigError("output", f"unknown {self.output!r}; allowed: {', '.join(OUTPUTS)}")
         layers = len(self.hidden) + 1
@@ -86,6 +89,32 @@ class MLPConfig:
         return f"mlp({sizes})-{self.activation}{head}{l2}"
 
 
+NARROW = 8  # output layers this narrow are computed column by column (NarrowDense)
+
+
+class NarrowDense(nn.Module):
+    """``nn.Dense`` for a few outputs, one matrix-vector product per output column.
+
+    The same parameters (``kernel`` [in, out], ``bias`` [out]), initialisers and result as
+    ``nn.Dense``: only the order of the work differs. XLA's CPU backend runs a batched
+    matrix product with an output a few columns wide, and the transposed products of its
+    backward pass, far below its matrix rate; column by column they become vectorised
+    reductions (``lrbench bench`` measures the gain on the blobs MLP).
+    """
+
+    features: int
+    kernel_init: Callable = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x):
+        # float32 parameters, as nn.Dense's default param_dtype (the same draws under x64)
+        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
+        columns = [x @ kernel[:, c] for c in range(self.features)]
+        return jnp.stack(columns, axis=-1) + bias
+
+
 class MLP(nn.Module):
     """``x -> Dense(h1) -> act -> ... -> Dense(num_outputs)``: pre-activation outputs (logits)."""
 
@@ -100,6 +129,8 @@ class MLP(nn.Module):
         init = KERNEL_INITS[self.kernel_init]
         for width in self.hidden:
             x = act(nn.Dense(width, kernel_init=init)(x))
+        if self.num_outputs <= NARROW:  # same parameters and names as nn.Dense
+            return NarrowDense(self.num_outputs, init, name=f"Dense_{len(self.hidden)}")(x)
         return nn.Dense(self.num_outputs, kernel_init=init)(x)
 
 

@@ -23,7 +23,9 @@ def test_blobs_is_the_tutorial_split():
     assert ds.num_classes == 3 and ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int32
 
 
-@pytest.mark.parametrize(("name", "classes", "features"), [("digits", 10, 64), ("iris", 3, 4), ("moons", 2, 2)])
+@pytest.mark.parametrize(
+    ("name", "classes", "features"), [("digits", 10, 64), ("iris", 3, 4), ("moons", 2, 2)]
+)
 def test_shapes_and_standardization(name, classes, features):
     ds = data.load(name)
     assert ds.num_classes == classes and ds.num_features == features
@@ -62,7 +64,9 @@ def test_he_uniform_matches_keras():
 
 def test_glorot_uniform_matches_keras():
     net = models.build(MLPConfig(hidden=(200,), kernel_init="glorot_uniform"), 3)
-    kernel = np.asarray(net.init(jax.random.PRNGKey(1), jnp.zeros((1, 100)))["params"]["Dense_0"]["kernel"])
+    kernel = np.asarray(
+        net.init(jax.random.PRNGKey(1), jnp.zeros((1, 100)))["params"]["Dense_0"]["kernel"]
+    )
     limit = np.sqrt(6 / (100 + 200))
     assert np.abs(kernel).max() <= limit
     np.testing.assert_allclose(kernel.var(), limit**2 / 3, rtol=0.03)
@@ -75,15 +79,71 @@ def test_init_many_equals_one_by_one():
     many = models.init_many(net, keys, 3)
     for i, k in enumerate(keys):
         one = net.init(k, jnp.zeros((1, 3)))["params"]
-        for a, b in zip(jax.tree_util.tree_leaves(many), jax.tree_util.tree_leaves(one), strict=True):
+        for a, b in zip(
+            jax.tree_util.tree_leaves(many), jax.tree_util.tree_leaves(one), strict=True
+        ):
             np.testing.assert_array_equal(a[i], b)
     assert models.num_params(one) == 3 * 16 + 16 + 16 * 8 + 8 + 8 * 4 + 4
 
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"activation": "swishy"}, "activation"), ({"kernel_init": "ones"}, "kernel_init"), ({"hidden": (0,)}, "hidden")],
+    [
+        ({"activation": "swishy"}, "activation"),
+        ({"kernel_init": "ones"}, "kernel_init"),
+        ({"hidden": (0,)}, "hidden"),
+    ],
 )
 def test_bad_model_config(kwargs, field):
     with pytest.raises(ConfigError, match=field):
         MLPConfig(**kwargs)
+
+
+class _FlaxMLP(models.nn.Module):
+    """The same MLP written with ``nn.Dense`` for every layer: NarrowDense's twin."""
+
+    hidden: tuple
+    num_outputs: int
+
+    @models.nn.compact
+    def __call__(self, x):
+        init = models.KERNEL_INITS["he_uniform"]
+        for width in self.hidden:
+            x = models.nn.relu(models.nn.Dense(width, kernel_init=init)(x))
+        return models.nn.Dense(self.num_outputs, kernel_init=init)(x)
+
+
+@pytest.mark.parametrize("num_outputs", [1, 3, models.NARROW])
+def test_narrow_output_layer_equals_nn_dense(num_outputs, x64):
+    """A narrow output layer (one matrix-vector product per column) has nn.Dense's
+    parameters, names and initial values, and gives its outputs and gradients (float64)."""
+    net = models.build(MLPConfig(hidden=(7,)), num_outputs)
+    twin = _FlaxMLP((7,), num_outputs)
+    x = jax.random.normal(jax.random.PRNGKey(1), (5, 4), jnp.float64)
+    params = net.init(jax.random.PRNGKey(0), x)["params"]
+    twin_params = twin.init(jax.random.PRNGKey(0), x)["params"]
+    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(twin_params)
+    for a, b in zip(
+        jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(twin_params), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    params = jax.tree_util.tree_map(lambda p: p.astype(jnp.float64) + 0.1, params)  # nonzero bias
+
+    def loss(module):
+        return lambda p: jnp.sum(jnp.sin(module.apply({"params": p}, x)))
+
+    np.testing.assert_allclose(
+        net.apply({"params": params}, x), twin.apply({"params": params}, x), rtol=1e-13
+    )
+    grads, twin_grads = jax.grad(loss(net))(params), jax.grad(loss(twin))(params)
+    for a, b in zip(
+        jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(twin_grads), strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_wide_output_layer_is_nn_dense():
+    net = models.build(MLPConfig(hidden=(7,)), models.NARROW + 1)
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))["params"]
+    assert params["Dense_1"]["kernel"].shape == (7, models.NARROW + 1)
+    assert "NarrowDense" not in str(net.tabulate(jax.random.PRNGKey(0), jnp.zeros((1, 4))))

@@ -167,11 +167,12 @@ def test_divergence_is_frozen_and_isolated():
     np.testing.assert_array_equal(h.train_loss[1], h2.train_loss[1])
 
 
-@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 1e-5)])
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 1e-4)])
 def test_chunks_equal_one_program(dtype, rtol, x64):
     """Chunks of 3 runs (seed groups of 3, and of 1 where a seed's 5 runs leave a rest) give
-    the whole grid in one chunk (groups of 5). float64 agrees to rounding; float32 to ~3e-6:
-    products of other widths round differently, and training amplifies it."""
+    the whole grid in one chunk (groups of 5). float64 agrees to rounding. In float32,
+    products of other widths round differently and training amplifies it: 1.7e-5 of the
+    fourth-epoch loss of one run (lr 0.03), under 1e-6 for the rest."""
     lrs = (0.3, 0.1, 0.03, 0.01, 0.003)
     sweep = dataclasses.replace(SMALL, lrs=lrs, seeds=(0, 1), dtype=dtype)
     whole = runner.train(sweep)[1]
