@@ -491,10 +491,6 @@ def curves_figure(measured: pd.DataFrame, curves: pd.DataFrame, path: Path) -> N
     plt.close(fig)
 
 
-def _rounded(table: pd.DataFrame) -> pd.DataFrame:
-    return table.map(lambda v: float(f"{v:.4g}") if isinstance(v, float) and np.isfinite(v) else v)
-
-
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     """Trains the five grids and, when ``out`` is given, writes their folder atomically."""
     progress = runner.Progress(quiet)
@@ -503,7 +499,7 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     measured = run_measures(runs, curves)
     settings = settings_table(measured)
     tables = {
-        "settings": _rounded(settings),
+        "settings": report.rounded(settings),
         "claims": claims_table(settings, measured),
         **{f"grid_{g}": grid_table(settings, g) for g in GRIDS},
     }

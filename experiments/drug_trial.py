@@ -159,16 +159,12 @@ def loss_figure(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def _rounded(table: pd.DataFrame) -> pd.DataFrame:
-    return table.map(lambda v: float(f"{v:.4g}") if isinstance(v, float) and np.isfinite(v) else v)
-
-
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     progress = runner.Progress(quiet)
     start = time.perf_counter()
     result = runner.run(sweep, out=None, quiet=quiet)
     table = lr_table(result.runs, result.curves)
-    tables = {"learning_rates": _rounded(table), "claims": claims_table(table, sweep.epochs)}
+    tables = {"learning_rates": report.rounded(table), "claims": claims_table(table, sweep.epochs)}
     meta = {**result.meta, "wall_seconds": round(time.perf_counter() - start, 3)}
 
     def write(folder: Path) -> None:

@@ -10,6 +10,13 @@ import pandas as pd
 
 from lrbench import results
 
+def rounded(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """Every finite float cell to ``digits`` significant digits (for tables people read)."""
+    return table.map(
+        lambda v: float(f"{v:.{digits}g}") if isinstance(v, float) and np.isfinite(v) else v
+    )
+
+
 def axis_columns(runs: pd.DataFrame) -> list[str]:
     """The configuration columns (between ``optimizer`` and ``seed``) that take several values,
     except ``lr``, the rows of every table, and the raw schedule columns its label summarises."""
