@@ -362,21 +362,29 @@ def _measure(workload, n, epochs, repeats, loops, max_n, quiet) -> list[dict]:
     record("b1", seconds, compile_s, k, loss, memory)
 
     k = min(n_runs, loops["b2"])
-    seconds, loss, memory = per_step_loop(static, prob, k)
+    seconds, loss, memory = _median_run(lambda: per_step_loop(static, prob, k), repeats)
     record("b2", seconds, float("nan"), k, loss, memory)
 
     if bench_torch.available():
         k = min(n_runs, loops["c"])
         bench_torch.eager_loop(prob, 1)  # untimed: PyTorch's first call sets itself up
-        seconds, loss = bench_torch.eager_loop(prob, k)
+        seconds, loss = _median_run(lambda: bench_torch.eager_loop(prob, k), repeats)
         record("c", seconds, float("nan"), k, loss)
-        seconds, loss = bench_torch.eager_loop(prob, k, threads=1)
+        one = lambda: bench_torch.eager_loop(prob, k, threads=1)  # noqa: E731
+        seconds, loss = _median_run(one, repeats)
         record("c 1-thread", seconds, float("nan"), k, loss)
         if _capped([n_runs], "c′", max_n):
             bench_torch.vmapped(_first_run(prob))  # untimed: torch.func's first call
-            seconds, loss = bench_torch.vmapped(prob)
+            seconds, loss = _median_run(lambda: bench_torch.vmapped(prob), repeats)
             record("c′", seconds, float("nan"), n_runs, loss)
     return rows
+
+
+def _median_run(fn, repeats: int):
+    """For a method that times itself, returning ``(seconds, ...)``: the median seconds of
+    ``repeats`` calls, with the rest of the last call's answer."""
+    answers = [fn() for _ in range(repeats)]
+    return (statistics.median(a[0] for a in answers), *answers[-1][1:])
 
 
 # ---------------------------------------------------------------------------------------------
