@@ -3,7 +3,7 @@
 Methods, on identical work (same N runs × steps × batch, same initialisation, same
 minibatches, same per-step learning rates):
 
-``lrbench``  the engine: every run in one jitted, vmapped program (chunked).
+``lrbench``  the engine: every run in one jitted program (seed groups vmapped, chunked).
 ``b1``       a Python loop over runs, each a jitted whole-run ``lax.scan`` with the learning
              rate traced (compiles once): the engine called with one run at a time.
 ``b2``       a Python loop calling a jitted train *step* once per step (the flax-example

@@ -133,8 +133,9 @@ def partial_dir(out: str | Path) -> Path:
 
 class ChunkStore:
     """``<out>.partial/``: ``sweep.json`` (the config, its hash, the chunk size) and one
-    ``chunk-p<process>-<group>-<first row>.npz`` per finished chunk (its run_ids and their
-    histories), each written to a temporary file, fsynced and renamed into place."""
+    ``chunk-p<process>-<group>-<chunk>.npz`` per finished chunk of ``engine.plan`` (its
+    run_ids and their histories), each written to a temporary file, fsynced and renamed into
+    place."""
 
     def __init__(self, folder: Path, process: int = 0):
         self.folder = Path(folder)
