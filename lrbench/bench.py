@@ -275,7 +275,7 @@ def _program_bytes(compiled) -> int:
 
 
 def _engine_exe(static: engine.Static, runs: engine.RunData, max_chunk: int = 4096):
-    layout, _ = engine.plan(runs.seed, max_chunk, engine.max_slots(static))
+    layout, _ = engine.plan_group(static, runs.seed, max_chunk)
     return engine.compiled(static, layout, tuple(sorted(runs.hparams)))
 
 
@@ -493,7 +493,7 @@ def _donating(static: engine.Static, runs: engine.RunData, donate: bool):
     """The engine's program (one chunk of all runs) compiled with or without donating ``runs``."""
     fn = jax.jit(engine.program(static), donate_argnums=(1,) if donate else ())
     arrays = engine.arrays_for(static)
-    runs = engine.take(runs, engine.plan(runs.seed, slot_cap=engine.max_slots(static))[1][0])
+    runs = engine.take(runs, engine.plan_group(static, runs.seed)[1][0])
     with warnings.catch_warnings():  # XLA says which donated buffers no output could reuse
         warnings.simplefilter("ignore", UserWarning)
         exe = fn.lower(arrays, jax.device_put(runs)).compile()
@@ -533,9 +533,9 @@ def lever_times(workload: str = LEVER_WORKLOAD, n: int = LEVER_N, epochs: int = 
     x64 = _child(spec, {"XLA_FLAGS": flag + "1", "JAX_ENABLE_X64": "1"})
     record("dtype", "float64 (1 device, fresh process)", x64["seconds"], x64["compile_s"])
 
-    default = engine.plan(rundata.seed, slot_cap=engine.max_slots(static))[0].slots
+    default = engine.plan_group(static, rundata.seed)[0].slots
     for slots in sorted({1, 4, default, 64, 256, n}):
-        layout = engine.plan(rundata.seed, slot_cap=slots)[0]
+        layout = engine.plan_group(static, rundata.seed, slots=slots)[0]
         compile_s = engine.compiled(static, layout, tuple(sorted(rundata.hparams)))[1]
         seconds = _time(
             lambda slots=slots: engine.train_group(static, rundata, slots=slots), repeats

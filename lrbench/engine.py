@@ -351,6 +351,14 @@ def plan(seeds, max_chunk: int = 4096, slot_cap: int = 2**31) -> tuple[Layout, l
     return Layout(groups, slots), chunks
 
 
+def plan_group(
+    static: Static, seeds, max_chunk: int = 4096, slots: int | None = None
+) -> tuple[Layout, list[np.ndarray]]:
+    """:func:`plan` for one static group: seed groups of at most ``slots`` runs (default
+    :func:`max_slots` of its model)."""
+    return plan(seeds, max_chunk, slots or max_slots(static))
+
+
 def program(static: Static) -> Callable[[tuple, RunData], History]:
     """:func:`make_train` with its groups axis split over the local devices (not yet jitted).
 
@@ -476,7 +484,7 @@ def train_group(
     the runs of a seed group (default :func:`max_slots`).
     """
     n = len(runs.seed)
-    layout, chunks = plan(runs.seed, max_chunk, slots or max_slots(static))
+    layout, chunks = plan_group(static, runs.seed, max_chunk, slots)
     exe, compile_s = compiled(static, layout, tuple(sorted(runs.hparams)))
     arrays = arrays_for(static)
     history = _missing(static, n)

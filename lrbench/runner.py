@@ -73,12 +73,12 @@ def train(
         rows = runs.loc[index]
         ids = rows["run_id"].to_numpy()
         label = f"{static.optimizer}/{static.impl}"
-        layout, chunks = engine.plan(rows["seed"].to_numpy(), max_chunk, engine.max_slots(static))
+        layout, chunks = engine.plan_group(static, rows["seed"].to_numpy(), max_chunk)
 
         def finished(positions, ids=ids):
             return all(i in done for i in ids[positions])
 
-        resumed = [np.unique(c) for c in chunks if finished(np.unique(c))]
+        resumed = [r for r in (np.unique(c) for c in chunks) if finished(r)]
         for positions in resumed:
             parts.update((i, done[i]) for i in ids[positions])
             timing["resumed_runs"] += len(positions)

@@ -148,7 +148,7 @@ def test_levers_table(monkeypatch):
     }  # fmt: skip
     assert (table["model_steps_per_s"] > 0).all()
     (engine_row,) = table.loc[table["lever"] == "engine", "setting"]
-    slots = engine.plan(np.zeros(8, int), slot_cap=engine.max_slots(bench.group(BLOBS, 8, 1)[0]))
+    slots = engine.plan_group(bench.group(BLOBS, 8, 1)[0], np.zeros(8, int))
     assert engine_row == f"{slots[0].groups} groups of {slots[0].slots} runs"
     alone = engine.plan(np.zeros(8, int), slot_cap=1)[0]  # every run in a group of its own
     assert f"{alone.groups} groups of 1 runs" in set(table["setting"])

@@ -147,6 +147,6 @@ def test_runner_chunks_follow_the_plan():
     """A sweep in chunks of at most 4 runs trains each chunk once and returns every run."""
     sweep = dataclasses.replace(SMALL, seeds=(0, 1))
     runs, history, timing = runner.train(sweep, max_chunk=4)
-    layout, chunks = engine.plan(runs["seed"].to_numpy(), 4, engine.max_slots(_group(sweep)[0]))
+    layout, chunks = engine.plan_group(_group(sweep)[0], runs["seed"].to_numpy(), 4)
     assert timing["chunks"] == len(chunks) and timing["trained_runs"] == len(runs)
     assert np.isfinite(history.train_loss).all()
