@@ -97,6 +97,10 @@ _SWEEP_KEYS: dict[str, tuple[Callable, Callable[[Sweep, object], Sweep]]] = {
     "impl": (_strs, lambda s, v: dataclasses.replace(s, impls=v)),
     "dtype": (_one(_strs), lambda s, v: dataclasses.replace(s, dtype=v)),
     "target_acc": (_one(_floats), lambda s, v: dataclasses.replace(s, target_acc=v)),
+    "validation_freq": (
+        _one(_ints),
+        lambda s, v: dataclasses.replace(s, validation_freq=v),
+    ),
     "hidden": (
         _ints,
         lambda s, v: dataclasses.replace(s, model=dataclasses.replace(s.model, hidden=v)),

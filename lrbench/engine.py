@@ -60,6 +60,7 @@ class Static(NamedTuple):
     dtype: str = "float32"
     schedule_impl: str = "hand"  # "optax": the runs' lr comes from their optax twin schedules
     plateau_twin: tuple[float, float] | None = None  # optax reduce_on_plateau (factor, min_delta)
+    validation_freq: int = 1  # test evaluation every k epochs (Keras); 0: none
 
 
 class RunData(NamedTuple):
@@ -79,7 +80,7 @@ class History(NamedTuple):
 
     lr: Any  # learning rate at the first step of each epoch
     train_loss: Any  # mean minibatch loss over the epoch (sample-weighted)
-    test_loss: Any
+    test_loss: Any  # NaN at epochs without a test evaluation (``Static.validation_freq``)
     test_acc: Any
     initial_train_loss: Any  # [N] full training-set loss before the first step
     diverged_at: Any  # [N] int32: 1-based epoch where the run turned non-finite, 0 if never
@@ -134,6 +135,18 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
         loss = loss + models.penalty(static.model, params)  # Keras reports it in both
         acc = jnp.mean((jnp.argmax(logits, -1) == y).astype(dtype))
         return loss, acc
+
+    def validate(params, epoch, x, y):
+        """Test loss and accuracy (on ``x``, ``y``) at the end of 0-based ``epoch``; NaN where
+        Keras' ``validation_freq`` skips it. The branch depends on the epoch only, never on a run,
+        so under the vmap it stays a branch and a skipped evaluation costs nothing."""
+        k = static.validation_freq
+        skipped = lambda p: (jnp.full([], jnp.nan, dtype), jnp.full([], jnp.nan, dtype))  # noqa: E731
+        if k == 0:
+            return skipped(params)
+        if k == 1:
+            return evaluate(params, x, y)
+        return jax.lax.cond((epoch + 1) % k == 0, lambda p: evaluate(p, x, y), skipped, params)
 
     def train_one(arrays, seed, run: RunData) -> History:
         x_tr, y_tr, x_te, y_te = arrays
@@ -201,7 +214,7 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
             carry, loss_sums = jax.lax.scan(
                 train_step, carry, (idx, weight.reshape(n_steps, batch), lrs)
             )
-            test_loss, test_acc = evaluate(carry.params, x_te, y_te)
+            test_loss, test_acc = validate(carry.params, epoch, x_te, y_te)
             alive = carry.alive & _all_finite(carry.params)
             train_loss = jnp.sum(loss_sums) / n_train
             plateau, plateau_twin = end_of_epoch(carry, train_loss, test_loss, test_acc)
@@ -554,5 +567,6 @@ def static_groups(sweep, runs_table: pd.DataFrame):
             dtype=sweep.dtype,
             schedule_impl=schedule_impl,
             plateau_twin=plateau_twin if isinstance(plateau_twin, tuple) else None,
+            validation_freq=sweep.validation_freq,
         )
         yield static, rows.index

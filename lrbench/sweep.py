@@ -88,6 +88,10 @@ class Sweep:
     target_acc: float = 0.8  # test accuracy that defines ``epochs_to_target``
     dtype: str = "float32"
     description: str = ""
+    # Test-set evaluation every this many epochs (Keras ``fit(validation_freq=...)``): epochs
+    # 1·k, 2·k, ... record test_loss and test_acc, the others NaN; 0 never evaluates (training
+    # only). It changes no run's training, so it is not part of the run_id.
+    validation_freq: int = 1
 
     def validate(self) -> Sweep:
         """Raises ``ConfigError`` naming the first bad field; returns ``self`` when all is well."""
@@ -125,6 +129,7 @@ class Sweep:
             raise ConfigError("dtype", f"dtype={self.dtype!r} must be one of {', '.join(DTYPES)}")
         if not 0 < self.target_acc <= 1:
             raise ConfigError("target_acc", f"target_acc={self.target_acc!r} must be in (0, 1]")
+        self._validate_validation_freq()
         for o in self.optimizers:
             for point in o.points():
                 for impl in self.impls:  # a twin must not silently ignore a setting
@@ -140,6 +145,26 @@ class Sweep:
                 if "optax" in self.schedule_impls:
                     schedules.check_twin(s.kind, point)
         return self
+
+    def _validate_validation_freq(self) -> None:
+        k = self.validation_freq
+        if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+            raise ConfigError(
+                "validation_freq",
+                f"validation_freq={k!r} must be an integer >= 0 (0: no test evaluation)",
+            )
+        if k == 1:
+            return
+        for s in self.schedules:
+            for point in s.points():
+                monitor = point.get("monitor", 0)
+                if s.kind in schedules.closed_loop_kinds() and monitor != 0:
+                    raise ConfigError(
+                        "validation_freq",
+                        f"validation_freq={k} must be 1: schedule {s.kind!r} monitors "
+                        f"{schedules.MONITORS[int(monitor)]}, which needs a test evaluation "
+                        "every epoch (or set monitor=0, train_loss)",
+                    )
 
     @property
     def steps_per_epoch(self) -> int:

@@ -144,7 +144,7 @@ def test_levers_table(monkeypatch):
     one = "--xla_force_host_platform_device_count=1"
     assert {"XLA_FLAGS": one} in envs and {"XLA_FLAGS": one, "JAX_ENABLE_X64": "1"} in envs
     assert set(table["lever"]) == {
-        "engine", "devices", "dtype", "seed groups", "chunk", "schedule", "donation"
+        "engine", "devices", "dtype", "seed groups", "chunk", "schedule", "donation", "validation"
     }  # fmt: skip
     assert (table["model_steps_per_s"] > 0).all()
     (engine_row,) = table.loc[table["lever"] == "engine", "setting"]

@@ -10,7 +10,8 @@ import numpy as np
 import optax
 import pytest
 
-from lrbench import data, engine, models, runner
+from lrbench import data, engine, models, results, runner
+from lrbench.errors import ConfigError
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Schedule, Sweep
 
@@ -214,3 +215,40 @@ def default_sweep_result():
     sweep = experiments.load("blobs_lr").get_config()
     assert sweep.epochs == 200 and sweep.batch_size == 32 and len(sweep.seeds) == 5
     return runner.run(sweep).runs
+
+
+@pytest.mark.parametrize("k", [0, 2, 3])
+def test_validation_freq_evaluates_every_k_epochs(k):
+    """Keras' ``validation_freq``: epochs k, 2k, ... hold the every-epoch run's test metrics,
+    the others NaN; training and the run ids do not change."""
+    every = dataclasses.replace(SMALL, epochs=6)
+    runs1, h1, _ = _train(every)
+    runs_k, h_k, _ = _train(dataclasses.replace(every, validation_freq=k))
+    assert list(runs_k["run_id"]) == list(runs1["run_id"])
+    np.testing.assert_allclose(h_k.train_loss, h1.train_loss, rtol=1e-6)
+    np.testing.assert_allclose(h_k.initial_train_loss, h1.initial_train_loss, rtol=1e-6)
+    evaluated = np.array([k > 0 and (e + 1) % k == 0 for e in range(every.epochs)])
+    for name in ("test_loss", "test_acc"):
+        got, want = getattr(h_k, name), getattr(h1, name)
+        assert np.isnan(got[:, ~evaluated]).all()
+        np.testing.assert_allclose(got[:, evaluated], want[:, evaluated], rtol=1e-6)
+    runs, _ = results.build(runs_k, h_k, every.target_acc)
+    last = np.flatnonzero(evaluated)[-1] if evaluated.any() else None
+    want_final = h1.test_acc[:, last] if last is not None else np.full(len(runs), np.nan)
+    np.testing.assert_allclose(runs["final_test_acc"], want_final, rtol=1e-6)
+
+
+@pytest.mark.parametrize("k", [-1, 1.5, True])
+def test_validation_freq_must_be_a_whole_number(k):
+    with pytest.raises(ConfigError, match="validation_freq"):
+        dataclasses.replace(SMALL, validation_freq=k).validate()
+
+
+def test_validation_freq_needs_every_epoch_for_a_test_monitor():
+    plateau = dataclasses.replace(SMALL, validation_freq=2)
+    for monitor in (1, 2):  # test_loss, test_acc
+        sched = Schedule("reduce_on_plateau", {"monitor": monitor})
+        with pytest.raises(ConfigError, match="validation_freq=2 must be 1"):
+            dataclasses.replace(plateau, schedules=(sched,)).validate()
+    on_train = Schedule("reduce_on_plateau", {"monitor": 0})
+    dataclasses.replace(plateau, schedules=(on_train,)).validate()
