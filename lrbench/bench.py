@@ -33,8 +33,9 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -329,67 +330,91 @@ def _capped(sizes, name: str, max_n: dict[str, int]) -> list[int]:
     return [n for n in sizes if n <= max_n.get(name, n)]
 
 
+class _Method(NamedTuple):
+    name: str
+    timed_runs: int
+    compile_s: float  # nan: nothing compiled for it here
+    memory: int  # XLA program bytes, -1 when not a JAX program
+    call: Callable[[], tuple[float, np.ndarray]]  # -> (seconds, final-epoch loss per timed run)
+
+
+def _clocked(fn) -> Callable[[], tuple[float, np.ndarray]]:
+    """A method that does not time itself: ``fn() -> loss`` as ``() -> (seconds, loss)``."""
+
+    def call():
+        start = time.perf_counter()
+        loss = fn()
+        return time.perf_counter() - start, loss
+
+    return call
+
+
+def _rounds(methods: list[_Method], repeats: int) -> list[list[tuple[float, np.ndarray]]]:
+    """Every method's answers to ``repeats`` calls, made in rounds: one call of each method a
+    round, the order rotated each round, so every method meets the machine's slow and quick
+    spells alike and the ratios of one run compare like with like. With fewer than 3 repeats
+    an untimed round goes first (a first call's one-off costs would be the measurement)."""
+    answers: list[list] = [[] for _ in methods]
+    if repeats < 3:
+        for m in methods:
+            m.call()
+    for r in range(repeats):
+        for i in np.roll(np.arange(len(methods)), -r):
+            answers[i].append(methods[i].call())
+    return answers
+
+
 def _measure(workload, n, epochs, repeats, loops, max_n, quiet) -> list[dict]:
     """Every method on one grid of ``n`` runs: one row each."""
     static, rundata = group(workload, n, epochs)
     prob = problem(static, rundata)
     n_runs, steps, flops = len(rundata.seed), prob.lr.shape[1], flops_per_step(workload)
-    rows = []
+    nan = float("nan")
 
-    def record(method, seconds, compile_s, measured, loss, memory=-1):
-        model_steps = measured * steps
-        compile_s = compile_s or float("nan")  # 0: the program was compiled before
+    exe, compile_s = _engine_exe(static, rundata)  # compiled here, so no repeat includes it
+    lrbench = lambda: engine.train_group(static, rundata)[0].train_loss[:, -1]  # noqa: E731
+    methods = [_Method("lrbench", n_runs, compile_s, _program_bytes(exe), _clocked(lrbench))]
+    k = min(n_runs, loops["b1"])
+    go, compile_s, memory = _one_run_loop(static, rundata, k)
+    methods.append(_Method("b1", k, compile_s, memory, _clocked(go)))
+    k = min(n_runs, loops["b2"])
+    memory = per_step_loop(static, prob, 1)[2]  # compiles b2's step programs
+    b2 = lambda k=k: per_step_loop(static, prob, k)[:2]  # noqa: E731
+    methods.append(_Method("b2", k, nan, memory, b2))
+    if bench_torch.available():
+        k = min(n_runs, loops["c"])
+        bench_torch.eager_loop(prob, 1)  # untimed: PyTorch's first call sets itself up
+        for name, threads in (("c", None), ("c 1-thread", 1)):
+            c = functools.partial(bench_torch.eager_loop, prob, k, threads=threads)
+            methods.append(_Method(name, k, nan, -1, c))
+        if _capped([n_runs], "c′", max_n):
+            bench_torch.vmapped(_first_run(prob))  # untimed: torch.func's first call
+            cv = functools.partial(bench_torch.vmapped, prob)
+            methods.append(_Method("c′", n_runs, nan, -1, cv))
+
+    answers = _rounds(methods, repeats)
+    reference = answers[0][-1][1]  # lrbench's final losses
+    rows = []
+    for m, got in zip(methods, answers, strict=True):
+        seconds, loss = statistics.median(a[0] for a in got), got[-1][1]
+        model_steps = m.timed_runs * steps
         rows.append(
             {
-                "workload": workload, "method": method, "N": n_runs, "timed_runs": measured,
+                "workload": workload, "method": m.name, "N": n_runs, "timed_runs": m.timed_runs,
                 "model_steps_per_s": model_steps / seconds,
                 "samples_per_s": model_steps * static.batch_size / seconds,
-                "gflops": model_steps * flops / seconds / 1e9, "compile_s": compile_s,
-                "seconds": seconds, "max_loss_diff": _max_diff(loss, reference[:measured]),
-                "median_loss_diff": _median_diff(loss, reference[:measured]),
-                "xla_mib": memory / MIB if memory >= 0 else float("nan"),
+                "gflops": model_steps * flops / seconds / 1e9,
+                "compile_s": m.compile_s or nan,  # 0: the program was compiled before
+                "seconds": seconds, "max_loss_diff": _max_diff(loss, reference[: m.timed_runs]),
+                "median_loss_diff": _median_diff(loss, reference[: m.timed_runs]),
+                "xla_mib": m.memory / MIB if m.memory >= 0 else nan,
             }
         )  # fmt: skip
         if not quiet:
             rate = model_steps / seconds
-            print(
-                f"{workload:28s} {method:8s} N={n_runs:5d} {rate:12.0f} model-steps/s", flush=True
-            )
-
-    exe, compile_s = _engine_exe(static, rundata)  # compiled here, so no repeat includes it
-    seconds, (history, _) = _timed(lambda: engine.train_group(static, rundata), repeats)
-    reference = history.train_loss[:, -1]
-    record("lrbench", seconds, compile_s, n_runs, reference, _program_bytes(exe))
-
-    k = min(n_runs, loops["b1"])
-    go, compile_s, memory = _one_run_loop(static, rundata, k)
-    seconds, loss = _timed(go, repeats)
-    record("b1", seconds, compile_s, k, loss, memory)
-
-    k = min(n_runs, loops["b2"])
-    seconds, loss, memory = _median_run(lambda: per_step_loop(static, prob, k), repeats)
-    record("b2", seconds, float("nan"), k, loss, memory)
-
-    if bench_torch.available():
-        k = min(n_runs, loops["c"])
-        bench_torch.eager_loop(prob, 1)  # untimed: PyTorch's first call sets itself up
-        seconds, loss = _median_run(lambda: bench_torch.eager_loop(prob, k), repeats)
-        record("c", seconds, float("nan"), k, loss)
-        one = lambda: bench_torch.eager_loop(prob, k, threads=1)  # noqa: E731
-        seconds, loss = _median_run(one, repeats)
-        record("c 1-thread", seconds, float("nan"), k, loss)
-        if _capped([n_runs], "c′", max_n):
-            bench_torch.vmapped(_first_run(prob))  # untimed: torch.func's first call
-            seconds, loss = _median_run(lambda: bench_torch.vmapped(prob), repeats)
-            record("c′", seconds, float("nan"), n_runs, loss)
+            line = f"{workload:28s} {m.name:8s} N={n_runs:5d} {rate:12.0f} model-steps/s"
+            print(line, flush=True)
     return rows
-
-
-def _median_run(fn, repeats: int):
-    """For a method that times itself, returning ``(seconds, ...)``: the median seconds of
-    ``repeats`` calls, with the rest of the last call's answer."""
-    answers = [fn() for _ in range(repeats)]
-    return (statistics.median(a[0] for a in answers), *answers[-1][1:])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -734,6 +759,13 @@ def _method_notes(config: dict) -> list[str]:
         "mean training loss from lrbench's: float32 rounding, amplified in the runs that train "
         "unstably (on blobs the largest differences sit at learning rates ≥ 0.02 with momentum "
         "0.9, where the loss ends high; below 0.01 they stay under 1e-5).",
+        "- Every method trains and records the training loss only: no test-set evaluation "
+        "(the engine with `validation_freq=0`; it still computes each run's initial training "
+        "loss, which the others do not). The levers table times the engine with a test "
+        "evaluation every epoch.",
+        "- The repeats run in rounds, one call of every method a round, the order rotated "
+        "each round, so all methods meet the same spells of a noisy machine; each method's "
+        "time is the median of its calls.",
         "- b1 runs the engine's program for one run, jitted on one device and compiled once "
         "per workload (its compile time shows at the first N).",
         f"- Loops (b1, b2, c) are timed on their first {config.get('b1_runs')}, "

@@ -154,3 +154,26 @@ def test_levers_table(monkeypatch):
     assert f"{alone.groups} groups of 1 runs" in set(table["setting"])
     devices = table[table["lever"] == "devices"]["setting"]
     assert any(s.startswith("2 CPU devices") for s in devices)
+
+
+@pytest.mark.parametrize("repeats", [1, 3, 4])
+def test_repeats_run_in_rotated_rounds(repeats):
+    """One call of every method a round, the order rotated each round; an untimed round first
+    when there are fewer than 3 repeats."""
+    calls = []
+
+    def method(name):
+        def call():
+            calls.append(name)
+            return float(len(calls)), np.array([len(calls)])
+
+        return bench._Method(name, 1, float("nan"), -1, call)
+
+    names = ["a", "b", "c"]
+    answers = bench._rounds([method(n) for n in names], repeats)
+    warm = names if repeats < 3 else []
+    want = warm + [names[(r + i) % 3] for r in range(repeats) for i in range(3)]
+    assert calls == want
+    assert [len(a) for a in answers] == [repeats] * 3
+    for name, got in zip(names, answers, strict=True):  # each answer is that method's own call
+        assert all(calls[int(seconds) - 1] == name for seconds, _ in got)
