@@ -275,6 +275,13 @@ def arrays_for(static: Static) -> tuple:
     )
 
 
+@functools.cache
+def _replicated_arrays(static: Static) -> tuple:
+    """:func:`arrays_for` placed once on every local device (the program's replicated input),
+    so no call of a group's program copies the data set again."""
+    return jax.device_put(arrays_for(static), jax.sharding.NamedSharding(_mesh(), PartitionSpec()))
+
+
 def use_cpu_cores(n: int | None = None) -> int:
     """Splits the host CPU into ``n`` JAX devices (default: ``LRBENCH_CPU_DEVICES``, else the
     core count), so the grid axis is sharded over every core; returns the count asked for,
@@ -499,7 +506,7 @@ def train_group(
     n = len(runs.seed)
     layout, chunks = plan_group(static, runs.seed, max_chunk, slots)
     exe, compile_s = compiled(static, layout, tuple(sorted(runs.hparams)))
-    arrays = arrays_for(static)
+    arrays = _replicated_arrays(static)
     history = _missing(static, n)
     start = time.perf_counter()
     for k, positions in enumerate(chunks):
