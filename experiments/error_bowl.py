@@ -578,6 +578,7 @@ def _sig(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     """Trains every run in one jitted, vmapped program and writes the results folder."""
+    runner.own_loop(sweep, NAME)
     progress = runner.Progress(quiet)
     start = time.perf_counter()
     progress.say(f"{NAME}: one program for every α × schedule × seed ...")

@@ -512,6 +512,7 @@ def _part(trace, where: slice):
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     """Trains every run (both rules × article lrs, ``sweep.lrs`` and a fine grid) in one
     jitted, vmapped program and writes the results folder."""
+    runner.own_loop(sweep, NAME)
     progress = runner.Progress(quiet)
     start = time.perf_counter()
     lrs, names, where = _batch(sweep.lrs)

@@ -294,6 +294,7 @@ Wall time {meta["wall_seconds"]:.0f} s, of which compiling {meta["compile_second
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     """Runs the audit (float32 and float64, hand and optax) and writes ``out`` atomically."""
+    runner.own_loop(sweep, sweep.experiment)
     progress = runner.Progress(quiet)
     start = time.perf_counter()
     previous = jax.config.jax_enable_x64

@@ -269,10 +269,9 @@ def cmd_run(args) -> int:
     if hasattr(module, "summary"):
         print(module.summary(result))
     else:
-        table = report.mean_std_table(result.runs, "final_test_acc")
-        print(
-            f"\n{sweep.experiment}: final test accuracy, mean ± std over {len(sweep.seeds)} seeds\n"
-        )
+        column, words = runner.headline(sweep)
+        table = report.mean_std_table(result.runs, column)
+        print(f"\n{sweep.experiment}: {words}, mean ± std over {len(sweep.seeds)} seeds\n")
         print(report.to_markdown(table))
     print(f"wrote {result.folder}")
     return 0

@@ -58,7 +58,8 @@ def status(train_loss: np.ndarray, initial_loss: float, diverged_at: int = 0) ->
 def epochs_to_target(test_acc: np.ndarray, target: float) -> np.ndarray:
     """First 1-based epoch whose test accuracy reaches ``target``, per row; NaN if never.
 
-    ``test_acc`` is [N, E] (or [E]); NaN epochs (after divergence) never count.
+    ``test_acc`` is [N, E] (or [E]); NaN epochs (after divergence, or not evaluated under
+    ``validation_freq`` k, so the answer is then a multiple of k) never count.
     """
     acc = np.atleast_2d(np.asarray(test_acc, np.float64))
     hit = np.nan_to_num(acc, nan=-np.inf) >= target

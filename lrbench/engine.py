@@ -276,9 +276,10 @@ def arrays_for(static: Static) -> tuple:
 
 
 @functools.cache
-def _replicated_arrays(static: Static) -> tuple:
-    """:func:`arrays_for` placed once on every local device (the program's replicated input),
-    so no call of a group's program copies the data set again."""
+def _replicated_arrays(dataset: str, dtype: str) -> tuple:
+    """A data set placed once on every local device (the program's replicated input), so no
+    call of a group's program copies it again; one copy per data set and dtype."""
+    static = Static(dataset, MLPConfig(), "", "", 0, 0, dtype)  # arrays_for reads these two
     return jax.device_put(arrays_for(static), jax.sharding.NamedSharding(_mesh(), PartitionSpec()))
 
 
@@ -506,7 +507,7 @@ def train_group(
     n = len(runs.seed)
     layout, chunks = plan_group(static, runs.seed, max_chunk, slots)
     exe, compile_s = compiled(static, layout, tuple(sorted(runs.hparams)))
-    arrays = _replicated_arrays(static)
+    arrays = _replicated_arrays(static.dataset, static.dtype)
     history = _missing(static, n)
     start = time.perf_counter()
     for k, positions in enumerate(chunks):

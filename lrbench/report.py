@@ -135,7 +135,8 @@ def curves_figure(runs: pd.DataFrame, curves: pd.DataFrame, path: Path, metric: 
         mean = frame.groupby(["base_lr", "epoch"])[metric].mean()
         for color, lr in zip(colors, lrs, strict=False):
             if lr in mean.index.get_level_values(0):
-                ax.plot(mean.loc[lr].index, mean.loc[lr].values, color=color, label=f"lr={lr:g}")
+                line = mean.loc[lr].dropna()  # epochs without a test evaluation are NaN
+                ax.plot(line.index, line.values, color=color, label=f"lr={lr:g}")
         values = key if isinstance(key, tuple) else (key,)
         title = column_label(dict(zip(axes, values, strict=False)), axes) if axes else key
         ax.set_title(title, fontsize=9)

@@ -121,7 +121,10 @@ def train(
 
 
 def config_hash(sweep: Sweep) -> str:
-    text = json.dumps(sweep.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+    config = sweep.to_dict()
+    if config["validation_freq"] == 1:  # at its default, hashed as before the field existed
+        del config["validation_freq"]
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -332,12 +335,31 @@ def finish(
     return Result(runs, curves, {**meta, **extra}, folder)
 
 
+def headline(sweep: Sweep) -> tuple[str, str]:
+    """(run column, its words) of a sweep's summary table: the final test accuracy, or the
+    final training loss when the sweep never evaluates the test set (``validation_freq=0``)."""
+    if sweep.validation_freq == 0:
+        return "final_train_loss", "final training loss"
+    return "final_test_acc", "final test accuracy"
+
+
+def own_loop(sweep: Sweep, experiment: str) -> None:
+    """For an experiment with its own training loop, which evaluates every epoch: refuses a
+    sweep that asks for another ``validation_freq`` rather than ignoring it."""
+    if sweep.validation_freq != 1:
+        raise ConfigError(
+            "validation_freq",
+            f"validation_freq={sweep.validation_freq}: {experiment} trains with its own loop "
+            "and evaluates every epoch; allowed: 1",
+        )
+
+
 def write(folder: Path, sweep: Sweep, runs: pd.DataFrame, curves: pd.DataFrame, meta: dict) -> None:
     """Everything a results folder holds: tidy tables, meta, the paper table and a figure."""
     results.write_tables(folder, runs, curves, meta)
-    table = report.mean_std_table(runs, "final_test_acc")
-    caption = (
-        f"{sweep.experiment}: final test accuracy, mean ± std over {runs['seed'].nunique()} seeds"
-    )
+    column, words = headline(sweep)
+    table = report.mean_std_table(runs, column)
+    caption = f"{sweep.experiment}: {words}, mean ± std over {runs['seed'].nunique()} seeds"
     report.write_table(folder, "table", table, caption)
-    report.curves_figure(runs, curves, folder / "curves.png")
+    metric = column.removeprefix("final_")
+    report.curves_figure(runs, curves, folder / "curves.png", metric)

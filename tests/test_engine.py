@@ -221,11 +221,13 @@ def default_sweep_result():
 def test_validation_freq_evaluates_every_k_epochs(k):
     """Keras' ``validation_freq``: epochs k, 2k, ... hold the every-epoch run's test metrics,
     the others NaN; training and the run ids do not change."""
-    every = dataclasses.replace(SMALL, epochs=6)
+    plateau = Schedule("reduce_on_plateau", {"monitor": 0, "patience": 1, "factor": 0.5})
+    every = dataclasses.replace(SMALL, epochs=6, schedules=(Schedule("constant"), plateau))
     runs1, h1, _ = _train(every)
     runs_k, h_k, _ = _train(dataclasses.replace(every, validation_freq=k))
     assert list(runs_k["run_id"]) == list(runs1["run_id"])
     np.testing.assert_allclose(h_k.train_loss, h1.train_loss, rtol=1e-6)
+    np.testing.assert_allclose(h_k.lr, h1.lr, rtol=1e-6)  # a train-loss plateau acts alike
     np.testing.assert_allclose(h_k.initial_train_loss, h1.initial_train_loss, rtol=1e-6)
     evaluated = np.array([k > 0 and (e + 1) % k == 0 for e in range(every.epochs)])
     for name in ("test_loss", "test_acc"):
@@ -252,3 +254,26 @@ def test_validation_freq_needs_every_epoch_for_a_test_monitor():
             dataclasses.replace(plateau, schedules=(sched,)).validate()
     on_train = Schedule("reduce_on_plateau", {"monitor": 0})
     dataclasses.replace(plateau, schedules=(on_train,)).validate()
+
+
+@pytest.mark.parametrize("k", [0, 2])
+def test_results_folder_without_every_epoch_evaluated(k, tmp_path, monkeypatch):
+    """The summary table and the curves figure of a sweep with ``validation_freq`` k: the
+    final training loss when nothing is evaluated, and lines through the evaluated epochs."""
+    import matplotlib.axes
+
+    drawn, plot = [], matplotlib.axes.Axes.plot
+
+    def record(self, x, y, *args, **kwargs):
+        drawn.append(np.asarray(y, float))
+        return plot(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", record)
+    sweep = dataclasses.replace(SMALL, epochs=4, validation_freq=k)
+    result = runner.run(sweep, out=tmp_path / "out")
+    table = (tmp_path / "out" / "table.csv").read_text()
+    column = "final_train_loss" if k == 0 else "final_test_acc"
+    assert table.splitlines()[0] == f"lr,{column}"
+    for lr, row in result.runs.groupby("lr")[column].agg(["mean", "std"]).iterrows():
+        assert f"{lr:g},{row['mean']:.3f} ± {row['std']:.3f}" in table
+    assert drawn and all(len(y) == (4 if k == 0 else 2) and np.isfinite(y).all() for y in drawn)

@@ -149,3 +149,17 @@ def test_chunk_size_follows_the_budget():
     assert runner.max_chunk_for(sweep, 100 * per_run + 1) == max(n_dev, 100)
     assert runner.max_chunk_for(sweep, 1) == n_dev
     assert n_dev <= runner.max_chunk_for(sweep, None) <= max(n_dev, 4096)
+
+
+def test_config_hash_of_a_store_written_before_validation_freq():
+    """A store written before ``validation_freq`` existed still resumes: at its default the
+    field leaves the hash as it was (the value below is what that version wrote)."""
+    import dataclasses
+
+    from lrbench.models import MLPConfig
+    from lrbench.sweep import Sweep
+
+    sweep = Sweep(experiment="test", dataset="blobs", model=MLPConfig(hidden=(8,)), epochs=4,
+                  batch_size=64, lrs=(0.1, 0.01), seeds=(0, 1))  # fmt: skip
+    assert runner.config_hash(sweep) == "865f50f0fac5cc39"
+    assert runner.config_hash(dataclasses.replace(sweep, validation_freq=2)) != "865f50f0fac5cc39"
