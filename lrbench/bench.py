@@ -100,24 +100,9 @@ def flops_per_step(workload: str) -> int:
     return 6 * num_params([ds.num_features, *model.hidden, ds.num_classes]) * batch
 
 
-def _timed(fn, repeats: int):
-    """(median seconds of ``repeats`` calls, the last call's result).
-
-    With fewer than 3 repeats one untimed call goes first: a first call's one-off costs
-    (buffers, thread pools) would otherwise be the measurement; a median of 3 drops them.
-    """
-    if repeats < 3:
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
-
-
 def _time(fn, repeats: int) -> float:
-    return _timed(fn, repeats)[0]
+    """Median seconds of ``repeats`` calls of ``fn`` (:func:`_rounds` of one method)."""
+    return statistics.median(seconds for seconds, _ in _rounds([_clocked(fn)], repeats)[0])
 
 
 def gemm_roof(size: int = 2048, repeats: int = 5) -> float:
@@ -180,35 +165,46 @@ def problem(static: engine.Static, runs: engine.RunData) -> bench_torch.Problem:
     )
 
 
+def _b2_state(prob: bench_torch.Problem, i: int):
+    """Run ``i``'s initial parameters and SGD-momentum state, as b2's step takes them."""
+    j = prob.which[i]
+    p = {
+        f"Dense_{k}": {"kernel": jnp.asarray(w[j]), "bias": jnp.asarray(b[j])}
+        for k, (w, b) in enumerate(prob.layers)
+    }
+    return p, optax.sgd(1.0, momentum=0.9).init(p)
+
+
+def _b2_step(static: engine.Static, prob: bench_torch.Problem):
+    return _train_step(static.model, int(prob.layers[-1][1].shape[-1]))
+
+
+def per_step_bytes(static: engine.Static, prob: bench_torch.Problem) -> int:
+    """XLA's account of b2's single-step program (a full minibatch)."""
+    p, s = _b2_state(prob, 0)
+    idx = prob.orders[0, 0, : prob.batch_size]
+    x, y = jnp.asarray(prob.x_train[idx]), jnp.asarray(prob.y_train[idx])
+    return _program_bytes(_b2_step(static, prob).lower(p, s, x, y, 0.1, 0.9).compile())
+
+
 def per_step_loop(
     static: engine.Static, prob: bench_torch.Problem, k: int
-) -> tuple[float, np.ndarray, int]:
+) -> tuple[float, np.ndarray]:
     """b2: a jitted single train step called from Python, for runs 0 … k−1.
 
-    Returns (seconds, final epoch's mean training loss per run, step program bytes).
+    Returns (seconds, final epoch's mean training loss per run).
     """
-    step = _train_step(static.model, int(prob.layers[-1][1].shape[-1]))
+    step = _b2_step(static, prob)
     x, y = jnp.asarray(prob.x_train), jnp.asarray(prob.y_train)
     n_train, epochs = len(prob.x_train), prob.orders.shape[1]
-
-    def init(i):
-        j = prob.which[i]
-        p = {
-            f"Dense_{i}": {"kernel": jnp.asarray(w[j]), "bias": jnp.asarray(b[j])}
-            for i, (w, b) in enumerate(prob.layers)
-        }
-        return p, optax.sgd(1.0, momentum=0.9).init(p)
-
-    p, s = init(0)
+    p, s = _b2_state(prob, 0)
     batches = bench_torch._minibatches(prob, prob.orders[0, 0])
     for _, idx in (batches[0], batches[-1]):  # compile the full and the partial minibatch
         jax.block_until_ready(step(p, s, x[idx], y[idx], 0.1, 0.9))
-    idx = batches[0][1]
-    memory = _program_bytes(step.lower(p, s, x[idx], y[idx], 0.1, 0.9).compile())
     final = np.empty(k)
     start = time.perf_counter()  # compiled above: the loop is timed, not the compile
     for i in range(k):
-        p, s = init(i)
+        p, s = _b2_state(prob, i)
         lrs, momentum = prob.lr[i].tolist(), float(prob.momentum[i])
         for epoch in range(epochs):
             total = 0.0
@@ -216,7 +212,7 @@ def per_step_loop(
                 p, s, loss = step(p, s, x[idx], y[idx], lrs[epoch * prob.n_steps + t], momentum)
                 total = total + loss * len(idx)
         final[i] = float(total) / n_train
-    return time.perf_counter() - start, final, memory
+    return time.perf_counter() - start, final
 
 
 @functools.cache
@@ -349,18 +345,19 @@ def _clocked(fn) -> Callable[[], tuple[float, np.ndarray]]:
     return call
 
 
-def _rounds(methods: list[_Method], repeats: int) -> list[list[tuple[float, np.ndarray]]]:
-    """Every method's answers to ``repeats`` calls, made in rounds: one call of each method a
-    round, the order rotated each round, so every method meets the machine's slow and quick
-    spells alike and the ratios of one run compare like with like. With fewer than 3 repeats
-    an untimed round goes first (a first call's one-off costs would be the measurement)."""
-    answers: list[list] = [[] for _ in methods]
+def _rounds(calls: list[Callable], repeats: int) -> list[list[tuple[float, Any]]]:
+    """Every method's answers ``(seconds, result)`` to ``repeats`` calls, made in rounds: one
+    call of each method a round, the order rotated each round, so every method meets the
+    machine's slow and quick spells alike and the ratios of one run compare like with like.
+    With fewer than 3 repeats an untimed round goes first: a first call's one-off costs
+    (buffers, thread pools) would otherwise be the measurement; a median of 3 drops them."""
+    answers: list[list] = [[] for _ in calls]
     if repeats < 3:
-        for m in methods:
-            m.call()
+        for call in calls:
+            call()
     for r in range(repeats):
-        for i in np.roll(np.arange(len(methods)), -r):
-            answers[i].append(methods[i].call())
+        for i in np.roll(np.arange(len(calls)), -r):
+            answers[i].append(calls[i]())
     return answers
 
 
@@ -378,9 +375,8 @@ def _measure(workload, n, epochs, repeats, loops, max_n, quiet) -> list[dict]:
     go, compile_s, memory = _one_run_loop(static, rundata, k)
     methods.append(_Method("b1", k, compile_s, memory, _clocked(go)))
     k = min(n_runs, loops["b2"])
-    memory = per_step_loop(static, prob, 1)[2]  # compiles b2's step programs
-    b2 = lambda k=k: per_step_loop(static, prob, k)[:2]  # noqa: E731
-    methods.append(_Method("b2", k, nan, memory, b2))
+    b2 = functools.partial(per_step_loop, static, prob, k)
+    methods.append(_Method("b2", k, nan, per_step_bytes(static, prob), b2))
     if bench_torch.available():
         k = min(n_runs, loops["c"])
         bench_torch.eager_loop(prob, 1)  # untimed: PyTorch's first call sets itself up
@@ -392,7 +388,7 @@ def _measure(workload, n, epochs, repeats, loops, max_n, quiet) -> list[dict]:
             cv = functools.partial(bench_torch.vmapped, prob)
             methods.append(_Method("c′", n_runs, nan, -1, cv))
 
-    answers = _rounds(methods, repeats)
+    answers = _rounds([m.call for m in methods], repeats)
     reference = answers[0][-1][1]  # lrbench's final losses
     rows = []
     for m, got in zip(methods, answers, strict=True):

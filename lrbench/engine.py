@@ -265,8 +265,12 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
 
 
 def arrays_for(static: Static) -> tuple:
-    ds = data.load(static.dataset)
-    dtype = jnp.dtype(static.dtype)
+    """``(x_train, y_train, x_test, y_test)`` of the static group's data set, in its dtype."""
+    return _dataset_arrays(static.dataset, static.dtype)
+
+
+def _dataset_arrays(dataset: str, dtype: str) -> tuple:
+    ds = data.load(dataset)
     return (
         jnp.asarray(ds.x_train, dtype),
         jnp.asarray(ds.y_train),
@@ -279,8 +283,8 @@ def arrays_for(static: Static) -> tuple:
 def _replicated_arrays(dataset: str, dtype: str) -> tuple:
     """A data set placed once on every local device (the program's replicated input), so no
     call of a group's program copies it again; one copy per data set and dtype."""
-    static = Static(dataset, MLPConfig(), "", "", 0, 0, dtype)  # arrays_for reads these two
-    return jax.device_put(arrays_for(static), jax.sharding.NamedSharding(_mesh(), PartitionSpec()))
+    sharding = jax.sharding.NamedSharding(_mesh(), PartitionSpec())
+    return jax.device_put(_dataset_arrays(dataset, dtype), sharding)
 
 
 def use_cpu_cores(n: int | None = None) -> int:

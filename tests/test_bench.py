@@ -87,7 +87,7 @@ def test_torch_baselines_reach_lrbench_loss(seeds):
     np.testing.assert_allclose(eager, reference, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(vmapped, reference, rtol=1e-4, atol=1e-5)
     # b2, the per-step jitted loop, does the same work
-    _, per_step, _ = bench.per_step_loop(static, prob, 3)
+    _, per_step = bench.per_step_loop(static, prob, 3)
     np.testing.assert_allclose(per_step, reference[:3], rtol=1e-4, atol=1e-5)
 
 
@@ -167,7 +167,7 @@ def test_repeats_run_in_rotated_rounds(repeats):
             calls.append(name)
             return float(len(calls)), np.array([len(calls)])
 
-        return bench._Method(name, 1, float("nan"), -1, call)
+        return call
 
     names = ["a", "b", "c"]
     answers = bench._rounds([method(n) for n in names], repeats)
