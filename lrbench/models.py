@@ -89,7 +89,8 @@ class MLPConfig:
         return f"mlp({sizes})-{self.activation}{head}{l2}"
 
 
-NARROW = 8  # output layers this narrow are computed column by column (NarrowDense)
+NARROW = 8  # output layers this narrow are computed column by column (NarrowDense); a first
+# layer with inputs this narrow takes its bias into its product (BiasTrickDense)
 
 
 class NarrowDense(nn.Module):
@@ -115,6 +116,30 @@ class NarrowDense(nn.Module):
         return jnp.stack(columns, axis=-1) + bias
 
 
+class BiasTrickDense(nn.Module):
+    """``nn.Dense`` whose bias rides in its matrix product: ``[x, 1] @ [kernel; bias]`` (the
+    "bias trick" of linear classifiers).
+
+    The same parameters (``kernel`` [in, out], ``bias`` [out]), initialisers and result, up
+    to rounding, as ``nn.Dense``. For a first layer with a few inputs, whose input every run
+    of a seed group shares, the bias gradient then comes out of the kernel gradient's
+    product instead of a reduction of its own, and XLA's CPU backend fuses the rest of the
+    backward pass into the product's operand (``lrbench bench`` measures the gain on the
+    blobs MLP; with 64 inputs, as on digits, the wider product costs more than it saves).
+    """
+
+    features: int
+    kernel_init: Callable = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
+        ones = jnp.ones((*x.shape[:-1], 1), x.dtype)
+        return jnp.concatenate([x, ones], -1) @ jnp.concatenate([kernel, bias[None]], 0)
+
+
 class MLP(nn.Module):
     """``x -> Dense(h1) -> act -> ... -> Dense(num_outputs)``: pre-activation outputs (logits)."""
 
@@ -127,11 +152,12 @@ class MLP(nn.Module):
     def __call__(self, x):
         act = ACTIVATIONS[self.activation]
         init = KERNEL_INITS[self.kernel_init]
-        for width in self.hidden:
-            x = act(nn.Dense(width, kernel_init=init)(x))
+        for layer, width in enumerate(self.hidden):
+            dense = BiasTrickDense if layer == 0 and x.shape[-1] <= NARROW else nn.Dense
+            x = act(dense(width, kernel_init=init, name=f"Dense_{layer}")(x))
         if self.num_outputs <= NARROW:  # same parameters and names as nn.Dense
             return NarrowDense(self.num_outputs, init, name=f"Dense_{len(self.hidden)}")(x)
-        return nn.Dense(self.num_outputs, kernel_init=init)(x)
+        return nn.Dense(self.num_outputs, kernel_init=init, name=f"Dense_{len(self.hidden)}")(x)
 
 
 def build(config: MLPConfig, num_outputs: int) -> MLP:

@@ -100,7 +100,8 @@ def test_bad_model_config(kwargs, field):
 
 
 class _FlaxMLP(models.nn.Module):
-    """The same MLP written with ``nn.Dense`` for every layer: NarrowDense's twin."""
+    """The same MLP written with ``nn.Dense`` for every layer: NarrowDense's and
+    BiasTrickDense's twin."""
 
     hidden: tuple
     num_outputs: int
@@ -113,13 +114,15 @@ class _FlaxMLP(models.nn.Module):
         return models.nn.Dense(self.num_outputs, kernel_init=init)(x)
 
 
+@pytest.mark.parametrize("num_inputs", [1, 4, models.NARROW, models.NARROW + 1])
 @pytest.mark.parametrize("num_outputs", [1, 3, models.NARROW])
-def test_narrow_output_layer_equals_nn_dense(num_outputs, x64):
-    """A narrow output layer (one matrix-vector product per column) has nn.Dense's
-    parameters, names and initial values, and gives its outputs and gradients (float64)."""
-    net = models.build(MLPConfig(hidden=(7,)), num_outputs)
-    twin = _FlaxMLP((7,), num_outputs)
-    x = jax.random.normal(jax.random.PRNGKey(1), (5, 4), jnp.float64)
+def test_narrow_layers_equal_nn_dense(num_inputs, num_outputs, x64):
+    """A narrow output layer (one matrix-vector product per column) and a first layer with
+    narrow inputs (its bias in its product) have nn.Dense's parameters, names and initial
+    values, and give its outputs and gradients (float64)."""
+    net = models.build(MLPConfig(hidden=(7, 6)), num_outputs)
+    twin = _FlaxMLP((7, 6), num_outputs)
+    x = jax.random.normal(jax.random.PRNGKey(1), (5, num_inputs), jnp.float64)
     params = net.init(jax.random.PRNGKey(0), x)["params"]
     twin_params = twin.init(jax.random.PRNGKey(0), x)["params"]
     assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(twin_params)
@@ -142,8 +145,13 @@ def test_narrow_output_layer_equals_nn_dense(num_outputs, x64):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
-def test_wide_output_layer_is_nn_dense():
+def test_wide_layers_are_nn_dense():
     net = models.build(MLPConfig(hidden=(7,)), models.NARROW + 1)
-    params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))["params"]
+    x = jnp.zeros((1, models.NARROW + 1))
+    params = net.init(jax.random.PRNGKey(0), x)["params"]
     assert params["Dense_1"]["kernel"].shape == (7, models.NARROW + 1)
-    assert "NarrowDense" not in str(net.tabulate(jax.random.PRNGKey(0), jnp.zeros((1, 4))))
+    table = str(net.tabulate(jax.random.PRNGKey(0), x))
+    assert "NarrowDense" not in table and "BiasTrickDense" not in table
+    narrow = models.build(MLPConfig(hidden=(7, 6)), 3)
+    table = str(narrow.tabulate(jax.random.PRNGKey(0), jnp.zeros((1, 2))))
+    assert table.count("BiasTrickDense") == 1 and "NarrowDense" in table  # the first layer only

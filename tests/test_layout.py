@@ -118,16 +118,17 @@ def _dot_shapes(jaxpr) -> list[tuple[tuple, tuple]]:
 
 def test_the_minibatch_is_shared_by_a_seed_group():
     """The first layer's product takes the [batch, features] minibatch itself (gathered once
-    for the group) against all the group's kernels [slots, features, width]."""
+    for the group) against all the group's kernels [slots, features, width]; with two
+    features the bias rides in the product (BiasTrickDense): one more column and row."""
     static, runs = _group(dataclasses.replace(SMALL, seeds=(0,)))
     slots = 5
     grouped = engine.take(runs, np.arange(slots)[None, :])  # one group of 5 runs
     jaxpr = jax.make_jaxpr(engine.make_train(static))(engine.arrays_for(static), grouped)
     shapes = _dot_shapes(jaxpr.jaxpr)
-    features, width, batch = 2, 8, static.batch_size
+    features, width, batch = 2 + 1, 8, static.batch_size
     assert ((batch, features), (slots, features, width)) in shapes
     # no product takes a per-run copy of the minibatch
-    assert not [s for s in shapes if s[0] == (slots, batch, features)]
+    assert not [s for s in shapes if s[0] in ((slots, batch, 2), (slots, batch, features))]
 
 
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 1e-5)])
