@@ -132,13 +132,12 @@ def problem(static: engine.Static, runs: engine.RunData) -> bench_torch.Problem:
     net = models.build(static.model, ds.num_classes)
     n_train, spe = len(ds.x_train), engine.steps_per_epoch(len(ds.x_train), static.batch_size)
     seeds, which = np.unique(runs.seed, return_inverse=True)
-    inits, orders = [], []
+    inits = []
+    x = jnp.asarray(ds.x_train[:1], jnp.float32)
     for seed in seeds:
-        init_key, order_key = jax.random.split(jax.random.PRNGKey(int(seed)))
-        params = net.init(init_key, jnp.asarray(ds.x_train[:1], jnp.float32))["params"]
+        params = net.init(data.seed_keys(int(seed))[0], x)["params"]
         inits.append([params[f"Dense_{i}"] for i in range(len(params))])
-        keys = [jax.random.fold_in(order_key, e) for e in range(static.epochs)]
-        orders.append(np.stack([np.asarray(jax.random.permutation(k, n_train)) for k in keys]))
+    orders = data.minibatch_orders(seeds, static.epochs, n_train)
     layers = [
         tuple(
             np.stack([np.asarray(p[i][name], np.float32) for p in inits])
@@ -157,7 +156,7 @@ def problem(static: engine.Static, runs: engine.RunData) -> bench_torch.Problem:
         x_train=np.asarray(ds.x_train, np.float32),
         y_train=np.asarray(ds.y_train),
         layers=layers,
-        orders=np.stack(orders),
+        orders=orders,
         which=which.astype(np.int64),
         lr=np.asarray(lr),
         momentum=np.asarray(runs.hparams["momentum"], np.float32),
@@ -243,7 +242,8 @@ def _one_run_exe(static: engine.Static, run: engine.RunData):
         return _ONE_RUN[key], 0.0
     start = time.perf_counter()
     arrays = engine.arrays_for(static)
-    _ONE_RUN[key] = jax.jit(engine.make_train(static)).lower(arrays, run).compile()
+    orders = engine.orders_spec(static, 1)
+    _ONE_RUN[key] = jax.jit(engine.make_train(static)).lower(arrays, run, orders).compile()
     return _ONE_RUN[key], time.perf_counter() - start
 
 
@@ -256,8 +256,11 @@ def _one_run_loop(static: engine.Static, runs: engine.RunData, k: int):
     one = [engine.take(runs, np.array([[i]])) for i in range(k)]  # a [1, 1] layout each
     exe, compile_s = _one_run_exe(static, one[0])
 
-    def go():
-        losses = [exe(arrays, run).train_loss[0, 0, -1] for run in one]
+    def go():  # each run's minibatch orders are computed in its call, as the engine's are
+        losses = []
+        for i, run in enumerate(one):
+            orders = engine.group_orders(static, runs, np.array([[i]]))
+            losses.append(exe(arrays, run, orders).train_loss[0, 0, -1])
         return np.asarray(jax.block_until_ready(jnp.stack(losses)))
 
     return go, compile_s, _program_bytes(exe)
@@ -519,11 +522,13 @@ def _donating(static: engine.Static, runs: engine.RunData, donate: bool):
     """The engine's program (one chunk of all runs) compiled with or without donating ``runs``."""
     fn = jax.jit(engine.program(static), donate_argnums=(1,) if donate else ())
     arrays = engine.arrays_for(static)
-    runs = engine.take(runs, engine.plan_group(static, runs.seed)[1][0])
+    positions = engine.plan_group(static, runs.seed)[1][0]
+    orders = engine.group_orders(static, runs, positions)
+    runs = engine.take(runs, positions)
     with warnings.catch_warnings():  # XLA says which donated buffers no output could reuse
         warnings.simplefilter("ignore", UserWarning)
-        exe = fn.lower(arrays, jax.device_put(runs)).compile()
-    return lambda: jax.block_until_ready(exe(arrays, jax.device_put(runs)))
+        exe = fn.lower(arrays, jax.device_put(runs), orders).compile()
+    return lambda: jax.block_until_ready(exe(arrays, jax.device_put(runs), orders))
 
 
 def lever_times(workload: str = LEVER_WORKLOAD, n: int = LEVER_N, epochs: int = 2,

@@ -10,6 +10,8 @@ import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from lrbench.errors import ConfigError
@@ -52,6 +54,42 @@ def load(name: str) -> Dataset:
     if name not in _REGISTRY:
         raise ConfigError("dataset", f"unknown data set {name!r}; allowed: {', '.join(names())}")
     return _REGISTRY[name]()
+
+
+def seed_keys(seed) -> tuple[jax.Array, jax.Array]:
+    """A run's two random streams from its seed: ``(init_key, order_key)``, for its initial
+    weights and its minibatch orders. Runs of one seed share both (common random numbers)."""
+    init_key, order_key = jax.random.split(jax.random.PRNGKey(seed))
+    return init_key, order_key
+
+
+@functools.cache
+def _orders_of_seed(epochs: int, n_train: int):
+    def orders(seed):
+        order_key = seed_keys(seed)[1]
+        epoch = jnp.arange(epochs, dtype=jnp.int32)
+        return jax.vmap(
+            lambda e: jax.random.permutation(jax.random.fold_in(order_key, e), n_train)
+        )(epoch)
+
+    return jax.jit(orders)
+
+
+def minibatch_orders(seeds, epochs: int, n_train: int) -> np.ndarray:
+    """Every epoch's order of the ``n_train`` training examples for each seed:
+    ``[*seeds.shape, epochs, n_train]`` int32, epoch ``e`` of seed ``s`` being
+    ``jax.random.permutation(fold_in(order_key(s), e), n_train)``.
+
+    Computed once per distinct seed (the runs of a sweep share a few seeds), the seeds spread
+    over the local devices so their sorts run side by side.
+    """
+    seeds = np.asarray(seeds, np.int32)
+    unique, inverse = np.unique(seeds, return_inverse=True)
+    devices = jax.local_devices()
+    fn = _orders_of_seed(epochs, n_train)
+    parts = [fn(jax.device_put(s, devices[i % len(devices)])) for i, s in enumerate(unique)]
+    orders = np.stack([np.asarray(part, np.int32) for part in parts])
+    return orders[inverse.reshape(-1)].reshape(*seeds.shape, epochs, n_train)
 
 
 def _pack(name, x_train, y_train, x_test, y_test, num_classes=None) -> Dataset:

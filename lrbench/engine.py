@@ -9,7 +9,8 @@ never recompiles.
 
 Common random numbers: a run's initial weights and minibatch order depend on its seed only,
 so runs that differ in learning rate, schedule or optimizer see the same data in the same
-order from the same starting point.
+order from the same starting point. The orders (a sort per seed and epoch) are computed
+before the program, once per seed (:func:`data.minibatch_orders`), and given to it.
 
 Layout (:func:`plan`): a chunk of runs is ``[groups, slots]``, every group of one seed. The
 program vmaps over a group's slots with the seed unbatched, so a minibatch is gathered once
@@ -109,14 +110,16 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
     return math.ceil(n_train / batch_size)
 
 
-def make_train(static: Static) -> Callable[[tuple, RunData], History]:
-    """Builds ``train(arrays, runs)`` for one static signature (not yet jitted).
+def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
+    """Builds ``train(arrays, runs, orders)`` for one static signature (not yet jitted).
 
     ``arrays`` is ``(x_train, y_train, x_test, y_test)``; ``runs`` a :class:`RunData` whose
     leaves have leading ``[groups, slots]`` axes, every group holding runs of one seed
-    (:func:`plan` lays a chunk out so); the history has the same leading axes. The last
-    minibatch of an epoch is partial, as in Keras and PyTorch's ``DataLoader``: it is padded
-    and masked, so every step has the same shape.
+    (:func:`plan` lays a chunk out so); ``orders`` is ``[groups, epochs, n_train]``, each
+    group's minibatch orders (:func:`data.minibatch_orders` of its seed, computed before the
+    program: once per seed, not once per group); the history has the leading axes of
+    ``runs``. The last minibatch of an epoch is partial, as in Keras and PyTorch's
+    ``DataLoader``: it is padded and masked, so every step has the same shape.
     """
     ds = data.load(static.dataset)
     net = models.build(static.model, ds.num_classes)
@@ -148,9 +151,9 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
             return evaluate(params, x, y)
         return jax.lax.cond((epoch + 1) % k == 0, lambda p: evaluate(p, x, y), skipped, params)
 
-    def train_one(arrays, seed, run: RunData) -> History:
+    def train_one(arrays, seed, orders, run: RunData) -> History:
         x_tr, y_tr, x_te, y_te = arrays
-        init_key, order_key = jax.random.split(jax.random.PRNGKey(seed))
+        init_key, _ = data.seed_keys(seed)
         params = net.init(init_key, x_tr[:1])["params"]
         params = jax.tree_util.tree_map(lambda p: p.astype(dtype), params)
 
@@ -206,8 +209,8 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
             )
             return carry, loss * jnp.sum(weight)
 
-        def train_epoch(carry: _Carry, epoch):
-            order = jax.random.permutation(jax.random.fold_in(order_key, epoch), n_train)
+        def train_epoch(carry: _Carry, epoch_order):
+            epoch, order = epoch_order
             idx = jnp.concatenate([order, jnp.zeros(pad, order.dtype)]).reshape(n_steps, batch)
             weight = jnp.concatenate([jnp.ones(n_train, dtype), jnp.zeros(pad, dtype)])
             lrs = epoch_lrs(carry.step, carry.plateau.lr)
@@ -244,7 +247,7 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
         )
         initial_loss, _ = evaluate(params, x_tr, y_tr)
         carry, (lr, train_loss, test_loss, test_acc) = jax.lax.scan(
-            train_epoch, carry, jnp.arange(static.epochs, dtype=jnp.int32)
+            train_epoch, carry, (jnp.arange(static.epochs, dtype=jnp.int32), orders)
         )
         return History(lr, train_loss, test_loss, test_acc, initial_loss, carry.diverged_at)
 
@@ -252,10 +255,14 @@ def make_train(static: Static) -> Callable[[tuple, RunData], History]:
     # unbatched, so each minibatch is gathered once per seed and a layer's product with it
     # is one wide matrix product over the seed's runs. Groups go one after another
     # (``lax.map``), so one group's working set stays in cache.
-    per_seed = jax.vmap(train_one, in_axes=(None, None, 0))
+    per_seed = jax.vmap(train_one, in_axes=(None, None, None, 0))
 
-    def train(arrays, runs: RunData) -> History:
-        return jax.lax.map(lambda group: per_seed(arrays, group.seed[0], group), runs)
+    def train(arrays, runs: RunData, orders) -> History:
+        def group(args):
+            runs, orders = args
+            return per_seed(arrays, runs.seed[0], orders, runs)
+
+        return jax.lax.map(group, (runs, orders))
 
     return train
 
@@ -384,7 +391,7 @@ def plan_group(
     return plan(seeds, max_chunk, slots or max_slots(static))
 
 
-def program(static: Static) -> Callable[[tuple, RunData], History]:
+def program(static: Static) -> Callable[[tuple, RunData, Any], History]:
     """:func:`make_train` with its groups axis split over the local devices (not yet jitted).
 
     Each device trains its own groups: runs never talk to each other, so ``shard_map`` (no
@@ -393,7 +400,7 @@ def program(static: Static) -> Callable[[tuple, RunData], History]:
     return jax.shard_map(
         make_train(static),
         mesh=_mesh(),
-        in_specs=(PartitionSpec(), PartitionSpec("runs")),
+        in_specs=(PartitionSpec(), PartitionSpec("runs"), PartitionSpec("runs")),
         out_specs=PartitionSpec("runs"),
         check_vma=False,  # seed-only values (initial weights) start unvarying in the scans
     )
@@ -426,7 +433,7 @@ def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
         lr_table=spec(dtype, total_steps(static)) if static.schedule_impl == "optax" else None,
     )
     start = time.perf_counter()
-    _COMPILED[key] = fn.lower(arrays, runs).compile()
+    _COMPILED[key] = fn.lower(arrays, runs, orders_spec(static, layout.groups)).compile()
     return _COMPILED[key], time.perf_counter() - start
 
 
@@ -444,10 +451,7 @@ def run_data(static: Static, rows: pd.DataFrame) -> RunData:
     hparam_names = list(rules.spec(static.optimizer).hparams)
     lr_table = None
     if static.schedule_impl == "optax":
-        spe, total = (
-            steps_per_epoch(len(data.load(static.dataset).x_train), static.batch_size),
-            total_steps(static),
-        )
+        spe, total = steps_per_epoch(train_size(static), static.batch_size), total_steps(static)
         lr_table = np.stack(
             [
                 schedules.twin_factors(kind, params, spe, total)
@@ -465,9 +469,24 @@ def run_data(static: Static, rows: pd.DataFrame) -> RunData:
     )
 
 
+def train_size(static: Static) -> int:
+    return len(data.load(static.dataset).x_train)
+
+
 def total_steps(static: Static) -> int:
-    return static.epochs * steps_per_epoch(
-        len(data.load(static.dataset).x_train), static.batch_size
+    return static.epochs * steps_per_epoch(train_size(static), static.batch_size)
+
+
+def orders_spec(static: Static, groups: int) -> jax.ShapeDtypeStruct:
+    """The shape and type of the ``orders`` argument of ``groups`` seed groups."""
+    return jax.ShapeDtypeStruct((groups, static.epochs, train_size(static)), jnp.int32)
+
+
+def group_orders(static: Static, runs: RunData, positions: np.ndarray) -> np.ndarray:
+    """``[groups, epochs, n_train]``: the minibatch orders of a chunk laid out as
+    ``positions`` (``[groups, slots]`` rows of ``runs``), one per group (its seed's)."""
+    return data.minibatch_orders(
+        np.asarray(runs.seed)[positions[:, 0]], static.epochs, train_size(static)
     )
 
 
@@ -518,7 +537,7 @@ def train_group(
         rows = np.unique(positions)
         if skip is not None and skip(rows):
             continue
-        out = exe(arrays, take(runs, positions))
+        out = exe(arrays, take(runs, positions), group_orders(static, runs, positions))
         for whole, part in zip(history, out, strict=True):
             part = np.asarray(part)  # [groups, slots, ...]; a padding copy equals its original
             whole[positions.reshape(-1)] = part.reshape(positions.size, *part.shape[2:])

@@ -168,13 +168,11 @@ def range_test(
         raise ConfigError("num_steps", f"{num_steps=} must be >= 2")
     ds = data.load(problem.dataset)
     net = models.build(problem.model, ds.num_classes)
-    init_key, order_key = jax.random.split(jax.random.PRNGKey(problem.seed))
-    params = net.init(init_key, jnp.asarray(ds.x_train[:1]))["params"]
+    params = net.init(data.seed_keys(problem.seed)[0], jnp.asarray(ds.x_train[:1]))["params"]
     n, batch = len(ds.x_train), problem.batch_size
     epochs = math.ceil(num_steps * batch / n)
-    order = np.concatenate(
-        [np.asarray(jax.random.permutation(jax.random.fold_in(order_key, e), n)) for e in range(epochs)]
-    )[: num_steps * batch].reshape(num_steps, batch)
+    order = data.minibatch_orders(problem.seed, epochs, n).reshape(-1)
+    order = order[: num_steps * batch].reshape(num_steps, batch)
     x, y, order = jnp.asarray(ds.x_train), jnp.asarray(ds.y_train), jnp.asarray(order)
 
     def loss_fn(p, i):

@@ -231,8 +231,9 @@ def run_bytes(sweep: Sweep) -> int:
 
     4·P (parameters, gradients and two optimizer slots, Adam's worst case) + the activations
     of a minibatch and of a full-data evaluation (forward and backward, 2·B·A and 2·n·A with
-    A the units of all layers) + 4·epochs of curves + the steps of an optax lr table, all
-    doubled for XLA's temporaries and the scan carry's copy.
+    A the units of all layers) + 4·epochs of curves + the steps of an optax lr table + the
+    minibatch orders of its seed group (epochs·n_train; a run alone in its group in the worst
+    case), all doubled for XLA's temporaries and the scan carry's copy.
     """
     ds = data.load(sweep.dataset)
     widths = [ds.x_train.shape[1], *sweep.model.hidden, ds.num_classes]
@@ -240,7 +241,8 @@ def run_bytes(sweep: Sweep) -> int:
     units = sum(widths)
     n_eval = max(len(ds.x_train), len(ds.x_test))
     steps = sweep.epochs * sweep.steps_per_epoch if "optax" in sweep.schedule_impls else 0
-    words = 4 * params + 2 * (sweep.batch_size + n_eval) * units + 4 * sweep.epochs + steps
+    orders = sweep.epochs * len(ds.x_train)
+    words = 4 * params + 2 * (sweep.batch_size + n_eval) * units + 4 * sweep.epochs + steps + orders
     return 2 * words * np.dtype(sweep.dtype).itemsize
 
 

@@ -49,6 +49,21 @@ def test_unknown_dataset():
         data.load("cifar")
 
 
+def test_minibatch_orders_are_each_seeds_permutations():
+    """Once per distinct seed, batched over epochs and spread over devices: the same orders
+    as one ``jax.random.permutation`` per seed and epoch, laid out as the seeds are."""
+    seeds = np.array([[3, 0], [3, 11]])
+    orders = data.minibatch_orders(seeds, 4, 37)
+    assert orders.shape == (2, 2, 4, 37) and orders.dtype == np.int32
+    for (i, j), seed in np.ndenumerate(seeds):
+        order_key = jax.random.split(jax.random.PRNGKey(int(seed)))[1]
+        for epoch in range(4):
+            one = jax.random.permutation(jax.random.fold_in(order_key, epoch), 37)
+            np.testing.assert_array_equal(orders[i, j, epoch], one)
+    assert len({orders[0, 0, e].tobytes() for e in range(4)}) == 4  # epochs differ
+    assert data.minibatch_orders(5, 2, 37).shape == (2, 37)
+
+
 def test_he_uniform_matches_keras():
     """Keras he_uniform: U(-limit, limit), limit = sqrt(6 / fan_in); biases zero."""
     net = models.build(MLPConfig(hidden=(400,), kernel_init="he_uniform"), 3)

@@ -123,7 +123,8 @@ def test_the_minibatch_is_shared_by_a_seed_group():
     static, runs = _group(dataclasses.replace(SMALL, seeds=(0,)))
     slots = 5
     grouped = engine.take(runs, np.arange(slots)[None, :])  # one group of 5 runs
-    jaxpr = jax.make_jaxpr(engine.make_train(static))(engine.arrays_for(static), grouped)
+    orders = engine.group_orders(static, runs, np.zeros((1, slots), int))
+    jaxpr = jax.make_jaxpr(engine.make_train(static))(engine.arrays_for(static), grouped, orders)
     shapes = _dot_shapes(jaxpr.jaxpr)
     features, width, batch = 2 + 1, 8, static.batch_size
     assert ((batch, features), (slots, features, width)) in shapes
