@@ -128,9 +128,16 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
     n_steps = steps_per_epoch(n_train, batch)
     pad = n_steps * batch - n_train
 
-    def loss_fn(params, x, y, weight):
+    # The minibatch sizes, and each example's share of its minibatch's mean loss (0 for the
+    # padding of the last, partial minibatch): constants of the program.
+    sizes = np.full(n_steps, batch).astype(dtype)
+    sizes[-1] -= pad
+    real = (np.arange(n_steps * batch) < n_train).reshape(n_steps, batch)
+    shares = (real / sizes[:, None]).astype(dtype)
+
+    def loss_fn(params, x, y, share):
         losses = models.per_example_loss(static.model, net.apply({"params": params}, x), y)
-        return jnp.sum(weight * losses) / jnp.sum(weight) + models.penalty(static.model, params)
+        return jnp.sum(share * losses) + models.penalty(static.model, params)
 
     def evaluate(params, x, y):
         logits = net.apply({"params": params}, x)
@@ -193,8 +200,8 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
             return carry.plateau._replace(lr=(run.lr * state.scale).astype(dtype)), state
 
         def train_step(carry: _Carry, minibatch):
-            idx, weight, lr = minibatch
-            loss, grads = jax.value_and_grad(loss_fn)(carry.params, x_tr[idx], y_tr[idx], weight)
+            x, y, share, lr = minibatch
+            loss, grads = jax.value_and_grad(loss_fn)(carry.params, x, y, share)
             updates, opt_state = optimizer(lr).update(grads, carry.opt_state, carry.params)
             params = optax.apply_updates(carry.params, updates)
             ok = carry.alive & jnp.isfinite(loss)
@@ -207,19 +214,17 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
                 plateau=carry.plateau,
                 plateau_twin=carry.plateau_twin,
             )
-            return carry, loss * jnp.sum(weight)
+            return carry, loss
 
         def train_epoch(carry: _Carry, epoch_order):
             epoch, order = epoch_order
             idx = jnp.concatenate([order, jnp.zeros(pad, order.dtype)]).reshape(n_steps, batch)
-            weight = jnp.concatenate([jnp.ones(n_train, dtype), jnp.zeros(pad, dtype)])
             lrs = epoch_lrs(carry.step, carry.plateau.lr)
-            carry, loss_sums = jax.lax.scan(
-                train_step, carry, (idx, weight.reshape(n_steps, batch), lrs)
-            )
+            minibatches = (x_tr[idx], y_tr[idx], shares, lrs)  # gathered once an epoch
+            carry, losses = jax.lax.scan(train_step, carry, minibatches)
             test_loss, test_acc = validate(carry.params, epoch, x_te, y_te)
             alive = carry.alive & _all_finite(carry.params)
-            train_loss = jnp.sum(loss_sums) / n_train
+            train_loss = jnp.sum(losses * sizes) / n_train
             plateau, plateau_twin = end_of_epoch(carry, train_loss, test_loss, test_acc)
             nan = jnp.asarray(jnp.nan, dtype)
             record = (
