@@ -93,7 +93,21 @@ NARROW = 8  # output layers this narrow are computed column by column (NarrowDen
 # layer with inputs this narrow takes its bias into its product (BiasTrickDense)
 
 
-class NarrowDense(nn.Module):
+class _DenseLike(nn.Module):
+    """``nn.Dense``'s parameters and initialisers, for a layer that orders its work otherwise."""
+
+    features: int
+    kernel_init: Callable = nn.initializers.lecun_normal()
+
+    def dense_params(self, x):
+        """``(x, kernel, bias)`` promoted to one dtype; called from the layer's compact call."""
+        # float32 parameters, as nn.Dense's default param_dtype (the same draws under x64)
+        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+        return nn.dtypes.promote_dtype(x, kernel, bias)
+
+
+class NarrowDense(_DenseLike):
     """``nn.Dense`` for a few outputs, one matrix-vector product per output column.
 
     The same parameters (``kernel`` [in, out], ``bias`` [out]), initialisers and result as
@@ -103,20 +117,14 @@ class NarrowDense(nn.Module):
     reductions (``lrbench bench`` measures the gain on the blobs MLP).
     """
 
-    features: int
-    kernel_init: Callable = nn.initializers.lecun_normal()
-
     @nn.compact
     def __call__(self, x):
-        # float32 parameters, as nn.Dense's default param_dtype (the same draws under x64)
-        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
+        x, kernel, bias = self.dense_params(x)
         columns = [x @ kernel[:, c] for c in range(self.features)]
         return jnp.stack(columns, axis=-1) + bias
 
 
-class BiasTrickDense(nn.Module):
+class BiasTrickDense(_DenseLike):
     """``nn.Dense`` whose bias rides in its matrix product: ``[x, 1] @ [kernel; bias]`` (the
     "bias trick" of linear classifiers).
 
@@ -128,14 +136,9 @@ class BiasTrickDense(nn.Module):
     blobs MLP; with 64 inputs, as on digits, the wider product costs more than it saves).
     """
 
-    features: int
-    kernel_init: Callable = nn.initializers.lecun_normal()
-
     @nn.compact
     def __call__(self, x):
-        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
+        x, kernel, bias = self.dense_params(x)
         ones = jnp.ones((*x.shape[:-1], 1), x.dtype)
         return jnp.concatenate([x, ones], -1) @ jnp.concatenate([kernel, bias[None]], 0)
 
