@@ -5,7 +5,8 @@ minibatches, same per-step learning rates):
 
 ``lrbench``  the engine: every run in one jitted program (seed groups vmapped, chunked).
 ``b1``       a Python loop over runs, each a jitted whole-run ``lax.scan`` with the learning
-             rate traced (compiles once): the engine called with one run at a time.
+             rate traced (compiles once): the engine's program for one run, its minibatch
+             orders computed inside it.
 ``b2``       a Python loop calling a jitted train *step* once per step (the flax-example
              style).
 ``c``        a PyTorch eager loop over runs (``lrbench.bench_torch``), threads = cores.
@@ -242,13 +243,19 @@ def _one_run_exe(static: engine.Static, run: engine.RunData):
         return _ONE_RUN[key], 0.0
     start = time.perf_counter()
     arrays = engine.arrays_for(static)
-    orders = engine.orders_spec(static, 1)
-    _ONE_RUN[key] = jax.jit(engine.make_train(static)).lower(arrays, run, orders).compile()
+    train = engine.make_train(static)
+
+    def one_run(arrays, run):  # the whole run in one program, its minibatch orders included
+        orders = data.seed_orders(run.seed[0, 0], static.epochs, engine.train_size(static))
+        return train(arrays, run, orders[None])
+
+    _ONE_RUN[key] = jax.jit(one_run).lower(arrays, run).compile()
     return _ONE_RUN[key], time.perf_counter() - start
 
 
 def _one_run_loop(static: engine.Static, runs: engine.RunData, k: int):
-    """b1: the engine's program for one run, jitted on one device, called for runs 0 … k−1.
+    """b1: the engine's program for one run (its orders inside), jitted on one device, called
+    for runs 0 … k−1.
 
     Returns (the loop, returning each run's final-epoch loss; compile seconds; program bytes).
     """
@@ -256,11 +263,8 @@ def _one_run_loop(static: engine.Static, runs: engine.RunData, k: int):
     one = [engine.take(runs, np.array([[i]])) for i in range(k)]  # a [1, 1] layout each
     exe, compile_s = _one_run_exe(static, one[0])
 
-    def go():  # each run's minibatch orders are computed in its call, as the engine's are
-        losses = []
-        for i, run in enumerate(one):
-            orders = engine.group_orders(static, runs, np.array([[i]]))
-            losses.append(exe(arrays, run, orders).train_loss[0, 0, -1])
+    def go():
+        losses = [exe(arrays, run).train_loss[0, 0, -1] for run in one]
         return np.asarray(jax.block_until_ready(jnp.stack(losses)))
 
     return go, compile_s, _program_bytes(exe)
@@ -767,8 +771,9 @@ def _method_notes(config: dict) -> list[str]:
         "- The repeats run in rounds, one call of every method a round, the order rotated "
         "each round, so all methods meet the same spells of a noisy machine; each method's "
         "time is the median of its calls.",
-        "- b1 runs the engine's program for one run, jitted on one device and compiled once "
-        "per workload (its compile time shows at the first N).",
+        "- b1 runs the engine's program for one run, its minibatch orders computed inside it, "
+        "jitted on one device and compiled once per workload (its compile time shows at the "
+        "first N).",
         f"- Loops (b1, b2, c) are timed on their first {config.get('b1_runs')}, "
         f"{config.get('b2_runs')} and {config.get('c_runs')} runs (`timed runs`): a loop's "
         f"throughput does not depend on N.{' ' + cap + '.' if cap else ''}",

@@ -63,22 +63,24 @@ def seed_keys(seed) -> tuple[jax.Array, jax.Array]:
     return init_key, order_key
 
 
+def seed_orders(seed, epochs: int, n_train: int) -> jax.Array:
+    """``[epochs, n_train]``: one seed's minibatch orders, epoch ``e`` being
+    ``jax.random.permutation(fold_in(order_key, e), n_train)`` (traceable)."""
+    order_key = seed_keys(seed)[1]
+    epoch = jnp.arange(epochs, dtype=jnp.int32)
+    return jax.vmap(lambda e: jax.random.permutation(jax.random.fold_in(order_key, e), n_train))(
+        epoch
+    )
+
+
 @functools.cache
 def _orders_of_seed(epochs: int, n_train: int):
-    def orders(seed):
-        order_key = seed_keys(seed)[1]
-        epoch = jnp.arange(epochs, dtype=jnp.int32)
-        return jax.vmap(
-            lambda e: jax.random.permutation(jax.random.fold_in(order_key, e), n_train)
-        )(epoch)
-
-    return jax.jit(orders)
+    return jax.jit(lambda seed: seed_orders(seed, epochs, n_train))
 
 
 def minibatch_orders(seeds, epochs: int, n_train: int) -> np.ndarray:
     """Every epoch's order of the ``n_train`` training examples for each seed:
-    ``[*seeds.shape, epochs, n_train]`` int32, epoch ``e`` of seed ``s`` being
-    ``jax.random.permutation(fold_in(order_key(s), e), n_train)``.
+    ``[*seeds.shape, epochs, n_train]`` int32, :func:`seed_orders` of each.
 
     Computed once per distinct seed (the runs of a sweep share a few seeds), the seeds spread
     over the local devices so their sorts run side by side.
