@@ -23,5 +23,7 @@ def names() -> list[str]:
 
 def load(name: str) -> ModuleType:
     if name not in names():
-        raise ConfigError("experiment", f"unknown experiment {name!r}; allowed: {', '.join(names())}")
+        raise ConfigError(
+            "experiment", f"unknown experiment {name!r}; allowed: {', '.join(names())}"
+        )
     return importlib.import_module(f"{__name__}.{name}")

@@ -55,7 +55,9 @@ def get_config() -> Sweep:
 def _problem(sweep: Sweep) -> lrfind.Problem:
     opt = sweep.optimizers[0]
     hparams = {k: float(v) for k, v in opt.hparams.items()}
-    return lrfind.Problem(sweep.dataset, sweep.model, opt.name, "hand", hparams, sweep.batch_size, 0)
+    return lrfind.Problem(
+        sweep.dataset, sweep.model, opt.name, "hand", hparams, sweep.batch_size, 0
+    )
 
 
 def compare(quiet: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -94,7 +96,11 @@ def compare(quiet: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
                         "misleads": abs(decades) > 1 or acc < 0.95 * best,
                     }
                 )
-    return pd.DataFrame(rows), pd.concat(regions, ignore_index=True), pd.concat(all_runs, ignore_index=True)
+    return (
+        pd.DataFrame(rows),
+        pd.concat(regions, ignore_index=True),
+        pd.concat(all_runs, ignore_index=True),
+    )
 
 
 def _display(table: pd.DataFrame) -> pd.DataFrame:
@@ -127,9 +133,18 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     def write(folder: Path) -> None:
         import json
 
-        report.write_table(folder, "comparison", _display(table), "LR finders vs the best lr of a full sweep")
-        region_view = regions[["problem", "best_lr", "best", "best_std", "lo_lr", "hi_lr", "width_decades"]]
-        report.write_table(folder, "good_region", region_view.set_index("problem").round(4), "Good region (within 5% of the best)")
+        report.write_table(
+            folder, "comparison", _display(table), "LR finders vs the best lr of a full sweep"
+        )
+        region_view = regions[
+            ["problem", "best_lr", "best", "best_std", "lo_lr", "hi_lr", "width_decades"]
+        ]
+        report.write_table(
+            folder,
+            "good_region",
+            region_view.set_index("problem").round(4),
+            "Good region (within 5% of the best)",
+        )
         runs.to_csv(folder / "runs.csv", index=False)
         (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
         misled = table[table["misleads"]]
@@ -151,7 +166,9 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
             "",
         ]
         if misled.empty:
-            lines.append("No suggestion was more than a decade off or more than 5% below the best accuracy.")
+            lines.append(
+                "No suggestion was more than a decade off or more than 5% below the best accuracy."
+            )
         for _, r in misled.iterrows():
             lines.append(
                 f"- {r['problem']}, {r['finder']} `{r['suggestion']}`: {r['suggested_lr']:.2g} is "

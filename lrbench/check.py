@@ -38,7 +38,7 @@ def expected_files(folder: Path = EXPECTED_DIR) -> dict[str, Path]:
 
 
 def _matches(series: pd.Series, value: Any) -> pd.Series:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, int | float) and not isinstance(value, bool):
         numeric = pd.to_numeric(series, errors="coerce")
         return pd.Series(np.isclose(numeric, value, rtol=1e-9, atol=0), index=series.index)
     return series.astype(str) == str(value)
@@ -95,7 +95,6 @@ def evaluate(folder: Path, spec: dict) -> pd.DataFrame:
 def rerun(name: str, out: Path, quiet: bool = True) -> None:
     """Reruns experiment ``name`` (its ``ci_config`` when defined) into ``out``."""
     import experiments
-
     from lrbench import runner
 
     module = experiments.load(name)
@@ -103,14 +102,18 @@ def rerun(name: str, out: Path, quiet: bool = True) -> None:
     getattr(module, "run", runner.run)(sweep.validate(), out=out, quiet=quiet)
 
 
-def run_checks(names: list[str] | None = None, expected_dir: Path = EXPECTED_DIR, quiet: bool = True) -> pd.DataFrame:
+def run_checks(
+    names: list[str] | None = None, expected_dir: Path = EXPECTED_DIR, quiet: bool = True
+) -> pd.DataFrame:
     files = expected_files(expected_dir)
     if not files:
         raise ConfigError("expected", f"no reference files in {expected_dir}/")
     names = names or list(files)
     for name in names:
         if name not in files:
-            raise ConfigError("experiment", f"no reference numbers for {name!r}; have: {', '.join(files)}")
+            raise ConfigError(
+                "experiment", f"no reference numbers for {name!r}; have: {', '.join(files)}"
+            )
     frames = []
     for name in names:
         spec = json.loads(files[name].read_text())

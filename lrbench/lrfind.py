@@ -116,7 +116,9 @@ def exponential_ramp(start_lr: float, end_lr: float, num_steps: int) -> np.ndarr
     return start_lr * (end_lr / start_lr) ** (np.arange(num_steps) / max(num_steps - 1, 1))
 
 
-def range_test_fn(loss_fn, params, optimizer: str, lrs, impl: str = "hand", **hparams) -> np.ndarray:
+def range_test_fn(
+    loss_fn, params, optimizer: str, lrs, impl: str = "hand", **hparams
+) -> np.ndarray:
     """Runs the ramp on any differentiable ``loss_fn(params, step) -> scalar``.
 
     Returns the loss at every step (one jitted ``lax.scan``; non-finite values are kept).
@@ -127,11 +129,15 @@ def range_test_fn(loss_fn, params, optimizer: str, lrs, impl: str = "hand", **hp
         params, state = carry
         i, lr = inputs
         loss, grads = jax.value_and_grad(loss_fn)(params, i)
-        updates, state = rules.make(optimizer, impl, learning_rate=lr, **hparams).update(grads, state, params)
+        updates, state = rules.make(optimizer, impl, learning_rate=lr, **hparams).update(
+            grads, state, params
+        )
         return (optax.apply_updates(params, updates), state), loss
 
     state = rules.make(optimizer, impl, learning_rate=1.0, **hparams).init(params)
-    _, losses = jax.jit(lambda p, s: jax.lax.scan(step, (p, s), (jnp.arange(len(lrs)), lrs)))(params, state)
+    _, losses = jax.jit(lambda p, s: jax.lax.scan(step, (p, s), (jnp.arange(len(lrs)), lrs)))(
+        params, state
+    )
     return np.asarray(losses, np.float64)
 
 
@@ -215,9 +221,11 @@ def grid_test(
         impls=(problem.impl,),
     )
     runs = runner.run(sweep, quiet=True).runs
-    per_lr = runs.assign(
-        loss=np.where(runs["status"] == "diverged", np.inf, runs["final_train_loss"])
-    ).groupby("lr")["loss"].mean()
+    per_lr = (
+        runs.assign(loss=np.where(runs["status"] == "diverged", np.inf, runs["final_train_loss"]))
+        .groupby("lr")["loss"]
+        .mean()
+    )
     losses = per_lr.to_numpy()
     stop = stop_index(losses)
     kept_lrs, kept = per_lr.index.to_numpy()[:stop], losses[:stop]

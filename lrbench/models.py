@@ -74,7 +74,7 @@ class MLPConfig:
         layers = len(self.hidden) + 1
         if self.kernel_l2 and (
             len(self.kernel_l2) != layers
-            or not all(isinstance(c, (int, float)) and c >= 0 for c in self.kernel_l2)
+            or not all(isinstance(c, int | float) and c >= 0 for c in self.kernel_l2)
         ):
             raise ConfigError(
                 "kernel_l2",

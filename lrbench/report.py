@@ -10,6 +10,7 @@ import pandas as pd
 
 from lrbench import results
 
+
 def rounded(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """Every finite float cell to ``digits`` significant digits (for tables people read)."""
     return table.map(
@@ -81,14 +82,23 @@ def mean_std_table(
 
 def to_markdown(table: pd.DataFrame) -> str:
     head = [table.index.name or "", *map(str, table.columns)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * len(table.columns)) + "|"]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + ["---:"] * len(table.columns)) + "|",
+    ]
     for idx, row in table.iterrows():
         lines.append("| " + " | ".join([str(idx), *map(str, row.tolist())]) + " |")
     return "\n".join(lines) + "\n"
 
 
 def _latex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("_", r"\_"),
+        ("#", r"\#"),
+    ):
         text = text.replace(a, b)
     return text.replace("±", r"$\pm$").replace("—", "--")
 
@@ -116,7 +126,9 @@ def write_table(folder: Path, stem: str, table: pd.DataFrame, caption: str = "")
     table.to_csv(folder / f"{stem}.csv")
 
 
-def curves_figure(runs: pd.DataFrame, curves: pd.DataFrame, path: Path, metric: str = "test_acc") -> None:
+def curves_figure(
+    runs: pd.DataFrame, curves: pd.DataFrame, path: Path, metric: str = "test_acc"
+) -> None:
     """One panel per combination of the varying axes; one line per learning rate (seed mean)."""
     import matplotlib
 
@@ -124,8 +136,12 @@ def curves_figure(runs: pd.DataFrame, curves: pd.DataFrame, path: Path, metric: 
     import matplotlib.pyplot as plt
 
     axes = axis_columns(runs)
-    merged = curves.merge(runs[["run_id", "lr", *axes]].rename(columns={"lr": "base_lr"}), on="run_id")
-    panels = list(merged.groupby(axes, sort=False, dropna=False)) if axes else [("all runs", merged)]
+    merged = curves.merge(
+        runs[["run_id", "lr", *axes]].rename(columns={"lr": "base_lr"}), on="run_id"
+    )
+    panels = (
+        list(merged.groupby(axes, sort=False, dropna=False)) if axes else [("all runs", merged)]
+    )
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     fig, grid = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)

@@ -26,7 +26,7 @@ DTYPES = ("float32", "float64")
 
 
 def _as_tuple(v) -> tuple:
-    return tuple(v) if isinstance(v, (list, tuple)) else (v,)
+    return tuple(v) if isinstance(v, list | tuple) else (v,)
 
 
 def _grid(values: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -19,7 +19,9 @@ def _folder(tmp_path, rows):
 
 
 def test_evaluate_tolerances_and_bounds(tmp_path):
-    folder = _folder(tmp_path, [{"lr": 0.1, "acc": 0.80}, {"lr": 0.1, "acc": 0.84}, {"lr": 0.01, "acc": 0.5}])
+    folder = _folder(
+        tmp_path, [{"lr": 0.1, "acc": 0.80}, {"lr": 0.1, "acc": 0.84}, {"lr": 0.01, "acc": 0.5}]
+    )
     spec = {
         "experiment": "x",
         "checks": [

@@ -25,14 +25,33 @@ CURVE_COLUMNS = ["run_id", "epoch", "lr", "train_loss", "test_loss", "test_acc"]
 @pytest.fixture(scope="module")
 def shrunk_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "blobs"
-    code = cli.main(["run", *SHRUNK, "--set", "optimizer=sgd,momentum", "--set", "momentum=0.5,0.9", "--out", str(out)])
+    code = cli.main(
+        [
+            "run",
+            *SHRUNK,
+            "--set",
+            "optimizer=sgd,momentum",
+            "--set",
+            "momentum=0.5,0.9",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     return out
 
 
 def test_run_writes_the_contract(shrunk_run):
     out = shrunk_run
-    for name in ("runs.csv", "curves.csv", "meta.json", "table.md", "table.tex", "table.csv", "curves.png"):
+    for name in (
+        "runs.csv",
+        "curves.csv",
+        "meta.json",
+        "table.md",
+        "table.tex",
+        "table.csv",
+        "curves.png",
+    ):
         assert (out / name).is_file(), name
     runs = pd.read_csv(out / "runs.csv")
     curves = pd.read_csv(out / "curves.csv")
@@ -75,7 +94,17 @@ def test_table_is_mean_and_std_over_seeds(shrunk_run):
 def test_list(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
-    for word in ("blobs_lr", "blobs", "digits", "iris", "moons", "sgd", "momentum", "nesterov", "time_based"):
+    for word in (
+        "blobs_lr",
+        "blobs",
+        "digits",
+        "iris",
+        "moons",
+        "sgd",
+        "momentum",
+        "nesterov",
+        "time_based",
+    ):
         assert word in out
 
 
@@ -103,8 +132,10 @@ BAD_INPUTS = [
     (["run", "--set", "seeds="], "seeds"),
     (["run", "--set", "validation_freq=-1"], "validation_freq"),
     (["run", "--set", "validation_freq=0.5"], "validation_freq"),
-    (["run", "--set", "validation_freq=2", "--set", "schedule=reduce_on_plateau"],
-     "validation_freq"),
+    (
+        ["run", "--set", "validation_freq=2", "--set", "schedule=reduce_on_plateau"],
+        "validation_freq",
+    ),
     (["run", "error_bowl", "--set", "validation_freq=2"], "validation_freq"),
     (["bench", "--sizes", "0,8"], "--sizes"),
     (["bench", "--sizes", "8,,64"], "--sizes"),
@@ -133,7 +164,9 @@ def test_bad_input_one_line_exit_2(argv, field, tmp_path, capsys):
 def test_console_script_no_traceback(tmp_path):
     exe = shutil.which("lrbench")
     cmd = [exe] if exe else [sys.executable, "-m", "lrbench"]
-    proc = subprocess.run([*cmd, "run", "--set", "lr=-1"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [*cmd, "run", "--set", "lr=-1"], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "lr" in proc.stderr and "Traceback" not in proc.stderr
@@ -141,7 +174,17 @@ def test_console_script_no_traceback(tmp_path):
 
 
 def test_setting_without_optax_twin_is_refused(tmp_path, capsys):
-    argv = ["run", "--set", "optimizer=adagrad", "--set", "impl=optax", "--set", "eps=1e-10", "--out", str(tmp_path / "o")]
+    argv = [
+        "run",
+        "--set",
+        "optimizer=adagrad",
+        "--set",
+        "impl=optax",
+        "--set",
+        "eps=1e-10",
+        "--out",
+        str(tmp_path / "o"),
+    ]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "eps" in err

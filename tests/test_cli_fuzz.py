@@ -21,11 +21,19 @@ items = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(items, min_size=1, max_size=3))
 def test_random_sets_never_traceback(tmp_path, capsys, sets):
     out = tmp_path / "out"
-    argv = ["run", "--out", str(out), "--seeds", "0"]  # applied last and always bad: exit 2 guaranteed
+    argv = [
+        "run",
+        "--out",
+        str(out),
+        "--seeds",
+        "0",
+    ]  # applied last and always bad: exit 2 guaranteed
     for item in sets:
         argv += ["--set", item]
     code = cli.main(argv)

@@ -19,7 +19,11 @@ CURVES = {
     # barely moved from the initial loss
     "slow_stalled": (2.1 - 1e-4 * t, 2.1, 0),
     # reaches 0.5 early, then bounces between 0.6 and 1.2
-    "oscillating": (np.r_[np.linspace(2, 0.5, 20), 0.9 + 0.3 * np.sign(np.sin(t[20:] * 2.1))], 2.1, 0),
+    "oscillating": (
+        np.r_[np.linspace(2, 0.5, 20), 0.9 + 0.3 * np.sign(np.sin(t[20:] * 2.1))],
+        2.1,
+        0,
+    ),
     # non-finite: frozen by the engine
     "diverged_nan": (np.r_[np.linspace(2, 5, 10), np.full(E - 10, np.nan)], 2.0, 11),
     # finite but ends far above where it started
@@ -56,7 +60,11 @@ def test_good_region_width():
     lrs = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
     acc = {1e-5: 0.3, 1e-4: 0.85, 1e-3: 0.9, 1e-2: 0.88, 1e-1: 0.5, 1.0: 0.87}
     runs = pd.DataFrame(
-        [{"optimizer": "sgd", "lr": lr, "seed": s, "final_test_acc": acc[lr] + d} for lr in lrs for s, d in ((0, 0.01), (1, -0.01))]
+        [
+            {"optimizer": "sgd", "lr": lr, "seed": s, "final_test_acc": acc[lr] + d}
+            for lr in lrs
+            for s, d in ((0, 0.01), (1, -0.01))
+        ]
     )
     region = diagnose.good_region(runs, within=0.1).iloc[0]
     assert region["best_lr"] == 1e-3 and region["best"] == pytest.approx(0.9)

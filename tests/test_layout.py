@@ -109,7 +109,7 @@ def _dot_shapes(jaxpr) -> list[tuple[tuple, tuple]]:
         if eqn.primitive.name == "dot_general":
             found.append(tuple(tuple(v.aval.shape) for v in eqn.invars))
         for param in eqn.params.values():
-            for sub in param if isinstance(param, (tuple, list)) else (param,):
+            for sub in param if isinstance(param, tuple | list) else (param,):
                 inner = getattr(sub, "jaxpr", sub)
                 if hasattr(inner, "eqns"):
                     found += _dot_shapes(inner)

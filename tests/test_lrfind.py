@@ -82,9 +82,14 @@ def test_cli_lr_find(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("argv", "field"),
-    [(["--dataset", "mnist"], "dataset"), (["--optimizer", "adamz"], "optimizer"),
-     (["--set", "momentum=0.5"], "momentum"), (["--set", "start_lr=abc"], "start_lr"),
-     (["--model", "0"], "hidden"), (["--set", "num_steps=1"], "num_steps")],  # fmt: skip
+    [
+        (["--dataset", "mnist"], "dataset"),
+        (["--optimizer", "adamz"], "optimizer"),
+        (["--set", "momentum=0.5"], "momentum"),
+        (["--set", "start_lr=abc"], "start_lr"),
+        (["--model", "0"], "hidden"),
+        (["--set", "num_steps=1"], "num_steps"),
+    ],  # fmt: skip
 )
 def test_cli_lr_find_bad_input(argv, field, tmp_path, capsys):
     assert cli.main(["lr-find", *argv, "--out", str(tmp_path / "x")]) == 2

@@ -14,8 +14,14 @@ FOUNDATION = ["sgd", "momentum", "nesterov"]
 
 def _max_rel_diff(dtype, name, steps=100):
     rng = np.random.default_rng(0)
-    params = {"w": jnp.asarray(rng.normal(size=(5, 3)), dtype), "b": jnp.asarray(rng.normal(size=3), dtype)}
-    grads = [jax.tree_util.tree_map(lambda p: jnp.asarray(rng.normal(size=p.shape), dtype), params) for _ in range(steps)]
+    params = {
+        "w": jnp.asarray(rng.normal(size=(5, 3)), dtype),
+        "b": jnp.asarray(rng.normal(size=3), dtype),
+    }
+    grads = [
+        jax.tree_util.tree_map(lambda p: jnp.asarray(rng.normal(size=p.shape), dtype), params)
+        for _ in range(steps)
+    ]
     hp = {k: 0.9 for k in rules.spec(name).hparams}
     results = []
     for impl in ("hand", "optax"):
@@ -28,7 +34,9 @@ def _max_rel_diff(dtype, name, steps=100):
     hand, twin = results
     diffs = [
         float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
-        for a, b in zip(jax.tree_util.tree_leaves(hand), jax.tree_util.tree_leaves(twin), strict=True)
+        for a, b in zip(
+            jax.tree_util.tree_leaves(hand), jax.tree_util.tree_leaves(twin), strict=True
+        )
     ]
     return max(diffs), hand
 
