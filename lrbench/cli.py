@@ -395,8 +395,12 @@ def cmd_lr_find(args) -> int:
 def cmd_check(args) -> int:
     from lrbench import check, report
 
-    table = check.run_checks(args.experiments or None, Path(args.expected), quiet=args.quiet)
+    table = check.run_checks(
+        args.experiments or None, Path(args.expected), quiet=args.quiet, record_numbers=args.record
+    )
     failed = table[~table["ok"]]
+    for _, row in table[table["note"].str.startswith("skipped")].iterrows():
+        print(f"{row['experiment']} {row['tier']}: {row['note']}")
     shown = (table if args.verbose else failed).copy()
     if not shown.empty:
         for col in ("value", "expected", "atol", "rtol", "min", "max"):
@@ -498,6 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chk.add_argument("--expected", default=str(Path("results") / "expected"), metavar="DIR")
     chk.add_argument("--verbose", action="store_true", help="show every check, not only failures")
+    chk.add_argument(
+        "--record", action="store_true", help="rewrite the recorded numbers (regression tier) first"
+    )
     chk.add_argument("--quiet", action="store_true")
     chk.set_defaults(func=cmd_check)
     bn = sub.add_parser("bench", help="throughput of the engine against loop baselines")

@@ -11,11 +11,20 @@ import pandas as pd
 from lrbench import results
 
 
+def sig(v, digits: int = 4):
+    """A finite float to ``digits`` significant digits (still a float); anything else as is."""
+    return float(f"{v:.{digits}g}") if isinstance(v, float) and np.isfinite(v) else v
+
+
 def rounded(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
-    """Every finite float cell to ``digits`` significant digits (for tables people read)."""
-    return table.map(
-        lambda v: float(f"{v:.{digits}g}") if isinstance(v, float) and np.isfinite(v) else v
-    )
+    """Every finite float cell to ``digits`` significant digits (for tables people read; they
+    stay numeric, so ``lrbench check`` reads them back)."""
+    return table.map(lambda v: sig(v, digits))
+
+
+def shown(table: pd.DataFrame) -> pd.DataFrame:
+    """Missing cells as "—" (Markdown and LaTeX; the CSV keeps them empty)."""
+    return table.astype(object).where(table.notna(), "—")
 
 
 def axis_columns(runs: pd.DataFrame) -> list[str]:
@@ -81,6 +90,8 @@ def mean_std_table(
 
 
 def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub Markdown table; missing cells as "—"."""
+    table = shown(table)
     head = [table.index.name or "", *map(str, table.columns)]
     lines = [
         "| " + " | ".join(head) + " |",
@@ -104,7 +115,8 @@ def _latex_escape(text: str) -> str:
 
 
 def to_latex(table: pd.DataFrame, caption: str = "") -> str:
-    """A booktabs ``tabular`` (with ``\\usepackage{booktabs}``)."""
+    """A booktabs ``tabular`` (with ``\\usepackage{booktabs}``); missing cells as "—"."""
+    table = shown(table)
     cols = "l" + "r" * len(table.columns)
     head = [table.index.name or "", *map(str, table.columns)]
     out = [r"\begin{table}[t]", r"\centering"]

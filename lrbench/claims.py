@@ -1,0 +1,363 @@
+"""Claims as data: an article's sentence, the number that tests it, and whether it held.
+
+An experiment declares its claims as a tuple of :class:`Claim`; :func:`evaluate` measures
+each on the experiment's tidy tables and returns the claims table (one row per claim)::
+
+    claim | article | quote | quantity | value | low | high | comparison | threshold | held
+
+``held`` speaks one vocabulary: ``yes``, ``no``, or ``not measured`` (the run lacks what the
+claim needs, e.g. a learning rate the sweep was told to skip). ``low``/``high`` bound the
+value where the measure knows how (over seeds, or ± 2 standard errors). A claim also says
+which verdict this suite found (``expected``, ``yes`` unless it did not hold), and
+``lrbench check`` compares the rerun's verdict with it: the verdicts live here, once.
+
+:func:`readme` writes an experiment's README from one template: title, the article and what
+it says, the setting read from the config, the claims table, the other tables, the figures,
+and versions/device/wall time from ``meta.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from lrbench import report
+from lrbench.errors import ConfigError
+
+YES, NO, NOT_MEASURED = "yes", "no", "not measured"
+VERDICTS = (YES, NO, NOT_MEASURED)
+COMPARISONS = (">", ">=", "<", "<=", "between", "within")
+COLUMNS = [
+    "article", "quote", "quantity", "value", "low", "high", "comparison", "threshold",
+    "held", "detail",
+]  # fmt: skip
+
+Tables = Mapping[str, pd.DataFrame]
+
+
+class Measured(NamedTuple):
+    """A measured quantity: its value, an interval where known, and words for the reader."""
+
+    value: float
+    low: float = math.nan
+    high: float = math.nan
+    detail: str = ""
+
+
+def over_seeds(values, detail: str = "") -> Measured:
+    """The mean of per-seed values with the seeds' range as its interval."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return Measured(math.nan, detail=detail)
+    return Measured(float(v.mean()), float(v.min()), float(v.max()), detail)
+
+
+@dataclasses.dataclass(frozen=True)
+class Select:
+    """A column selection: ``aggregate`` of ``table[column]`` over the rows whose columns
+    equal ``row`` (index levels count as columns); NaN when no row matches."""
+
+    table: str
+    column: str
+    row: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    aggregate: str = "mean"
+
+    def __call__(self, tables: Tables) -> float:
+        if self.table not in tables:
+            return math.nan
+        frame = tables[self.table]
+        frame = frame.reset_index() if frame.index.name or frame.index.names[0] else frame
+        mask = pd.Series(True, index=frame.index)
+        for column, value in self.row.items():
+            if column not in frame:
+                return math.nan
+            mask &= _equals(frame[column], value)
+        values = pd.to_numeric(frame.loc[mask, self.column], errors="coerce")
+        return float(getattr(values, self.aggregate)()) if len(values) else math.nan
+
+
+def _equals(series: pd.Series, value: Any) -> pd.Series:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        numeric = pd.to_numeric(series, errors="coerce")
+        return pd.Series(np.isclose(numeric, value, rtol=1e-9, atol=0), index=series.index)
+    return series.astype(str) == str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One sentence of an article and the comparison that tests it.
+
+    ``held`` is ``yes`` when ``value comparison threshold`` is true:
+
+    - ``>``, ``>=``, ``<``, ``<=``: against the number ``threshold``;
+    - ``between``: ``threshold[0] <= value <= threshold[1]``;
+    - ``within``: ``|value - threshold| <= tolerance``.
+
+    Args:
+      id: a short snake_case name, stable across runs (the row of the claims table).
+      quote: what the article says, in its words where it has them.
+      quantity: the measured number, in words.
+      measure: ``tables -> float | Measured | None``; ``None`` or NaN means not measured.
+      comparison: one of ``COMPARISONS``.
+      threshold: a number, or ``(low, high)`` for ``between``.
+      tolerance: the half-width for ``within``.
+      article: the source; the experiment's ``ARTICLE`` when empty.
+      expected: the verdict this suite found (``yes`` or ``no``), checked by ``lrbench check``.
+    """
+
+    id: str
+    quote: str
+    quantity: str
+    measure: Callable[[Tables], Any]
+    comparison: str
+    threshold: float | tuple[float, float]
+    tolerance: float = 0.0
+    article: str = ""
+    expected: str = YES
+
+    def __post_init__(self):
+        if self.comparison not in COMPARISONS:
+            raise ConfigError(
+                "comparison",
+                f"claim {self.id!r}: comparison={self.comparison!r}; allowed: "
+                + ", ".join(COMPARISONS),
+            )
+        pair = isinstance(self.threshold, tuple)
+        if pair != (self.comparison == "between") or (pair and len(self.threshold) != 2):
+            raise ConfigError(
+                "threshold",
+                f"claim {self.id!r}: 'between' takes (low, high), every other comparison one "
+                f"number; got {self.threshold!r}",
+            )
+        if self.expected not in (YES, NO):
+            raise ConfigError("expected", f"claim {self.id!r}: expected must be 'yes' or 'no'")
+
+    def holds(self, value: float) -> bool:
+        """``value comparison threshold`` (False for NaN)."""
+        t = self.threshold
+        return bool(
+            {
+                ">": lambda: value > t,
+                ">=": lambda: value >= t,
+                "<": lambda: value < t,
+                "<=": lambda: value <= t,
+                "between": lambda: t[0] <= value <= t[1],
+                "within": lambda: abs(value - t) <= self.tolerance,
+            }[self.comparison]()
+        )
+
+    @property
+    def threshold_text(self) -> str:
+        if self.comparison == "between":
+            return f"{self.threshold[0]:.4g} … {self.threshold[1]:.4g}"
+        if self.comparison == "within":
+            return f"{self.threshold:.4g} ± {self.tolerance:.4g}"
+        return f"{self.threshold:.4g}"
+
+
+def _measured(raw: Any) -> Measured:
+    if raw is None:
+        return Measured(math.nan)
+    if isinstance(raw, Measured):
+        return raw
+    return Measured(float(raw))
+
+
+def evaluate(claims: tuple[Claim, ...], tables: Tables, article: str = "") -> pd.DataFrame:
+    """The claims table: each claim measured on ``tables`` and compared (index: claim id).
+
+    A measure that returns ``None`` or NaN, or raises ``KeyError`` (a table, row or column the
+    run does not have), leaves its claim ``not measured``.
+    """
+    rows = []
+    for c in claims:
+        try:
+            m = _measured(c.measure(tables))
+        except KeyError:
+            m = Measured(math.nan)
+        value = float(m.value)
+        measured = math.isfinite(value)
+        rows.append(
+            {
+                "claim": c.id,
+                "article": c.article or article,
+                "quote": c.quote,
+                "quantity": c.quantity,
+                "value": value,
+                "low": float(m.low),
+                "high": float(m.high),
+                "comparison": c.comparison,
+                "threshold": c.threshold_text,
+                "held": (YES if c.holds(value) else NO) if measured else NOT_MEASURED,
+                "detail": m.detail,
+            }
+        )
+    return pd.DataFrame(rows, columns=["claim", *COLUMNS]).set_index("claim")
+
+
+def count(table: pd.DataFrame) -> str:
+    """``3 of 4 held`` (and how many were not measured)."""
+    held = int((table["held"] == YES).sum())
+    skipped = int((table["held"] == NOT_MEASURED).sum())
+    text = f"{held} of {len(table) - skipped} held"
+    return text + (f", {skipped} not measured" if skipped else "")
+
+
+def view(table: pd.DataFrame) -> pd.DataFrame:
+    """The claims table as people read it: rounded value with its interval, one text column."""
+
+    def interval(row) -> str:
+        if math.isfinite(row["low"]) and math.isfinite(row["high"]):
+            return f"[{row['low']:.4g}, {row['high']:.4g}]"
+        return ""
+
+    return pd.DataFrame(
+        {
+            "quote": table["quote"],
+            "quantity": table["quantity"],
+            "value": [report.sig(v) for v in table["value"]],
+            "interval": [interval(r) for _, r in table.iterrows()],
+            "test": [
+                f"{c} {t}" for c, t in zip(table["comparison"], table["threshold"], strict=True)
+            ],
+            "held": table["held"],
+            "detail": table["detail"],
+        },
+        index=table.index,
+    )
+
+
+def write(
+    folder: Path, table: pd.DataFrame, caption: str = "The claims and whether they held"
+) -> None:
+    """``claims.csv`` (every column, numbers unrounded), ``claims.md`` and ``claims.tex``."""
+    table.to_csv(folder / "claims.csv")
+    shown = view(table)
+    (folder / "claims.md").write_text(report.to_markdown(shown))
+    (folder / "claims.tex").write_text(report.to_latex(shown, caption))
+
+
+# ---------------------------------------------------------------------------------------------
+# The README template
+
+
+def setting(sweep) -> pd.DataFrame:
+    """The config as a two-column table (field, value): what was trained, read from ``sweep``."""
+    rows = []
+    for f in dataclasses.fields(sweep):
+        if f.name in ("experiment", "description"):
+            continue
+        value = getattr(sweep, f.name)
+        if isinstance(value, tuple):
+            text = ", ".join(_short(v) for v in value)
+        else:
+            text = _short(value)
+        rows.append({"field": f.name, "value": text})
+    return pd.DataFrame(rows).set_index("field")
+
+
+def _short(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    name = getattr(v, "name", None)
+    if isinstance(name, str) and hasattr(v, "hparams"):  # an Optimizer
+        hp = ", ".join(f"{k}={_short(x)}" for k, x in v.hparams.items())
+        return f"{name}({hp})" if hp else name
+    if isinstance(name, str) and hasattr(v, "params"):  # a Schedule
+        hp = ", ".join(f"{k}={_short(x)}" for k, x in v.params.items())
+        return f"{v.kind}({hp})" if hp else v.kind
+    if isinstance(name, str):
+        return name
+    return str(v)
+
+
+def readme(
+    *,
+    name: str,
+    title: str,
+    article: str,
+    says: str,
+    claims: pd.DataFrame,
+    meta: Mapping[str, Any],
+    setting: pd.DataFrame | None = None,
+    tables: Mapping[str, tuple[pd.DataFrame, str]] = (),
+    figures: Mapping[str, str] = (),
+    notes: str = "",
+) -> str:
+    """An experiment's README, one template for all.
+
+    Args:
+      name: the experiment (its results folder).
+      title: what it reproduces, in a few words.
+      article: the source (authors, title, year).
+      says: what the article says and how the experiment tests it (Markdown).
+      claims: the table from :func:`evaluate`.
+      meta: the run's ``meta.json`` (versions, backend, devices, wall time).
+      setting: the config table (:func:`setting`), when the experiment is a sweep.
+      tables: ``{stem: (table, caption)}``, each written beside the README.
+      figures: ``{file: caption}``.
+      notes: further Markdown, after the tables (what did not hold, and why).
+
+    Returns:
+      The README's Markdown.
+    """
+    out = [f"# {name}: {title}", "", f"**Article:** {article}", "", says.strip(), ""]
+    if setting is not None:
+        out += ["## Setting", "", report.to_markdown(setting)]
+    out += [f"## The claims ({count(claims)}; `claims`)", "", report.to_markdown(view(claims))]
+    for stem, (table, caption) in dict(tables).items():
+        out += [f"## {caption} (`{stem}`)", "", report.to_markdown(table)]
+    if notes:
+        out += [notes.strip(), ""]
+    if figures:
+        out += ["## Figures", ""]
+        out += [
+            f"![{caption}]({file})  \n`{file}`: {caption}"
+            for file, caption in dict(figures).items()
+        ]
+        out.append("")
+    out += ["## Run", "", _run_line(meta), ""]
+    return "\n".join(out)
+
+
+def _run_line(meta: Mapping[str, Any]) -> str:
+    v = meta.get("versions", {})
+    versions = ", ".join(f"{k} {v[k]}" for k in ("jax", "jaxlib", "optax", "numpy") if v.get(k))
+    parts = []
+    if "n_runs" in meta:
+        parts.append(f"{meta['n_runs']} runs")
+    if "programs" in meta:
+        parts.append(f"{meta['programs']} compiled program(s)")
+    for key, words in (("compile_seconds", "compiling"), ("train_seconds", "training"),
+                       ("wall_seconds", "wall")):  # fmt: skip
+        if isinstance(meta.get(key), int | float):
+            parts.append(f"{meta[key]:.1f} s {words}")
+    where = f"on {meta.get('backend', '?')} ({', '.join(meta.get('devices', []))})"
+    return (
+        "; ".join(parts)
+        + f" {where}; {versions}; python {meta.get('python', '?')}, "
+        + f"git {str(meta.get('git_revision') or '?')[:10]}. "
+        + "`runs.csv` / `curves.csv`: every run and epoch; `meta.json`: the config and versions."
+    )
+
+
+def write_report(
+    folder: Path,
+    *,
+    claims: pd.DataFrame,
+    tables: Mapping[str, tuple[pd.DataFrame, str]] = (),
+    **template,
+) -> None:
+    """Writes the claims table, every other table (.md/.tex/.csv) and the README."""
+    write(folder, claims)
+    for stem, (table, caption) in dict(tables).items():
+        report.write_table(folder, stem, table, caption)
+    text = readme(claims=claims, tables=tables, **template)
+    (folder / "README.md").write_text(text)
