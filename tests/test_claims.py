@@ -1,0 +1,106 @@
+"""Claims as data (evaluation on hand-built tables, the README template) and the regression
+tier of ``lrbench check`` (unchanged, perturbed beyond 1e-6, another platform)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from lrbench import check, claims
+from lrbench.claims import Claim, Measured, Select
+from lrbench.errors import ConfigError
+
+TABLES = {
+    "runs": pd.DataFrame(
+        {"lr": [0.1, 0.1, 0.01, 0.01], "seed": [0, 1, 0, 1], "acc": [0.8, 0.9, 0.5, 0.7]}
+    )
+}
+
+
+def _held(claim: Claim) -> str:
+    return claims.evaluate((claim,), TABLES, article="a").loc[claim.id, "held"]
+
+
+@pytest.mark.parametrize(
+    ("comparison", "threshold", "tolerance", "want"),
+    [
+        (">", 0.86, 0, "no"),  # the mean at lr 0.1 is 0.85
+        (">", 0.84, 0, "yes"),
+        (">=", 0.85, 0, "yes"),
+        ("<", 0.86, 0, "yes"),
+        ("<=", 0.84, 0, "no"),
+        ("between", (0.8, 0.9), 0, "yes"),
+        ("between", (0.86, 0.9), 0, "no"),
+        ("within", 0.8, 0.051, "yes"),
+        ("within", 0.8, 0.049, "no"),
+    ],
+)
+def test_each_comparison(comparison, threshold, tolerance, want):
+    c = Claim("c", "q", "mean acc at lr 0.1", Select("runs", "acc", {"lr": 0.1}),
+              comparison, threshold, tolerance)  # fmt: skip
+    assert _held(c) == want
+
+
+def test_not_measured_and_intervals():
+    missing_row = Claim("r", "q", "x", Select("runs", "acc", {"lr": 3.0}), ">", 0.0)
+    missing_table = Claim("t", "q", "x", lambda t: t["nope"]["acc"].mean(), ">", 0.0)
+    none = Claim("n", "q", "x", lambda t: None, ">", 0.0)
+    seeds = Claim("s", "q", "x", lambda t: claims.over_seeds(t["runs"]["acc"][:2]), ">", 0.8)
+    table = claims.evaluate((missing_row, missing_table, none, seeds), TABLES)
+    assert list(table["held"]) == ["not measured"] * 3 + ["yes"]
+    assert (table.loc["s", "value"], table.loc["s", "low"], table.loc["s", "high"]) == (
+        pytest.approx(0.85), 0.8, 0.9)  # fmt: skip
+    assert math.isnan(table.loc["r", "low"])
+    assert claims.count(table) == "1 of 1 held, 3 not measured"
+
+
+def test_bad_declarations_name_the_field():
+    with pytest.raises(ConfigError, match="comparison"):
+        Claim("c", "q", "x", lambda t: 1.0, "~", 1.0)
+    with pytest.raises(ConfigError, match="threshold"):
+        Claim("c", "q", "x", lambda t: 1.0, "between", 1.0)
+    with pytest.raises(ConfigError, match="expected"):
+        Claim("c", "q", "x", lambda t: 1.0, ">", 1.0, expected="maybe")
+
+
+def test_readme_template_renders_the_claims_table(tmp_path):
+    c = Claim("lr_works", "lr 0.1 works", "mean acc", lambda t: Measured(0.85, 0.8, 0.9), ">", 0.8)
+    table = claims.evaluate((c,), TABLES, article="Someone (2017)")
+    meta = {"n_runs": 4, "versions": {"jax": "0.10.2"}, "backend": "cpu", "devices": ["cpu:0"],
+            "wall_seconds": 1.5}  # fmt: skip
+    claims.write_report(
+        tmp_path, claims=table, tables={"runs": (TABLES["runs"], "Every run")}, name="x",
+        title="t", article="Someone (2017)", says="It says so.", meta=meta,
+        figures={"f.png": "a figure"},
+    )  # fmt: skip
+    text = (tmp_path / "README.md").read_text()
+    assert "## The claims (1 of 1 held; `claims`)" in text
+    assert "| lr_works | lr 0.1 works | mean acc | 0.85 | [0.8, 0.9] | > 0.8 | yes |" in text
+    assert "jax 0.10.2" in text and "f.png" in text and "Every run" in text
+    assert pd.read_csv(tmp_path / "claims.csv", index_col=0).loc["lr_works", "held"] == "yes"
+
+
+def _folder(tmp_path, acc):
+    pd.DataFrame({"lr": [0.1, 0.01], "acc": acc, "train_seconds": [1.0, 2.0]}).to_csv(
+        tmp_path / "runs.csv", index=False
+    )
+    return tmp_path
+
+
+def test_regression_tier(tmp_path):
+    here = check.this_platform()
+    recorded = {"platform": here, "tables": check.numbers(_folder(tmp_path, [0.8, 0.5]))}
+
+    def ok(acc, platform=here, seconds=None):
+        folder = _folder(tmp_path, acc)
+        return check.compare("x", recorded, folder, platform)
+
+    assert ok([0.8, 0.5 * (1 + 5e-7)])["ok"].all()  # rounding
+    moved = ok([0.8, 0.5 * (1 + 2e-6)])
+    assert not moved["ok"].any() and "row 1" in moved["note"].iloc[0]
+    other = ok([0.9, 0.1], {**here, "jaxlib": "0.0.1"})
+    assert other["ok"].all() and other["note"].iloc[0].startswith("skipped: recorded on jaxlib")
+    assert "this is jaxlib=0.0.1" in other["note"].iloc[0]
+    assert "train_seconds" not in recorded["tables"]["runs.csv"]["columns"]  # timings ignored
