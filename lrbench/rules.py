@@ -858,6 +858,61 @@ register(
 
 
 # ---------------------------------------------------------------------------------------------
+# Lion (1 slot: the momentum m)
+
+
+class ScaleByLionState(NamedTuple):
+    count: jax.Array
+    mu: Any  # exponential average of gradients, decayed by β₂
+
+
+def scale_by_lion(b1, b2) -> optax.GradientTransformation:
+    """Lion's direction: the sign of an interpolation of the momentum and the gradient.
+
+    ``d = sign(β₁·m + (1−β₁)·g);  m ← β₂·m + (1−β₂)·g`` (Chen et al. 2023, "Symbolic
+    Discovery of Optimization Algorithms", Algorithm 2); every coordinate moves by ±1 before
+    the step size, so Lion wants a learning rate 3-10x smaller than AdamW's.
+    """
+
+    def init_fn(params):
+        return ScaleByLionState(count=jnp.zeros([], jnp.int32), mu=_zeros(params))
+
+    def update_fn(updates, state, params=None):
+        del params
+        direction = _map(lambda g, m: jnp.sign((1.0 - b1) * g + b1 * m), updates, state.mu)
+        mu = _map(lambda g, m: (1 - b2) * g + b2 * m, updates, state.mu)
+        return direction, ScaleByLionState(count=state.count + 1, mu=mu)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def lion(learning_rate, b1=0.9, b2=0.99, weight_decay=1e-3) -> optax.GradientTransformation:
+    """Lion: ``θ ← θ − α·(sign(β₁·m + (1−β₁)·g) + λ·θ)`` (Chen et al. 2023), optax's defaults.
+
+    The decay is decoupled and multiplied by α, as in AdamW and ``optax.lion``.
+    """
+    return optax.chain(
+        scale_by_lion(b1, b2),
+        add_decayed_weights(weight_decay),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+register(
+    rule(
+        "lion",
+        lion,
+        lambda learning_rate, b1, b2, weight_decay: optax.lion(
+            learning_rate, b1=b1, b2=b2, weight_decay=weight_decay
+        ),
+        slots=1,
+        checks={**_BETAS, "weight_decay": _nonnegative("weight_decay")},
+        default_learning_rate=1e-4,
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------------
 # Looking rules up, validating, building
 
 IMPLS = ("hand", "optax")

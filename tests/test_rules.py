@@ -45,6 +45,7 @@ CASES = [
     ("amsgrad", {"b1": 0.8, "b2": 0.9, "eps": 1e-3, "eps_root": 1e-4}),
     ("nadam", {"b1": 0.8, "b2": 0.95, "eps": 1e-3, "eps_root": 1e-4}),
     ("adamax", {"b1": 0.8, "b2": 0.95, "eps": 1e-3}),
+    ("lion", {"b1": 0.8, "b2": 0.95, "weight_decay": 0.1}),
 ]
 CASE_IDS = [f"{n}-{'-'.join(f'{k}={v:g}' for k, v in hp.items()) or 'default'}" for n, hp in CASES]
 
@@ -53,7 +54,7 @@ CONVERGENCE_LR = {
     "delta": 1e-3, "sgd": 1e-3, "momentum": 1e-3, "momentum_keras": 1e-3, "nesterov": 1e-3,
     "nesterov_keras": 1e-3, "adagrad": 1.0, "adadelta": 0.1, "rmsprop": 5e-3,
     "rmsprop_centered": 5e-3, "adam": 0.1, "adamw": 0.1, "amsgrad": 0.1, "nadam": 1e-2,
-    "adamax": 0.1,
+    "adamax": 0.1, "lion": 3e-3,
 }  # fmt: skip
 
 
@@ -145,6 +146,11 @@ def _numpy_rule(name, hp, steps):
             m = b1 * m + (1 - b1) * g
             u = np.maximum(b2 * u, np.abs(g) + hp["eps"])
             th = th - a * m / ((1 - b1**t) * u)
+        elif name == "lion":  # Chen et al. 2023, Algorithm 2
+            b1, b2 = hp["b1"], hp["b2"]
+            d = np.sign(b1 * m + (1 - b1) * g)
+            m = b2 * m + (1 - b2) * g
+            th = th - a * (d + hp["weight_decay"] * th)
         else:
             raise AssertionError(f"no NumPy reference for {name}")
     return th
