@@ -229,7 +229,8 @@ def free_memory() -> int:
 def run_bytes(sweep: Sweep) -> int:
     """An estimate of one run's memory in the engine, by formula (bytes of the sweep's dtype):
 
-    4·P (parameters, gradients and two optimizer slots, Adam's worst case) + the activations
+    (2 + S)·P (parameters, gradients and the S parameter-sized arrays the optimizer state
+    keeps, ``rules.spec(name).slots``, the most over the sweep's optimizers) + the activations
     of a minibatch and of a full-data evaluation (forward and backward, 2·B·A and 2·n·A with
     A the units of all layers) + 4·epochs of curves + the steps of an optax lr table + the
     minibatch orders of its seed group (epochs·n_train; a run alone in its group in the worst
@@ -242,7 +243,16 @@ def run_bytes(sweep: Sweep) -> int:
     n_eval = max(len(ds.x_train), len(ds.x_test))
     steps = sweep.epochs * sweep.steps_per_epoch if "optax" in sweep.schedule_impls else 0
     orders = sweep.epochs * len(ds.x_train)
-    words = 4 * params + 2 * (sweep.batch_size + n_eval) * units + 4 * sweep.epochs + steps + orders
+    from lrbench import rules  # here so that only run_bytes depends on the registry
+
+    slots = rules.max_slots(o.name for o in sweep.optimizers)
+    words = (
+        (2 + slots) * params
+        + 2 * (sweep.batch_size + n_eval) * units
+        + 4 * sweep.epochs
+        + steps
+        + orders
+    )
     return 2 * words * np.dtype(sweep.dtype).itemsize
 
 

@@ -4,6 +4,8 @@ validation, and hyperparameters as traced data (one compile per optimizer kind).
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -43,6 +45,7 @@ CASES = [
     ("amsgrad", {"b1": 0.8, "b2": 0.9, "eps": 1e-3, "eps_root": 1e-4}),
     ("nadam", {"b1": 0.8, "b2": 0.95, "eps": 1e-3, "eps_root": 1e-4}),
     ("adamax", {"b1": 0.8, "b2": 0.95, "eps": 1e-3}),
+    ("lion", {"b1": 0.8, "b2": 0.95, "weight_decay": 0.1}),
 ]
 CASE_IDS = [f"{n}-{'-'.join(f'{k}={v:g}' for k, v in hp.items()) or 'default'}" for n, hp in CASES]
 
@@ -51,7 +54,7 @@ CONVERGENCE_LR = {
     "delta": 1e-3, "sgd": 1e-3, "momentum": 1e-3, "momentum_keras": 1e-3, "nesterov": 1e-3,
     "nesterov_keras": 1e-3, "adagrad": 1.0, "adadelta": 0.1, "rmsprop": 5e-3,
     "rmsprop_centered": 5e-3, "adam": 0.1, "adamw": 0.1, "amsgrad": 0.1, "nadam": 1e-2,
-    "adamax": 0.1,
+    "adamax": 0.1, "lion": 3e-3,
 }  # fmt: skip
 
 
@@ -143,6 +146,11 @@ def _numpy_rule(name, hp, steps):
             m = b1 * m + (1 - b1) * g
             u = np.maximum(b2 * u, np.abs(g) + hp["eps"])
             th = th - a * m / ((1 - b1**t) * u)
+        elif name == "lion":  # Chen et al. 2023, Algorithm 2
+            b1, b2 = hp["b1"], hp["b2"]
+            d = np.sign(b1 * m + (1 - b1) * g)
+            m = b2 * m + (1 - b2) * g
+            th = th - a * (d + hp["weight_decay"] * th)
         else:
             raise AssertionError(f"no NumPy reference for {name}")
     return th
@@ -660,3 +668,40 @@ def test_hparams_are_floats_and_do_not_collide_with_schedule_parameters():
         assert s.default_learning_rate > 0
         rules.resolve(name)  # defaults are valid
         rules.check_impl(name, "optax")  # and the twin can take them
+
+
+# ---------------------------------------------------------------------------------------------
+# Declared slots: the state's size, and the memory estimate that counts them
+
+
+@pytest.mark.parametrize("impl", rules.IMPLS)
+@pytest.mark.parametrize("name", ALL)
+def test_declared_slots_are_the_state_size(name, impl):
+    """``spec.slots`` = elements of the state's non-scalar leaves / parameter count, counted
+    from ``init(params)`` of the hand rule and of its optax twin (which the spec never sees)."""
+    params = {"w": jnp.ones((5, 3)), "b": jnp.zeros(3)}
+    n_params = sum(p.size for p in jax.tree_util.tree_leaves(params))
+    state = rules.make(name, impl).init(params)
+    sizes = [leaf.size for leaf in jax.tree_util.tree_leaves(state) if jnp.ndim(leaf) > 0]
+    assert sum(sizes) == rules.spec(name).slots * n_params
+
+
+def test_run_bytes_counts_the_optimizer_slots():
+    """AMSGrad keeps one parameter-sized array more than Adam (max v̂), SGD two fewer; the
+    estimate differs by that many arrays (doubled for XLA's temporaries), P counted from the
+    model's own initial parameters; a mixed sweep takes its worst optimizer."""
+    model = MLPConfig(hidden=(16, 8))
+    base = Sweep(experiment="mem", dataset="iris", model=model, epochs=3, batch_size=10)
+    ds = data.load("iris")
+    net = models.build(model, ds.num_classes)
+    x = jnp.zeros((1, ds.x_train.shape[1]))
+    n_params = sum(p.size for p in jax.tree_util.tree_leaves(net.init(jax.random.PRNGKey(0), x)))
+
+    def estimate(*names):
+        sweep = dataclasses.replace(base, optimizers=tuple(map(Optimizer, names)))
+        return runner.run_bytes(sweep)
+
+    item = np.dtype(base.dtype).itemsize
+    assert estimate("amsgrad") - estimate("adam") == 2 * n_params * item
+    assert estimate("adam") - estimate("sgd") == 2 * 2 * n_params * item
+    assert estimate("sgd", "amsgrad", "momentum") == estimate("amsgrad")
