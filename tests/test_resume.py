@@ -142,8 +142,9 @@ def test_chunk_size_follows_the_budget():
     sweep = experiments.load("blobs_lr").get_config()
     per_run = runner.run_bytes(sweep)
     # blobs: 2 -> 50 -> 3 (P = 303), units 55, B = 32, 500 evaluation rows, 200 epochs, float32,
-    # 200 minibatch orders of the 500 training examples
-    assert per_run == 2 * 4 * (4 * 303 + 2 * (32 + 500) * 55 + 4 * 200 + 200 * 500)
+    # 200 minibatch orders of the 500 training examples; plain SGD keeps no state slot, so the
+    # parameters and their gradients are 2·P
+    assert per_run == 2 * 4 * (2 * 303 + 2 * (32 + 500) * 55 + 4 * 200 + 200 * 500)
     import jax
 
     n_dev = jax.device_count()
