@@ -44,7 +44,7 @@ import numpy as np
 import optax
 import pandas as pd
 
-from lrbench import bench_torch, data, engine, models, report, results, schedules
+from lrbench import bench_torch, data, engine, models, report, results, schedules, spec
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Schedule, Sweep, expand
 
@@ -118,8 +118,8 @@ def gemm_roof(size: int = 2048, repeats: int = 5) -> float:
 def group(workload: str, n: int, epochs: int) -> tuple[engine.Static, engine.RunData]:
     sweep = sweep_for(workload, n, epochs)
     runs = expand(sweep)
-    ((static, index),) = list(engine.static_groups(sweep, runs))
-    return static, engine.run_data(static, runs.loc[index])
+    ((static, index),) = list(spec.static_groups(sweep, runs))
+    return static, spec.run_data(static, runs.loc[index])
 
 
 def problem(static: engine.Static, runs: engine.RunData) -> bench_torch.Problem:
@@ -129,8 +129,8 @@ def problem(static: engine.Static, runs: engine.RunData) -> bench_torch.Problem:
     ``engine.make_train``; the learning rate of every step is the run's base rate times
     ``schedules.evaluate``.
     """
-    ds = data.load(static.dataset)
-    net = models.build(static.model, ds.num_classes)
+    ds = static.task.data()
+    net = models.build(static.task.model, ds.num_classes)
     n_train, spe = len(ds.x_train), engine.steps_per_epoch(len(ds.x_train), static.batch_size)
     seeds, which = np.unique(runs.seed, return_inverse=True)
     inits = []
@@ -176,7 +176,7 @@ def _b2_state(prob: bench_torch.Problem, i: int):
 
 
 def _b2_step(static: engine.Static, prob: bench_torch.Problem):
-    return _train_step(static.model, int(prob.layers[-1][1].shape[-1]))
+    return _train_step(static.task.model, int(prob.layers[-1][1].shape[-1]))
 
 
 def per_step_bytes(static: engine.Static, prob: bench_torch.Problem) -> int:
@@ -476,9 +476,9 @@ def rss_peak(method: str, workload: str, n: int, epochs: int, env: dict | None =
     )
 
 
-def _child(spec: dict, env: dict | None = None) -> dict:
+def _child(job: dict, env: dict | None = None) -> dict:
     out = subprocess.run(
-        [sys.executable, "-m", "lrbench.bench", json.dumps(spec)],
+        [sys.executable, "-m", "lrbench.bench", json.dumps(job)],
         env={**os.environ, **(env or {})}, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -516,7 +516,7 @@ def _lever_child(workload: str, n: int, epochs: int, repeats: int) -> dict:
     static, rundata = group(workload, n, epochs)
     if jax.config.jax_enable_x64:
         static = static._replace(dtype="float64")
-        rundata = engine.run_data(static, expand(sweep_for(workload, n, epochs)))
+        rundata = spec.run_data(static, expand(sweep_for(workload, n, epochs)))
     _, timing = engine.train_group(static, rundata)
     seconds = _time(lambda: engine.train_group(static, rundata), repeats)
     return {"seconds": seconds, "compile_s": timing.compile_seconds, "devices": jax.device_count()}
@@ -557,15 +557,15 @@ def lever_times(workload: str = LEVER_WORKLOAD, n: int = LEVER_N, epochs: int = 
                 flush=True,
             )
 
-    spec = {"task": "lever", "workload": workload, "n": n, "epochs": epochs, "repeats": repeats}
+    job = {"task": "lever", "workload": workload, "n": n, "epochs": epochs, "repeats": repeats}
     flag = "--xla_force_host_platform_device_count="
-    one = _child(spec, {"XLA_FLAGS": flag + "1"})
+    one = _child(job, {"XLA_FLAGS": flag + "1"})
     record("devices", "1 CPU device (fresh process)", one["seconds"], one["compile_s"])
-    two = _child(spec, {"XLA_FLAGS": flag + str(os.cpu_count() or 1)})
+    two = _child(job, {"XLA_FLAGS": flag + str(os.cpu_count() or 1)})
     record(
         "devices", f"{two['devices']} CPU devices, grid sharded", two["seconds"], two["compile_s"]
     )
-    x64 = _child(spec, {"XLA_FLAGS": flag + "1", "JAX_ENABLE_X64": "1"})
+    x64 = _child(job, {"XLA_FLAGS": flag + "1", "JAX_ENABLE_X64": "1"})
     record("dtype", "float64 (1 device, fresh process)", x64["seconds"], x64["compile_s"])
 
     default = engine.plan_group(static, rundata.seed)[0].slots
@@ -854,7 +854,7 @@ def main(quick: bool, out: Path, quiet: bool, levers: bool = False,
 
 if __name__ == "__main__":  # a fresh process for one measurement (see rss_peak, levers)
     engine.use_cpu_cores()  # as the parent (an explicit device count in XLA_FLAGS wins)
-    spec = json.loads(sys.argv[1])
-    task = spec.pop("task")
-    answer = _rss_child(**spec) if task == "rss" else _lever_child(**spec)
+    job = json.loads(sys.argv[1])
+    task = job.pop("task")
+    answer = _rss_child(**job) if task == "rss" else _lever_child(**job)
     print(json.dumps(answer))

@@ -18,14 +18,14 @@ from lrbench.errors import ConfigError
 
 
 class Dataset(NamedTuple):
-    """A classification data set with a fixed split."""
+    """A data set with a fixed split: class labels, or float targets when ``num_classes`` is 0."""
 
     name: str
     x_train: np.ndarray  # [n_train, d] float32
-    y_train: np.ndarray  # [n_train] int32
+    y_train: np.ndarray  # [n_train] int32 labels (float32 targets of a regression set)
     x_test: np.ndarray  # [n_test, d] float32
-    y_test: np.ndarray  # [n_test] int32
-    num_classes: int
+    y_test: np.ndarray  # [n_test] int32 (float32)
+    num_classes: int  # 0: a regression set
 
     @property
     def num_features(self) -> int:
@@ -198,3 +198,18 @@ def drug_trial() -> Dataset:
     lo, hi = x_train.min(), x_train.max()
     scale = lambda a: ((a - lo) / (hi - lo))[:, None]  # noqa: E731
     return _pack("drug_trial", scale(x_train), y_train, scale(x_test), y_test, 2)
+
+
+@register("line")
+def line() -> Dataset:
+    """A noisy line for one linear neuron (seed 000): ``t = 2·x + ε``, ``x ~ U(−√3, √3)``
+    (unit variance), ``ε ~ N(0, 0.5²)``; 50 training and 200 test examples, the test
+    targets noise-free. Seeded: the same arrays always. A regression set (``num_classes``
+    0, float targets)."""
+    rng = np.random.default_rng(0)
+    half = np.sqrt(3.0)
+    x = rng.uniform(-half, half, 50)
+    t = 2.0 * x + 0.5 * rng.normal(size=50)
+    x_test = rng.uniform(-half, half, 200)
+    f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+    return Dataset("line", f32(x[:, None]), f32(t), f32(x_test[:, None]), f32(2.0 * x_test), 0)

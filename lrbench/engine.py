@@ -2,10 +2,11 @@
 
 ``make_train(static)`` returns a pure ``train(arrays, runs) -> History`` for a whole batch of
 runs (PureJaxRL's ``make_train`` pattern): ``jax.vmap`` over runs, ``lax.scan`` over epochs
-and minibatches. What selects the program (optimizer kind and impl, model, data set, epochs,
-batch size, dtype) is :class:`Static`; everything a grid varies (learning rate, schedule kind
-and parameters, optimizer hyperparameters, seed) is :class:`RunData`, traced, so changing it
-never recompiles.
+and minibatches. What selects the program (the task — data set, model, loss, metric — the
+optimizer kind and impl, epochs, batch size, dtype) is :class:`Static`; everything a grid
+varies (learning rate, schedule kind and parameters, optimizer hyperparameters, seed) is
+:class:`RunData`, traced, so changing it never recompiles. The engine takes these typed
+arrays, not tables: :mod:`lrbench.spec` builds them from a sweep's runs table.
 
 Common random numbers: a run's initial weights and minibatch order depend on its seed only,
 so runs that differ in learning rate, schedule or optimizer see the same data in the same
@@ -41,19 +42,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import pandas as pd
 from jax.sharding import Mesh, PartitionSpec
 
-from lrbench import data, models, rules, schedules
+from lrbench import data, rules, schedules
 from lrbench.errors import ConfigError
-from lrbench.models import MLPConfig
+from lrbench.tasks import Task
 
 
 class Static(NamedTuple):
     """What a compiled program is specialised to (hashable: the compile-cache key)."""
 
-    dataset: str
-    model: MLPConfig
+    task: Task
     optimizer: str
     impl: str
     epochs: int
@@ -121,12 +120,13 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
     ``runs``. The last minibatch of an epoch is partial, as in Keras and PyTorch's
     ``DataLoader``: it is padded and masked, so every step has the same shape.
     """
-    ds = data.load(static.dataset)
-    net = models.build(static.model, ds.num_classes)
+    task = static.task
+    ds = task.data()
     dtype = jnp.dtype(static.dtype)
     n_train, batch = len(ds.x_train), static.batch_size
     n_steps = steps_per_epoch(n_train, batch)
     pad = n_steps * batch - n_train
+    forward = jax.vmap(task.apply, in_axes=(None, 0)) if task.per_example else task.apply
 
     # The minibatch sizes, and each example's share of its minibatch's mean loss (0 for the
     # padding of the last, partial minibatch): constants of the program.
@@ -136,15 +136,15 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
     shares = (real / sizes[:, None]).astype(dtype)
 
     def loss_fn(params, x, y, share):
-        losses = models.per_example_loss(static.model, net.apply({"params": params}, x), y)
-        return jnp.sum(share * losses) + models.penalty(static.model, params)
+        losses = task.loss(forward(params, x), y)
+        return jnp.sum(share * losses) + task.penalty(params)
 
     def evaluate(params, x, y):
-        logits = net.apply({"params": params}, x)
-        loss = jnp.mean(models.per_example_loss(static.model, logits, y))
-        loss = loss + models.penalty(static.model, params)  # Keras reports it in both
-        acc = jnp.mean((jnp.argmax(logits, -1) == y).astype(dtype))
-        return loss, acc
+        outputs = forward(params, x)
+        loss = jnp.mean(task.loss(outputs, y))
+        loss = loss + task.penalty(params)  # Keras reports it in both
+        score = jnp.mean(task.score(outputs, y).astype(dtype))
+        return loss, score
 
     def validate(params, epoch, x, y):
         """Test loss and accuracy (on ``x``, ``y``) at the end of 0-based ``epoch``; NaN where
@@ -161,8 +161,8 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
     def train_one(arrays, seed, orders, run: RunData) -> History:
         x_tr, y_tr, x_te, y_te = arrays
         init_key, _ = data.seed_keys(seed)
-        params = net.init(init_key, x_tr[:1])["params"]
-        params = jax.tree_util.tree_map(lambda p: p.astype(dtype), params)
+        params = task.init(init_key, x_tr[0] if task.per_example else x_tr[:1])
+        params = jax.tree_util.tree_map(lambda p: jnp.asarray(p).astype(dtype), params)
 
         def optimizer(lr):
             return rules.make(static.optimizer, static.impl, learning_rate=lr, **run.hparams)
@@ -278,25 +278,26 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
 
 def arrays_for(static: Static) -> tuple:
     """``(x_train, y_train, x_test, y_test)`` of the static group's data set, in its dtype."""
-    return _dataset_arrays(static.dataset, static.dtype)
+    return _dataset_arrays(static.task, static.dtype)
 
 
-def _dataset_arrays(dataset: str, dtype: str) -> tuple:
-    ds = data.load(dataset)
+def _dataset_arrays(task: Task, dtype: str) -> tuple:
+    ds = task.data()
+    target = lambda y: jnp.asarray(y, dtype if ds.num_classes == 0 else None)  # noqa: E731
     return (
         jnp.asarray(ds.x_train, dtype),
-        jnp.asarray(ds.y_train),
+        target(ds.y_train),
         jnp.asarray(ds.x_test, dtype),
-        jnp.asarray(ds.y_test),
+        target(ds.y_test),
     )
 
 
 @functools.cache
-def _replicated_arrays(dataset: str, dtype: str) -> tuple:
+def _replicated_arrays(task: Task, dtype: str) -> tuple:
     """A data set placed once on every local device (the program's replicated input), so no
     call of a group's program copies it again; one copy per data set and dtype."""
     sharding = jax.sharding.NamedSharding(_mesh(), PartitionSpec())
-    return jax.device_put(_dataset_arrays(dataset, dtype), sharding)
+    return jax.device_put(_dataset_arrays(task, dtype), sharding)
 
 
 def use_cpu_cores(n: int | None = None) -> int:
@@ -347,9 +348,8 @@ WIDE_COLUMNS = 1024
 
 
 def max_slots(static: Static) -> int:
-    """Runs per seed group for a model: ``WIDE_COLUMNS`` over the first layer's width."""
-    first = static.model.hidden[0] if static.model.hidden else data.load(static.dataset).num_classes
-    return max(1, WIDE_COLUMNS // first)
+    """Runs per seed group for a task: ``WIDE_COLUMNS`` over its first layer's width."""
+    return max(1, WIDE_COLUMNS // static.task.first_width)
 
 
 def plan(seeds, max_chunk: int = 4096, slot_cap: int = 2**31) -> tuple[Layout, list[np.ndarray]]:
@@ -442,40 +442,10 @@ def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
     return _COMPILED[key], time.perf_counter() - start
 
 
-def run_data(static: Static, rows: pd.DataFrame) -> RunData:
-    """Builds the per-run arrays of one static group from its rows of the runs table."""
-    dtype = np.dtype(static.dtype)
-    defaults = schedules.default_params()
-
-    def column(name, default=None):
-        values = rows[name] if name in rows else pd.Series(default, index=rows.index)
-        if default is not None:
-            values = values.fillna(default)
-        return values.to_numpy(dtype)
-
-    hparam_names = list(rules.spec(static.optimizer).hparams)
-    lr_table = None
-    if static.schedule_impl == "optax":
-        spe, total = steps_per_epoch(train_size(static), static.batch_size), total_steps(static)
-        lr_table = np.stack(
-            [
-                schedules.twin_factors(kind, params, spe, total)
-                for kind, params in schedule_points(rows)
-            ]
-        ).astype(dtype)
-    return RunData(
-        seed=rows["seed"].to_numpy(np.int32),
-        lr=rows["lr"].to_numpy(dtype),
-        hparams={k: column(k) for k in hparam_names},
-        schedule_kind=np.array([schedules.index(k) for k in rows["schedule"]], np.int32),
-        schedule_params={k: column(k, defaults[k]) for k in schedules.all_param_names()},
-        unit_is_step=(rows["unit"] == "step").to_numpy(bool),
-        lr_table=lr_table,
-    )
 
 
 def train_size(static: Static) -> int:
-    return len(data.load(static.dataset).x_train)
+    return len(static.task.data().x_train)
 
 
 def total_steps(static: Static) -> int:
@@ -495,13 +465,6 @@ def group_orders(static: Static, runs: RunData, positions: np.ndarray) -> np.nda
     )
 
 
-def schedule_points(rows: pd.DataFrame) -> list[tuple[str, dict]]:
-    """Each row's schedule kind and its own parameters (``unit`` and warmup included)."""
-    points = []
-    for row in rows.to_dict("records"):
-        names = [*schedules.kind(row["schedule"]).params, "unit"]
-        points.append((row["schedule"], {k: row[k] for k in names}))
-    return points
 
 
 def take(tree, positions):
@@ -535,7 +498,7 @@ def train_group(
     n = len(runs.seed)
     layout, chunks = plan_group(static, runs.seed, max_chunk, slots)
     exe, compile_s = compiled(static, layout, tuple(sorted(runs.hparams)))
-    arrays = _replicated_arrays(static.dataset, static.dtype)
+    arrays = _replicated_arrays(static.task, static.dtype)
     history = _missing(static, n)
     start = time.perf_counter()
     for k, positions in enumerate(chunks):
@@ -562,47 +525,3 @@ def _missing(static: Static, n: int) -> History:
         np.full(n, np.nan, static.dtype),
         np.full(n, -1, np.int32),
     )
-
-
-def _plateau_twin(rows: pd.DataFrame) -> pd.Series:
-    """Per row: the static (factor, min_delta) of an optax plateau twin, else None."""
-    twin = (rows.get("schedule_impl", "hand") == "optax") & (
-        rows["schedule"] == "reduce_on_plateau"
-    )
-    return pd.Series(
-        [
-            (float(r["factor"]), float(r["min_delta"])) if t else None
-            for t, r in zip(twin, rows.to_dict("records"), strict=True)
-        ],
-        index=rows.index,
-        dtype=object,
-    )
-
-
-def static_groups(sweep, runs_table: pd.DataFrame):
-    """Yields ``(Static, row labels)`` for every static signature present in the runs table.
-
-    One program per (optimizer, impl, schedule_impl); runs of optax's reduce_on_plateau twin
-    get one more per distinct (factor, min_delta), which optax needs as Python numbers.
-    """
-    keys = runs_table.assign(
-        schedule_impl=runs_table.get("schedule_impl", "hand"),
-        plateau_twin=_plateau_twin(runs_table),
-    )
-    by = ["optimizer", "impl", "schedule_impl", "plateau_twin"]
-    for (optimizer, impl, schedule_impl, plateau_twin), rows in keys.groupby(
-        by, sort=False, dropna=False
-    ):
-        static = Static(
-            dataset=sweep.dataset,
-            model=sweep.model,
-            optimizer=optimizer,
-            impl=impl,
-            epochs=sweep.epochs,
-            batch_size=sweep.batch_size,
-            dtype=sweep.dtype,
-            schedule_impl=schedule_impl,
-            plateau_twin=plateau_twin if isinstance(plateau_twin, tuple) else None,
-            validation_freq=sweep.validation_freq,
-        )
-        yield static, rows.index

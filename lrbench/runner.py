@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from lrbench import data, engine, report, results
+from lrbench import engine, report, results, spec
 from lrbench.engine import History
 from lrbench.errors import ConfigError
 from lrbench.sweep import Sweep, expand
@@ -69,7 +69,7 @@ def train(
     parts: dict[str, History] = {}
     timing = {"compile_seconds": 0.0, "train_seconds": 0.0, "programs": 0}
     timing.update(trained_runs=0, resumed_runs=0, chunks=0)
-    for group, (static, index) in enumerate(engine.static_groups(sweep, runs)):
+    for group, (static, index) in enumerate(spec.static_groups(sweep, runs)):
         rows = runs.loc[index]
         ids = rows["run_id"].to_numpy()
         label = f"{static.optimizer}/{static.impl}"
@@ -102,7 +102,7 @@ def train(
                 bar.update(len(positions))
 
             _, t = engine.train_group(
-                static, engine.run_data(static, rows), max_chunk, skip=finished, on_chunk=keep
+                static, spec.run_data(static, rows), max_chunk, skip=finished, on_chunk=keep
             )
         timing["compile_seconds"] += t.compile_seconds
         timing["train_seconds"] += t.train_seconds
@@ -232,14 +232,13 @@ def run_bytes(sweep: Sweep) -> int:
     (2 + S)·P (parameters, gradients and the S parameter-sized arrays the optimizer state
     keeps, ``rules.spec(name).slots``, the most over the sweep's optimizers) + the activations
     of a minibatch and of a full-data evaluation (forward and backward, 2·B·A and 2·n·A with
-    A the units of all layers) + 4·epochs of curves + the steps of an optax lr table + the
+    A the task's activations per example) + 4·epochs of curves + the steps of an optax lr table + the
     minibatch orders of its seed group (epochs·n_train; a run alone in its group in the worst
     case), all doubled for XLA's temporaries and the scan carry's copy.
     """
-    ds = data.load(sweep.dataset)
-    widths = [ds.x_train.shape[1], *sweep.model.hidden, ds.num_classes]
-    params = sum(a * b + b for a, b in zip(widths, widths[1:], strict=False))
-    units = sum(widths)
+    task = sweep.task_spec
+    ds = task.data()
+    params, units = task.num_params(), task.activation_units()
     n_eval = max(len(ds.x_train), len(ds.x_test))
     steps = sweep.epochs * sweep.steps_per_epoch if "optax" in sweep.schedule_impls else 0
     orders = sweep.epochs * len(ds.x_train)

@@ -18,9 +18,10 @@ from typing import Any
 
 import pandas as pd
 
-from lrbench import data, rules, schedules
+from lrbench import rules, schedules, tasks
 from lrbench.errors import ConfigError
 from lrbench.models import MLPConfig
+from lrbench.tasks import Task
 
 DTYPES = ("float32", "float64")
 
@@ -69,14 +70,21 @@ class Schedule:
 class Sweep:
     """Everything one experiment trains, as one frozen value.
 
-    Static fields (``dataset``, ``model``, ``epochs``, ``batch_size``, ``dtype``, and each
-    optimizer's name and ``impl``) choose the compiled program; the axes ``lrs``,
+    Static fields (the task — ``dataset`` and ``model`` of a built-in MLP task, or a
+    :class:`lrbench.tasks.Task` of one's own — ``epochs``, ``batch_size``, ``dtype``, and
+    each optimizer's name and ``impl``) choose the compiled program; the axes ``lrs``,
     ``schedules``, optimizer hyperparameters and ``seeds`` are per-run data inside it.
+
+    ``task`` names a built-in task (``classifier``, the default, and ``regressor`` train
+    ``model`` on ``dataset``; ``neuron`` and ``quadratic`` bring their data) or is a task
+    object, which carries its own data set and model (``dataset`` and ``model`` then stay
+    at their defaults).
     """
 
     experiment: str = "sweep"
     dataset: str = "blobs"
     model: MLPConfig = MLPConfig()
+    task: str | Task = "classifier"
     epochs: int = 200
     batch_size: int = 32
     lrs: tuple[float, ...] = (1e-1, 1e-2, 1e-3)
@@ -93,9 +101,36 @@ class Sweep:
     # only). It changes no run's training, so it is not part of the run_id.
     validation_freq: int = 1
 
+    @property
+    def task_spec(self) -> Task:
+        """The task this sweep trains (see the class docstring)."""
+        if isinstance(self.task, Task):
+            for name in ("dataset", "model"):
+                if getattr(self, name) != _DEFAULTS[name]:
+                    raise ConfigError(
+                        name,
+                        f"{name}={getattr(self, name)!r} is not used with task "
+                        f"{type(self.task).__name__}: set it on the task itself",
+                    )
+            return self.task
+        if not isinstance(self.task, str) or self.task not in tasks.BUILT_IN:
+            raise ConfigError(
+                "task", f"unknown task {self.task!r}; allowed: {', '.join(tasks.BUILT_IN)}"
+            )
+        kind = tasks.BUILT_IN[self.task]
+        fields = {f.name for f in dataclasses.fields(kind)}
+        given = {"dataset": self.dataset, "model": self.model}
+        for name, value in given.items():
+            if name not in fields and value != _DEFAULTS[name]:
+                raise ConfigError(name, f"{name}={value!r} is not used by task {self.task!r}")
+        own = {"model": self.model} if "model" in fields else {}
+        if "model" in fields or self.dataset != _DEFAULTS["dataset"]:
+            own["dataset"] = self.dataset  # a task with its own data keeps it unless told
+        return kind(**own)
+
     def validate(self) -> Sweep:
         """Raises ``ConfigError`` naming the first bad field; returns ``self`` when all is well."""
-        ds = data.load(self.dataset)
+        ds = self.task_spec.data()
         if not isinstance(self.epochs, int) or self.epochs <= 0:
             raise ConfigError("epochs", f"epochs={self.epochs!r} must be an integer > 0")
         n_train = len(ds.x_train)
@@ -103,7 +138,7 @@ class Sweep:
             raise ConfigError(
                 "batch_size",
                 f"batch_size={self.batch_size!r} must be an integer in [1, {n_train}] "
-                f"(the training set of {self.dataset!r} has {n_train} rows)",
+                f"(the training set of {ds.name!r} has {n_train} rows)",
             )
         for name, axis in (
             ("lr", self.lrs),
@@ -168,31 +203,25 @@ class Sweep:
 
     @property
     def steps_per_epoch(self) -> int:
-        return math.ceil(len(data.load(self.dataset).x_train) / self.batch_size)
+        return math.ceil(len(self.task_spec.data().x_train) / self.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description (for ``meta.json``)."""
-        return json.loads(json.dumps(dataclasses.asdict(self), default=list))
+        """A JSON-ready description (for ``meta.json``); a task object as its configuration."""
+        config = dataclasses.asdict(self)
+        if isinstance(self.task, Task):
+            config["task"] = {"class": type(self.task).__qualname__, **self.task.config()}
+        elif self.task == "classifier":  # at its default, described as before the field existed
+            del config["task"]
+        return json.loads(json.dumps(config, default=list))
+
+
+_DEFAULTS = {"dataset": Sweep.dataset, "model": Sweep.model}
 
 
 def run_id(config: Mapping[str, Any]) -> str:
     """A stable 12-hex-digit id: the SHA-1 of the run's configuration as canonical JSON."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
-
-
-# Model fields added after the first results were published: left out of a run's
-# configuration at their defaults, so the run_ids of plain softmax MLPs stay as they were.
-_OPTIONAL_MODEL_FIELDS = {"output": "softmax", "kernel_l2": ()}
-
-
-def model_config(model: MLPConfig) -> dict[str, Any]:
-    """The model's part of a run's configuration (hashed into its run_id)."""
-    config = dataclasses.asdict(model)
-    for name, default in _OPTIONAL_MODEL_FIELDS.items():
-        if config[name] == default:
-            del config[name]
-    return config
 
 
 def schedule_label(kind: str, params: Mapping[str, Any]) -> str:
@@ -222,6 +251,7 @@ def expand(sweep: Sweep) -> pd.DataFrame:
     """One row per run, in a deterministic order (optimizer, impl, schedule, schedule_impl,
     lr, seed)."""
     sweep.validate()
+    task = sweep.task_spec
     rows = []
     for opt in sweep.optimizers:
         for hp in opt.points():
@@ -230,8 +260,8 @@ def expand(sweep: Sweep) -> pd.DataFrame:
                     for lr in sweep.lrs:
                         for seed in sweep.seeds:
                             config = {
-                                "dataset": sweep.dataset,
-                                "model": model_config(sweep.model),
+                                "dataset": task.dataset,
+                                **task.config(),
                                 "epochs": sweep.epochs,
                                 "batch_size": sweep.batch_size,
                                 "dtype": sweep.dtype,
@@ -249,8 +279,9 @@ def expand(sweep: Sweep) -> pd.DataFrame:
                                 {
                                     "run_id": run_id(config),
                                     "experiment": sweep.experiment,
-                                    "dataset": sweep.dataset,
-                                    "model": sweep.model.name,
+                                    "task": task.name,
+                                    "dataset": task.dataset,
+                                    "model": task.label,
                                     "optimizer": opt.name,
                                     "impl": impl,
                                     "lr": float(lr),
@@ -265,7 +296,7 @@ def expand(sweep: Sweep) -> pd.DataFrame:
     runs = pd.DataFrame(rows)
     # Configuration columns in contract order: schedule parameters and optimizer
     # hyperparameters sit between ``unit`` and ``seed`` whichever row introduced them.
-    first = ["run_id", "experiment", "dataset", "model", "optimizer", "impl", "lr", "schedule",
+    first = ["run_id", "experiment", "task", "dataset", "model", "optimizer", "impl", "lr", "schedule",
              "schedule_label", "schedule_impl", "unit"]  # fmt: skip
     middle = [c for c in runs.columns if c not in first and c != "seed"]
     runs = runs[[*first, *middle, "seed"]]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lrbench import bench, bench_torch, engine
+from lrbench import bench, bench_torch, engine, spec
 from lrbench.sweep import Optimizer, Schedule, Sweep, expand
 
 BLOBS = "blobs 2-50-3 b32"
@@ -49,8 +49,8 @@ def _grid(seeds=(0,)):
         seeds=seeds,
     )
     runs = expand(sweep)
-    ((static, index),) = list(engine.static_groups(sweep, runs))
-    return static, engine.run_data(static, runs.loc[index]), runs.loc[index]
+    ((static, index),) = list(spec.static_groups(sweep, runs))
+    return static, spec.run_data(static, runs.loc[index]), runs.loc[index]
 
 
 def test_problem_learning_rates_and_orders():

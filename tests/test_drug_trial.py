@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from experiments import drug_trial
-from lrbench import data, engine, models
+from lrbench import data, engine, models, spec, tasks
 from lrbench.errors import ConfigError
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep, expand
@@ -85,13 +85,13 @@ def test_l2_penalty_is_keras_c_times_sum_of_squared_kernel():
 def test_engine_minimises_the_keras_objective():
     """The engine's initial training loss is the NumPy forward pass + L2 on the same weights."""
     cfg = drug_trial.MODEL
-    static = engine.Static("drug_trial", cfg, "adam", "hand", epochs=1, batch_size=10)
+    static = engine.Static(tasks.Classifier("drug_trial", cfg), "adam", "hand", epochs=1, batch_size=10)
     sweep = Sweep(
         dataset="drug_trial", model=cfg, epochs=1, batch_size=10, lrs=(1e-3,),
         optimizers=(drug_trial.KERAS_ADAM,), seeds=(3,),
     )  # fmt: skip
     runs = expand(sweep)
-    history, _ = engine.train_group(static, engine.run_data(static, runs))
+    history, _ = engine.train_group(static, spec.run_data(static, runs))
     init_key, _ = jax.random.split(jax.random.PRNGKey(3))  # the engine's key for seed 3
     params = models.build(cfg, 2).init(init_key, jnp.zeros((1, 1)))["params"]
     p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params)

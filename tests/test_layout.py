@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lrbench import engine, runner
+from lrbench import engine, runner, spec, tasks
 from lrbench.models import MLPConfig
 from lrbench.sweep import Sweep, expand
 
@@ -92,14 +92,14 @@ def test_plan_fills_wide_groups_and_every_device():
 def test_max_slots_makes_the_first_product_about_1024_wide():
     static, _ = _group(SMALL)
     assert engine.max_slots(static) == engine.WIDE_COLUMNS // 8
-    wide = static._replace(model=MLPConfig(hidden=(4096,)))
+    wide = static._replace(task=tasks.Classifier(model=MLPConfig(hidden=(4096,))))
     assert engine.max_slots(wide) == 1
 
 
 def _group(sweep):
     runs = expand(sweep)
-    ((static, index),) = list(engine.static_groups(sweep, runs))
-    return static, engine.run_data(static, runs.loc[index])
+    ((static, index),) = list(spec.static_groups(sweep, runs))
+    return static, spec.run_data(static, runs.loc[index])
 
 
 def _dot_shapes(jaxpr) -> list[tuple[tuple, tuple]]:

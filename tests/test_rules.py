@@ -13,7 +13,7 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from lrbench import data, engine, models, rules, runner, schedules
+from lrbench import data, engine, models, rules, runner, schedules, tasks
 from lrbench.errors import ConfigError
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep
@@ -565,7 +565,7 @@ def test_sweep_compiles_once_per_optimizer_kind(compile_counter):
 
     # Moving the data set to the device compiles small helpers, and the minibatch orders
     # (before the program) have a program of their own; do both before counting.
-    static = engine.Static("iris", model, "momentum", "hand", 1, 35)
+    static = engine.Static(tasks.Classifier("iris", model), "momentum", "hand", 1, 35)
     engine.arrays_for(static)
     data.minibatch_orders(0, static.epochs, engine.train_size(static))
     lrs = tuple(float(v) for v in np.geomspace(1e-3, 0.3, 8))

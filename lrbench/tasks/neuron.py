@@ -1,0 +1,81 @@
+"""Linear tasks with closed forms: one linear neuron (seed 000's delta rule) and a quadratic
+bowl whose Hessian eigenvalues are given."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax.numpy as jnp
+import numpy as np
+
+from lrbench import data
+from lrbench.tasks import Task
+
+
+@dataclasses.dataclass(frozen=True)
+class Neuron(Task):
+    """One linear neuron ``y = w·x`` (no bias) on a regression set, trained on half the
+    squared error ``½·(t − y)²``.
+
+    SGD on that error is the delta rule ``w ← w + α·(t − y)·x`` (Widrow–Hoff), the update of
+    seed 000 (``rules.make("delta")`` is the same update written as the article does). Every
+    run starts at ``w = w0`` (the article's picture has one starting point); ``test_acc`` is
+    the share of test examples predicted within ``tolerance`` of their target.
+    """
+
+    dataset: str = "line"
+    w0: float = -1.0
+    tolerance: float = 0.1
+
+    kind: ClassVar[str] = "neuron"
+
+    def init(self, key, x):
+        del key  # one starting point for every seed
+        return {"w": jnp.full(x.shape, self.w0, jnp.float32)}
+
+    def apply(self, params, x):
+        return jnp.dot(x, params["w"])
+
+    def loss(self, outputs, y):
+        return 0.5 * jnp.square(y - outputs)
+
+    def score(self, outputs, y):
+        return (jnp.abs(outputs - y) <= self.tolerance).astype(outputs.dtype)
+
+    @property
+    def first_width(self) -> int:
+        return 1
+
+    def activation_units(self) -> int:
+        return self.data().num_features + 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Quadratic(Neuron):
+    """The quadratic bowl ``L(w) = ½·Σ_i λ_i·(w_i − 1)²`` with the given ``eigenvalues`` λ.
+
+    Written as least squares, so the engine's minibatch machinery trains it unchanged: the
+    data set has one example per eigenvalue, ``x_i = √(d·λ_i)·e_i`` and ``t_i = √(d·λ_i)``
+    (d examples), and the mean of ``½·(t_i − x_i·w)²`` over them is ``L(w)``. With
+    ``batch_size = d`` a step is gradient descent on ``L``, whose closed form from ``w = w0``
+    is ``w_i(t) − 1 = (1 − η·λ_i)^t·(w0 − 1)``: stable iff ``η < 2/λ_max``.
+    """
+
+    dataset: str = "quadratic"
+    eigenvalues: tuple[float, ...] = (1.0, 0.1)
+    w0: float = 0.0
+
+    kind: ClassVar[str] = "quadratic"
+
+    def __post_init__(self):
+        from lrbench.errors import ConfigError
+
+        lam = self.eigenvalues
+        if not (lam and all(isinstance(v, int | float) and v > 0 for v in lam)):
+            raise ConfigError("eigenvalues", f"{lam!r} must be one or more numbers > 0")
+
+    def data(self) -> data.Dataset:
+        scale = np.sqrt(len(self.eigenvalues) * np.asarray(self.eigenvalues, np.float64))
+        x = np.diag(scale)  # float64: the engine casts it to the sweep's dtype
+        return data.Dataset(self.dataset, x, scale, x, scale, 0)
