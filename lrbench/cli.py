@@ -90,6 +90,7 @@ def _one(parse):
 # key -> (how to parse the text, how to put the value into the sweep)
 _SWEEP_KEYS: dict[str, tuple[Callable, Callable[[Sweep, object], Sweep]]] = {
     "dataset": (_one(_strs), lambda s, v: dataclasses.replace(s, dataset=v)),
+    "task": (_one(_strs), lambda s, v: dataclasses.replace(s, task=v)),
     "epochs": (_one(_ints), lambda s, v: dataclasses.replace(s, epochs=v)),
     "batch_size": (_one(_ints), lambda s, v: dataclasses.replace(s, batch_size=v)),
     "lr": (_floats, lambda s, v: dataclasses.replace(s, lrs=v)),

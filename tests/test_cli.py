@@ -111,6 +111,7 @@ def test_list(capsys):
 BAD_INPUTS = [
     (["run", "no_such_experiment"], "experiment"),
     (["run", "--set", "dataset=mnist"], "dataset"),
+    (["run", "--set", "task=nope"], "task"),
     (["run", "--set", "optimizer=adamm"], "optimizer"),
     (["run", "--set", "schedule=zigzag"], "schedule"),
     (["run", "--set", "lr=0"], "lr"),

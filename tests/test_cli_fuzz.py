@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from lrbench import cli
 
-KEYS = ["lr", "epochs", "batch_size", "seeds", "dataset", "optimizer", "schedule", "impl", "dtype",
+KEYS = ["lr", "epochs", "batch_size", "seeds", "dataset", "task", "optimizer", "schedule", "impl", "dtype",
         "hidden", "momentum", "gamma", "unit", "target_acc", "bogus", ""]  # fmt: skip
 NASTY = ["0", "-1", "1e999", "nan", "inf", "-inf", "", ",", "1,,2", "abc", "1e-400", "0x10", "5000",
          "sgd,", "☃", "'", "\\", " ", "1 2", "True"]  # fmt: skip
