@@ -31,6 +31,7 @@ loop on its own), :func:`evaluate` and :func:`closed_loop_update` (what the engi
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -58,6 +59,11 @@ class Kind(NamedTuple):
     doc: str
     twin: Callable[[float, dict], Any] | None = None  # (lr, params) -> optax schedule of t
     closed_loop: bool = False  # learning rate changed by ``plateau_update`` each epoch
+    # Closed-loop kinds: which way the rate moves, the parameter that bounds it, and the
+    # optax transformation that twins the loop ((lr, params) -> GradientTransformation).
+    increase: bool = False
+    bound: str = ""
+    loop_twin: Callable[[float, dict], Any] | None = None
     check_all: Callable[[dict], tuple[str, str] | None] | None = None  # cross-parameter check
 
 
@@ -618,8 +624,9 @@ _register(
         "improving by more than min_delta, then `cooldown` epochs of rest   (Keras "
         "ReduceLROnPlateau, mode min; monitor 0 = train_loss, 1 = test_loss (Keras val_loss), "
         "2 = test_acc (mode max))",
-        twin=None,  # optax.contrib.reduce_on_plateau is a transformation: see make_twin
         closed_loop=True,
+        bound="min_lr",
+        loop_twin=lambda lr, p: _optax_reduce_on_plateau(lr, p),
     )
 )
 _register(
@@ -633,6 +640,8 @@ _register(
         "as reduce_on_plateau (Machine Learning Mastery: 'the learning rate can be increased "
         "again if performance does not improve')",
         closed_loop=True,
+        increase=True,
+        bound="max_lr",
     )
 )
 
@@ -770,26 +779,37 @@ def make_twin(kind_name: str, lr: float = 1.0, **params):
     """
     k = kind(kind_name)
     p = resolve(kind_name, params)
-    if kind_name == "reduce_on_plateau":
-        if p["min_delta"] <= 0:
-            raise ConfigError(
-                "min_delta",
-                "min_delta=0.0: optax.contrib.reduce_on_plateau needs rtol or atol > 0",
-            )
-        if p["warmup_steps"] > 0:
-            raise ConfigError("warmup_steps", "the optax plateau twin has no warmup")
-        return optax.contrib.reduce_on_plateau(
-            factor=p["factor"],
-            patience=_int("patience", p["patience"]),
-            rtol=0.0,
-            atol=p["min_delta"],
-            cooldown=_int("cooldown", p["cooldown"]),
-            accumulation_size=1,
-            min_scale=p["min_lr"] / lr,
-        )
+    if k.loop_twin is not None:
+        return k.loop_twin(lr, p)
     if k.twin is None:
         return None
     return k.twin(lr, p)
+
+
+def _optax_reduce_on_plateau(lr: float, p: dict[str, Any]):
+    """``optax.contrib.reduce_on_plateau`` as close to Keras as it goes (see make_twin)."""
+    if p["min_delta"] <= 0:
+        raise ConfigError(
+            "min_delta",
+            "min_delta=0.0: optax.contrib.reduce_on_plateau needs rtol or atol > 0",
+        )
+    if p["warmup_steps"] > 0:
+        raise ConfigError("warmup_steps", "the optax plateau twin has no warmup")
+    return optax.contrib.reduce_on_plateau(
+        factor=p["factor"],
+        patience=_int("patience", p["patience"]),
+        rtol=0.0,
+        atol=p["min_delta"],
+        cooldown=_int("cooldown", p["cooldown"]),
+        accumulation_size=1,
+        min_scale=p["min_lr"] / lr,
+    )
+
+
+def has_loop_twin(kind_name: str) -> bool:
+    """Whether the kind's optax twin is a closed loop inside the engine (a transformation
+    that needs its settings as Python numbers: one program per setting)."""
+    return kind(kind_name).loop_twin is not None
 
 
 IMPLS = ("hand", "optax")  # who computes a run's schedule in the engine (``schedule_impl``)
@@ -798,7 +818,7 @@ IMPLS = ("hand", "optax")  # who computes a run's schedule in the engine (``sche
 def check_twin(kind_name: str, params: dict[str, Any]) -> None:
     """Raises ``ConfigError("schedule_impl", ...)`` when the engine cannot run this schedule
     point with its optax twin (no twin, or a setting the twin cannot express)."""
-    with_twin = [k for k in kinds() if k == "reduce_on_plateau" or _KINDS[k].twin is not None]
+    with_twin = [k for k in kinds() if _KINDS[k].loop_twin or _KINDS[k].twin is not None]
     if kind_name not in with_twin:
         raise ConfigError(
             "schedule_impl",
@@ -821,7 +841,7 @@ def twin_factors(kind_name: str, params: dict[str, Any], steps_per_epoch: int, t
     """
     check_twin(kind_name, params)
     p = resolve(kind_name, params)
-    if kind_name == "reduce_on_plateau":
+    if has_loop_twin(kind_name):
         return np.ones(total_steps)
     steps = np.arange(total_steps)
     t = steps if p["unit"] == "step" else steps // steps_per_epoch
@@ -942,10 +962,12 @@ def closed_loop_update(
 
     Open-loop kinds keep ``state`` unchanged (their ``state.lr`` stays the base rate).
     """
-    increase = kind_index == index("increase_on_plateau")
-    closed = increase | (kind_index == index("reduce_on_plateau"))
+    loops = [_KINDS[k] for k in closed_loop_kinds()]
+    this = {k.name: kind_index == index(k.name) for k in loops}
+    closed = functools.reduce(jnp.logical_or, this.values())
+    increase = functools.reduce(jnp.logical_or, [this[k.name] for k in loops if k.increase])
     value = monitored(params, train_loss, test_loss, test_acc)
-    bound = jnp.where(increase, params["max_lr"], params["min_lr"])
+    bound = sum(jnp.where(this[k.name], params[k.bound], 0) for k in loops)
     new = plateau_update(state, value, **_plateau_args(params, bound, increase))
     return jax.tree_util.tree_map(lambda a, b: jnp.where(closed, a, b), new, state)
 
@@ -972,9 +994,9 @@ def plateau(kind_name: str, lr: float = 1.0, **params) -> Plateau:
     p = resolve(kind_name, params)
     if not (math.isfinite(lr) and lr > 0):
         raise ConfigError("lr", f"lr={lr!r} must be a finite number > 0")
-    increase = kind_name == "increase_on_plateau"
+    k = kind(kind_name)
     sign = -1.0 if p["monitor"] == MONITORS.index("test_acc") else 1.0
-    args = _plateau_args(p, p["max_lr"] if increase else p["min_lr"], increase)
+    args = _plateau_args(p, p[k.bound], k.increase)
 
     def init():
         return plateau_init(lr, jnp.float32)

@@ -46,8 +46,8 @@ def static_groups(sweep, runs_table: pd.DataFrame):
 
 def _plateau_twin(rows: pd.DataFrame) -> pd.Series:
     """Per row: the static (factor, min_delta) of an optax plateau twin, else None."""
-    twin = (rows.get("schedule_impl", "hand") == "optax") & (
-        rows["schedule"] == "reduce_on_plateau"
+    twin = (rows.get("schedule_impl", "hand") == "optax") & rows["schedule"].map(
+        schedules.has_loop_twin
     )
     return pd.Series(
         [
