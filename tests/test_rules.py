@@ -4,7 +4,11 @@ validation, and hyperparameters as traced data (one compile per optimizer kind).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,43 +24,134 @@ from lrbench.sweep import Optimizer, Sweep
 
 ALL = rules.names()
 
-# Settings under test: optax defaults, the other libraries' conventions, and non-default
-# values large enough that a misplaced ε, β or learning rate changes the result.
-CASES = [
-    ("delta", {}),
-    ("sgd", {}),
-    ("momentum", {"momentum": 0.8}),
-    ("momentum_keras", {"momentum": 0.8}),
-    ("nesterov", {"momentum": 0.7}),
-    ("nesterov_keras", {"momentum": 0.7}),
-    ("adagrad", {}),
-    ("adagrad", {"initial_accumulator_value": 0.0, "eps": 1e-10, "eps_root": 0.0}),  # PyTorch
-    ("adagrad", {"initial_accumulator_value": 0.5, "eps": 1e-2, "eps_root": 1e-3}),
-    ("adadelta", {}),
-    ("adadelta", {"rho": 0.95, "eps": 1e-3}),
-    ("rmsprop", {}),
-    ("rmsprop", {"rho": 0.99, "eps": 1e-8, "eps_root": 0.0}),  # PyTorch
-    ("rmsprop", {"rho": 0.8, "eps": 1e-2, "eps_root": 1e-3, "initial_scale": 1.0, "momentum": 0.9}),
-    ("rmsprop_centered", {}),
-    ("rmsprop_centered", {"rho": 0.8, "eps": 1e-2, "eps_root": 1e-3, "momentum": 0.5}),
-    ("adam", {}),
-    ("adam", {"b1": 0.8, "b2": 0.95, "eps": 1e-3, "eps_root": 1e-4}),
-    ("adamw", {"b1": 0.8, "b2": 0.95, "eps": 1e-3, "weight_decay": 0.1}),
-    ("amsgrad", {"b1": 0.8, "b2": 0.9, "eps": 1e-3, "eps_root": 1e-4}),
-    ("nadam", {"b1": 0.8, "b2": 0.95, "eps": 1e-3, "eps_root": 1e-4}),
-    ("adamax", {"b1": 0.8, "b2": 0.95, "eps": 1e-3}),
-    ("lion", {"b1": 0.8, "b2": 0.95, "weight_decay": 0.1}),
-]
-CASE_IDS = [f"{n}-{'-'.join(f'{k}={v:g}' for k, v in hp.items()) or 'default'}" for n, hp in CASES]
+# ---------------------------------------------------------------------------------------------
+# The table of rules under test: one row per rule. Each row holds the rule's equations written
+# out again in NumPy (float64: ``step(θ, g, α, t, hp, s)`` -> the next θ, ``s`` the rule's state
+# arrays, zeros until the rule writes them), the learning rate of the optima tests (optax's
+# alias_test.py values where it has the rule) and the settings under test: optax defaults,
+# the other libraries' conventions, and non-default values large enough that a misplaced ε,
+# β or learning rate changes the result.
 
-# Learning rates for the optima tests; optax's alias_test.py values where it has the rule.
-CONVERGENCE_LR = {
-    "delta": 1e-3, "sgd": 1e-3, "momentum": 1e-3, "momentum_keras": 1e-3, "nesterov": 1e-3,
-    "nesterov_keras": 1e-3, "adagrad": 1.0, "adadelta": 0.1, "rmsprop": 5e-3,
-    "rmsprop_centered": 5e-3, "adam": 0.1, "adamw": 0.1, "amsgrad": 0.1, "nadam": 1e-2,
-    "adamax": 0.1, "lion": 3e-3,
+
+class Row(NamedTuple):
+    step: Callable
+    convergence_lr: float
+    cases: tuple[dict, ...] = ({},)
+    init: Callable = lambda hp, th: {}  # noqa: E731  state arrays that do not start at 0
+
+
+def _sgd(th, g, a, t, hp, s):
+    return th - a * g
+
+
+def _momentum(th, g, a, t, hp, s):
+    s["v"] = hp["momentum"] * s["v"] + g
+    return th - a * s["v"]
+
+
+def _momentum_keras(th, g, a, t, hp, s):
+    s["v"] = hp["momentum"] * s["v"] - a * g
+    return th + s["v"]
+
+
+def _nesterov(th, g, a, t, hp, s):
+    s["v"] = hp["momentum"] * s["v"] + g
+    return th - a * (g + hp["momentum"] * s["v"])
+
+
+def _nesterov_keras(th, g, a, t, hp, s):
+    s["v"] = hp["momentum"] * s["v"] - a * g
+    return th + hp["momentum"] * s["v"] - a * g
+
+
+def _adagrad(th, g, a, t, hp, s):
+    s["s"] = s["s"] + g * g
+    return th - a * g / (np.sqrt(s["s"] + hp["eps_root"]) + hp["eps"])
+
+
+def _adadelta(th, g, a, t, hp, s):
+    rho, eps = hp["rho"], hp["eps"]
+    s["s"] = rho * s["s"] + (1 - rho) * g * g  # E[g²]
+    d = np.sqrt(s["u"] + eps) / np.sqrt(s["s"] + eps) * g
+    s["u"] = rho * s["u"] + (1 - rho) * d * d  # E[Δx²]
+    return th - a * d
+
+
+def _rmsprop(th, g, a, t, hp, s, centered=False):
+    rho = hp["rho"]
+    s["s"] = rho * s["s"] + (1 - rho) * g * g
+    var = s["s"]
+    if centered:
+        s["m"] = rho * s["m"] + (1 - rho) * g
+        var = s["s"] - s["m"] * s["m"]
+    s["v"] = hp["momentum"] * s["v"] + a * g / (np.sqrt(var + hp["eps_root"]) + hp["eps"])
+    return th - s["v"]
+
+
+def _adam(th, g, a, t, hp, s, variant="adam"):
+    b1, b2 = hp["b1"], hp["b2"]
+    s["m"] = b1 * s["m"] + (1 - b1) * g
+    s["v"] = b2 * s["v"] + (1 - b2) * g * g
+    m_hat = s["m"] / (1 - b1**t)
+    if variant == "nadam":
+        m_hat = b1 * s["m"] / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1**t)
+    v_hat = s["v"] / (1 - b2**t)
+    if variant == "amsgrad":
+        s["vmax"] = np.maximum(s["vmax"], v_hat)
+        v_hat = s["vmax"]
+    step = m_hat / (np.sqrt(v_hat + hp["eps_root"]) + hp["eps"])
+    return th - a * (step + hp.get("weight_decay", 0.0) * th)
+
+
+def _adamax(th, g, a, t, hp, s):
+    b1, b2 = hp["b1"], hp["b2"]
+    s["m"] = b1 * s["m"] + (1 - b1) * g
+    s["u"] = np.maximum(b2 * s["u"], np.abs(g) + hp["eps"])
+    return th - a * s["m"] / ((1 - b1**t) * s["u"])
+
+
+def _lion(th, g, a, t, hp, s):  # Chen et al. 2023, Algorithm 2
+    b1, b2 = hp["b1"], hp["b2"]
+    d = np.sign(b1 * s["m"] + (1 - b1) * g)
+    s["m"] = b2 * s["m"] + (1 - b2) * g
+    return th - a * (d + hp["weight_decay"] * th)
+
+
+_ADAGRAD_INIT = lambda hp, th: {"s": np.full_like(th, hp["initial_accumulator_value"])}  # noqa: E731
+_RMSPROP_INIT = lambda hp, th: {"s": np.full_like(th, hp["initial_scale"])}  # noqa: E731
+_ADAM_LIKE = {"b1": 0.8, "b2": 0.95, "eps": 1e-3, "eps_root": 1e-4}
+
+RULES = {
+    "delta": Row(_sgd, 1e-3),
+    "sgd": Row(_sgd, 1e-3),
+    "momentum": Row(_momentum, 1e-3, ({"momentum": 0.8},)),
+    "momentum_keras": Row(_momentum_keras, 1e-3, ({"momentum": 0.8},)),
+    "nesterov": Row(_nesterov, 1e-3, ({"momentum": 0.7},)),
+    "nesterov_keras": Row(_nesterov_keras, 1e-3, ({"momentum": 0.7},)),
+    "adagrad": Row(_adagrad, 1.0, (
+        {},
+        {"initial_accumulator_value": 0.0, "eps": 1e-10, "eps_root": 0.0},  # PyTorch
+        {"initial_accumulator_value": 0.5, "eps": 1e-2, "eps_root": 1e-3},
+    ), _ADAGRAD_INIT),
+    "adadelta": Row(_adadelta, 0.1, ({}, {"rho": 0.95, "eps": 1e-3})),
+    "rmsprop": Row(_rmsprop, 5e-3, (
+        {},
+        {"rho": 0.99, "eps": 1e-8, "eps_root": 0.0},  # PyTorch
+        {"rho": 0.8, "eps": 1e-2, "eps_root": 1e-3, "initial_scale": 1.0, "momentum": 0.9},
+    ), _RMSPROP_INIT),
+    "rmsprop_centered": Row(functools.partial(_rmsprop, centered=True), 5e-3, (
+        {}, {"rho": 0.8, "eps": 1e-2, "eps_root": 1e-3, "momentum": 0.5},
+    ), _RMSPROP_INIT),
+    "adam": Row(_adam, 0.1, ({}, _ADAM_LIKE)),
+    "adamw": Row(_adam, 0.1, ({"b1": 0.8, "b2": 0.95, "eps": 1e-3, "weight_decay": 0.1},)),
+    "amsgrad": Row(functools.partial(_adam, variant="amsgrad"), 0.1, ({"b1": 0.8, "b2": 0.9, "eps": 1e-3, "eps_root": 1e-4},)),
+    "nadam": Row(functools.partial(_adam, variant="nadam"), 1e-2, (_ADAM_LIKE,)),
+    "adamax": Row(_adamax, 0.1, ({"b1": 0.8, "b2": 0.95, "eps": 1e-3},)),
+    "lion": Row(_lion, 3e-3, ({"b1": 0.8, "b2": 0.95, "weight_decay": 0.1},)),
 }  # fmt: skip
 
+CASES = [(name, hp) for name, row in RULES.items() for hp in row.cases]
+CASE_IDS = [f"{n}-{'-'.join(f'{k}={v:g}' for k, v in hp.items()) or 'default'}" for n, hp in CASES]
 
 ISSUE_RULES = {
     "delta", "sgd", "momentum", "momentum_keras", "nesterov", "adagrad", "adadelta", "rmsprop",
@@ -65,7 +160,7 @@ ISSUE_RULES = {
 
 
 def test_every_rule_is_tested():
-    assert {n for n, _ in CASES} == set(ALL) == set(CONVERGENCE_LR)
+    assert set(RULES) == set(ALL)
     assert ISSUE_RULES <= set(ALL)
 
 
@@ -84,75 +179,13 @@ def _lr(name, t):
 
 
 def _numpy_rule(name, hp, steps):
-    """The rule's equations, written out again in NumPy (float64)."""
+    """The rule's equations (its row's ``step``), in NumPy float64 from ``_THETA0``."""
     hp = {**rules.spec(name).hparams, **hp}
+    row = RULES[name]
     th = _THETA0.copy()
-    z = np.zeros_like(th)
-    v, m, s, u, vmax = z.copy(), z.copy(), z.copy(), z.copy(), z.copy()
-    if name == "adagrad":
-        s = np.full_like(th, hp["initial_accumulator_value"])
-    if name.startswith("rmsprop"):
-        s = np.full_like(th, hp["initial_scale"])
+    state = collections.defaultdict(lambda: np.zeros_like(th), row.init(hp, th))
     for t in range(1, steps + 1):
-        a = _lr(name, t - 1)
-        g = _A * (th - _C)
-        if name in ("delta", "sgd"):
-            th = th - a * g
-        elif name == "momentum":
-            v = hp["momentum"] * v + g
-            th = th - a * v
-        elif name == "momentum_keras":
-            v = hp["momentum"] * v - a * g
-            th = th + v
-        elif name == "nesterov":
-            v = hp["momentum"] * v + g
-            th = th - a * (g + hp["momentum"] * v)
-        elif name == "nesterov_keras":
-            v = hp["momentum"] * v - a * g
-            th = th + hp["momentum"] * v - a * g
-        elif name == "adagrad":
-            s = s + g * g
-            th = th - a * g / (np.sqrt(s + hp["eps_root"]) + hp["eps"])
-        elif name == "adadelta":
-            rho, eps = hp["rho"], hp["eps"]
-            s = rho * s + (1 - rho) * g * g  # E[g²]
-            d = np.sqrt(u + eps) / np.sqrt(s + eps) * g
-            u = rho * u + (1 - rho) * d * d  # E[Δx²]
-            th = th - a * d
-        elif name.startswith("rmsprop"):
-            rho = hp["rho"]
-            s = rho * s + (1 - rho) * g * g
-            var = s
-            if name == "rmsprop_centered":
-                m = rho * m + (1 - rho) * g
-                var = s - m * m
-            v = hp["momentum"] * v + a * g / (np.sqrt(var + hp["eps_root"]) + hp["eps"])
-            th = th - v
-        elif name in ("adam", "adamw", "nadam", "amsgrad"):
-            b1, b2 = hp["b1"], hp["b2"]
-            m = b1 * m + (1 - b1) * g
-            v = b2 * v + (1 - b2) * g * g
-            m_hat = m / (1 - b1**t)
-            if name == "nadam":
-                m_hat = b1 * m / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1**t)
-            v_hat = v / (1 - b2**t)
-            if name == "amsgrad":
-                vmax = np.maximum(vmax, v_hat)
-                v_hat = vmax
-            step = m_hat / (np.sqrt(v_hat + hp["eps_root"]) + hp["eps"])
-            th = th - a * (step + hp.get("weight_decay", 0.0) * th)
-        elif name == "adamax":
-            b1, b2 = hp["b1"], hp["b2"]
-            m = b1 * m + (1 - b1) * g
-            u = np.maximum(b2 * u, np.abs(g) + hp["eps"])
-            th = th - a * m / ((1 - b1**t) * u)
-        elif name == "lion":  # Chen et al. 2023, Algorithm 2
-            b1, b2 = hp["b1"], hp["b2"]
-            d = np.sign(b1 * m + (1 - b1) * g)
-            m = b2 * m + (1 - b2) * g
-            th = th - a * (d + hp["weight_decay"] * th)
-        else:
-            raise AssertionError(f"no NumPy reference for {name}")
+        th = row.step(th, _A * (th - _C), _lr(name, t - 1), t, hp, state)
     return th
 
 
@@ -394,7 +427,7 @@ def _rosenbrock():
 @pytest.mark.parametrize("name", ALL)
 def test_reaches_optimum(name, target):
     x0, optimum, f = target()
-    tx = rules.make(name, "hand", learning_rate=CONVERGENCE_LR[name])
+    tx = rules.make(name, "hand", learning_rate=RULES[name].convergence_lr)
 
     @jax.jit
     def run(x0):
