@@ -74,6 +74,7 @@ def _assert_close(a_runs, a_curves, b_runs, b_curves, atol):
     np.testing.assert_allclose(a_curves[CURVES], b_curves[CURVES], rtol=0, atol=atol)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "sweep, atol",
     [([*SWEEP, "--set", "dtype=float64"], 1e-6),
@@ -112,6 +113,7 @@ def shared_out(tmp_path_factory):
     return root, base
 
 
+@pytest.mark.slow
 def test_processes_write_their_shares_and_merge(shared_out, capsys):
     root, base = shared_out
     out = root / "merged"
@@ -135,6 +137,7 @@ def test_processes_write_their_shares_and_merge(shared_out, capsys):
     assert not runner.partial_dir(out).exists()
 
 
+@pytest.mark.slow
 def test_merge_refuses_missing_shares(shared_out, capsys):
     root, base = shared_out
     out = root / "half"
