@@ -27,6 +27,24 @@ from lrbench.sweep import Optimizer, Schedule, Sweep
 
 PROG = "lrbench"
 
+# The library names its inputs by field (keyword argument or config field); these are the
+# fields that the command line sets through a flag of its own rather than ``--set``.
+FLAGS = {
+    "out": "--out",
+    "resume": "--resume",
+    "merge": "--merge",
+    "process_index": "--process-index",
+    "process_count": "--process-count",
+    "max_memory": "--max-memory",
+    "distributed": "--distributed",
+}
+
+
+def error_line(err: ConfigError) -> str:
+    """The one line a ``ConfigError`` prints at the command line: its field as the flag that
+    sets it (``max_memory`` -> ``--max-memory``), then what is allowed."""
+    return f"{PROG}: error: {FLAGS.get(err.field, err.field)}: {err.message}"
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line and exit code 2."""
@@ -260,7 +278,7 @@ def cmd_run(args) -> int:
         max_chunk = runner.max_chunk_for(sweep, max_memory)
         result = runner.run(
             sweep, out=out, quiet=args.quiet, max_chunk=max_chunk, resume=args.resume,
-            process=(index, count), merge=args.merge,
+            process_index=index, process_count=count, merge=args.merge,
         )  # fmt: skip
         if result.folder is None:
             print(
@@ -535,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except ConfigError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        print(error_line(err), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
