@@ -60,11 +60,19 @@ def train(
     Each static group goes through in chunks of one padded size (one compile per group). With a
     ``store``, a chunk whose runs it already holds is read back instead of trained, and each
     trained chunk is appended to it before the next one starts.
+
+    A float64 sweep trains with ``jax_enable_x64`` on inside this call only: the caller's
+    setting is what it was once ``train`` returns or raises.
     """
-    progress = progress or Progress(quiet=True)
+    # Scoped, not jax.config.update: a global flip would silently turn every later float32
+    # computation of the caller's process into float64 ones.
+    x64 = jax.enable_x64(True) if sweep.dtype == "float64" else contextlib.nullcontext()
+    with x64:
+        return _train(sweep, progress or Progress(quiet=True), max_chunk, runs, store)
+
+
+def _train(sweep: Sweep, progress: Progress, max_chunk: int, runs, store):
     runs = expand(sweep) if runs is None else runs
-    if sweep.dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
     done = store.load() if store is not None else {}
     parts: dict[str, History] = {}
     timing = {"compile_seconds": 0.0, "train_seconds": 0.0, "programs": 0}

@@ -43,10 +43,7 @@ def compile_counter():
 
 @pytest.fixture
 def x64():
-    """Runs a test with ``jax_enable_x64`` on, and restores the previous setting."""
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
+    """Runs a test with ``jax_enable_x64`` on, in JAX's scoped form (the previous setting is
+    back after the test)."""
+    with jax.enable_x64(True):
         yield
-    finally:
-        jax.config.update("jax_enable_x64", previous)
