@@ -2,7 +2,7 @@
 
   lrbench run [EXPERIMENT] [--set key=value ...] [--seeds N] [--out DIR] [--quiet]
               [--max-memory SIZE] [--resume] [--process-index I --process-count N | --distributed]
-              [--merge]
+              [--merge] [--compile-cache DIR|off]
   lrbench bench [--quick] [--sizes N,N,...] [--levers] [--out DIR] [--quiet]
   lrbench list
 
@@ -37,6 +37,7 @@ FLAGS = {
     "process_count": "--process-count",
     "max_memory": "--max-memory",
     "distributed": "--distributed",
+    "compile_cache": "--compile-cache",
 }
 
 
@@ -248,9 +249,10 @@ def _process(args) -> tuple[int, int]:
 
 def cmd_run(args) -> int:
     import experiments
-    from lrbench import engine, report, runner
+    from lrbench import compile_cache, engine, report, runner
 
     engine.use_cpu_cores()
+    compile_cache.configure(args.compile_cache)  # before the first compile: JAX opens it once
     name = args.experiment or experiments.DEFAULT
     module = experiments.load(name)
     sweep = module.get_config()
@@ -329,9 +331,10 @@ _FIND_KEYS = {
 def cmd_lr_find(args) -> int:
     import json
 
-    from lrbench import lrfind, results
+    from lrbench import compile_cache, lrfind, results
     from lrbench.models import MLPConfig
 
+    compile_cache.configure(args.compile_cache)
     ds = data.load(args.dataset)
     rules.spec(args.optimizer)
     settings, hparams = {}, {}
@@ -412,8 +415,9 @@ def cmd_lr_find(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from lrbench import check, report
+    from lrbench import check, compile_cache, report
 
+    compile_cache.configure(args.compile_cache)
     table = check.run_checks(
         args.experiments or None, Path(args.expected), quiet=args.quiet, record_numbers=args.record
     )
@@ -458,6 +462,15 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _compile_cache_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compile-cache",
+        metavar="DIR|off",
+        help="folder of the persistent compilation cache, or off (default: "
+        "$LRBENCH_COMPILE_CACHE, else $XDG_CACHE_HOME/lrbench/jax or ~/.cache/lrbench/jax)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Learning-rate grids trained in one vmapped program.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -500,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train nothing: write <out> from every process's share in <out>.partial/",
     )
+    _compile_cache_option(run)
     run.set_defaults(func=cmd_run)
     find = sub.add_parser("lr-find", help="suggest a learning rate: range test and grid test")
     find.add_argument("--dataset", default="blobs")
@@ -514,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     find.add_argument("--out", metavar="DIR", help="default results/lr_find/<dataset>-<optimizer>")
     find.add_argument("--quiet", action="store_true")
+    _compile_cache_option(find)
     find.set_defaults(func=cmd_lr_find)
     chk = sub.add_parser("check", help="rerun experiments and compare with results/expected/")
     chk.add_argument(
@@ -525,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--record", action="store_true", help="rewrite the recorded numbers (regression tier) first"
     )
     chk.add_argument("--quiet", action="store_true")
+    _compile_cache_option(chk)
     chk.set_defaults(func=cmd_check)
     bn = sub.add_parser("bench", help="throughput of the engine against loop baselines")
     bn.add_argument(

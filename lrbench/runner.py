@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from lrbench import engine, report, results, spec
+from lrbench import compile_cache, engine, report, results, spec
 from lrbench.engine import History
 from lrbench.errors import ConfigError
 from lrbench.sweep import Sweep, expand
@@ -62,13 +62,22 @@ def train(
     trained chunk is appended to it before the next one starts.
 
     A float64 sweep trains with ``jax_enable_x64`` on inside this call only: the caller's
-    setting is what it was once ``train`` returns or raises.
+    setting is what it was once ``train`` returns or raises. Programs come from and go to the
+    persistent compilation cache (:mod:`lrbench.compile_cache`); the timing dict counts its
+    hits and misses.
     """
+    compile_cache.configure()
+    hits, misses = compile_cache.counts()
     # Scoped, not jax.config.update: a global flip would silently turn every later float32
     # computation of the caller's process into float64 ones.
     x64 = jax.enable_x64(True) if sweep.dtype == "float64" else contextlib.nullcontext()
     with x64:
-        return _train(sweep, progress or Progress(quiet=True), max_chunk, runs, store)
+        runs, history, timing = _train(
+            sweep, progress or Progress(quiet=True), max_chunk, runs, store
+        )
+    now_hits, now_misses = compile_cache.counts()
+    timing.update(compile_cache_hits=now_hits - hits, compile_cache_misses=now_misses - misses)
+    return runs, history, timing
 
 
 def _train(sweep: Sweep, progress: Progress, max_chunk: int, runs, store):

@@ -1,12 +1,34 @@
-"""Shared fixtures: a compilation counter built on JAX's own monitoring events."""
+"""Shared fixtures: a compilation counter built on JAX's own monitoring events; the session's
+own compilation cache folder."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import tempfile
 
 import jax
 import pytest
 from jax._src import dispatch, monitoring
+
+_COMPILE_CACHE = []  # the session's own compilation cache folder, removed at the end
+
+
+def pytest_configure(config):
+    """Points lrbench's persistent compilation cache at a folder of this test session's own
+    (in the environment, so subprocesses inherit it), never at the user's cache; a test that
+    needs another folder passes its own ``LRBENCH_COMPILE_CACHE`` or ``--compile-cache``."""
+    del config
+    folder = tempfile.mkdtemp(prefix="lrbench-test-jax-cache-")
+    _COMPILE_CACHE.append(folder)
+    os.environ["LRBENCH_COMPILE_CACHE"] = folder
+
+
+def pytest_unconfigure(config):
+    del config
+    for folder in _COMPILE_CACHE:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class CompileCounter:
