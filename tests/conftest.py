@@ -10,7 +10,6 @@ import tempfile
 
 import jax
 import pytest
-from jax._src import dispatch, monitoring
 
 _COMPILE_CACHE = []  # the session's own compilation cache folder, removed at the end
 
@@ -31,8 +30,13 @@ def pytest_unconfigure(config):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# The duration event JAX records for each program handed to the backend: one per jit cache
+# miss, whether XLA then compiles it or reads it from the persistent compilation cache.
+BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
 class CompileCounter:
-    """Counts XLA backend compilations (JAX's ``BACKEND_COMPILE_EVENT``) while active."""
+    """Counts the programs JAX hands to the backend (``BACKEND_COMPILE_EVENT``) while active."""
 
     def __init__(self):
         self.count = 0
@@ -40,7 +44,7 @@ class CompileCounter:
 
     def _listener(self, event, duration, **kwargs):
         del duration, kwargs
-        if self._active and event == dispatch.BACKEND_COMPILE_EVENT:
+        if self._active and event == BACKEND_COMPILE_EVENT:
             self.count += 1
 
     @contextlib.contextmanager
@@ -55,12 +59,13 @@ class CompileCounter:
 
 @pytest.fixture
 def compile_counter():
+    """A :class:`CompileCounter` listening to ``jax.monitoring`` for the test's duration."""
     counter = CompileCounter()
-    monitoring.register_event_duration_secs_listener(counter._listener)
+    jax.monitoring.register_event_duration_secs_listener(counter._listener)
     try:
         yield counter
     finally:
-        monitoring.unregister_event_duration_listener(counter._listener)
+        jax.monitoring.unregister_event_duration_listener(counter._listener)
 
 
 @pytest.fixture

@@ -148,3 +148,22 @@ def test_a_bad_environment_folder_names_the_variable(tmp_path, monkeypatch, caps
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lrbench: error: LRBENCH_COMPILE_CACHE: ")
+
+
+def test_the_compile_counter_sees_each_new_program_once(compile_counter):
+    import jax
+    import jax.numpy as jnp
+
+    def f(x, lr):
+        return x - lr * jnp.tanh(x)
+
+    step = jax.jit(f)
+    x, shorter, shortest = jnp.arange(5.0), jnp.arange(3.0), jnp.arange(2.0)
+    with compile_counter.counting():
+        step(x, 0.1).block_until_ready()
+        assert compile_counter.count == 1
+        step(x, 0.2).block_until_ready()  # a new value of a traced argument: same program
+        step(shorter, 0.1).block_until_ready()  # a new shape: a new program
+    assert compile_counter.count == 2
+    step(shortest, 0.1).block_until_ready()  # outside ``counting()``: not counted
+    assert compile_counter.count == 2
