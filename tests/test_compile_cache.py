@@ -167,3 +167,10 @@ def test_the_compile_counter_sees_each_new_program_once(compile_counter):
     assert compile_counter.count == 2
     step(shortest, 0.1).block_until_ready()  # outside ``counting()``: not counted
     assert compile_counter.count == 2
+
+
+@pytest.mark.parametrize("command", ["run", "check", "lr-find"])
+def test_the_commands_that_train_take_the_flag(command):
+    parser = cli.build_parser()
+    assert parser.parse_args([command, "--compile-cache", "off"]).compile_cache == "off"
+    assert parser.parse_args([command]).compile_cache is None  # then the environment decides
