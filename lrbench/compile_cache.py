@@ -28,7 +28,9 @@ ENV = "LRBENCH_COMPILE_CACHE"
 OFF = ("off", "0")
 
 # The events JAX records (jax/_src/compiler.py) for each compile that consults the
-# persistent cache, and for each one the cache served.
+# persistent cache, and for each one the cache served. Misses are their difference: JAX's own
+# "cache_misses" event is recorded only when the new entry is written, which it skips for a
+# program with host callbacks or on a process other than the first.
 REQUEST_EVENT = "/jax/compilation_cache/compile_requests_use_cache"
 HIT_EVENT = "/jax/compilation_cache/cache_hits"
 
