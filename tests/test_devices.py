@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from lrbench import cli, runner
+from lrbench.errors import ConfigError
 from lrbench.sweep import expand
 
 SWEEP = [
@@ -101,7 +102,7 @@ def test_shards_cover_the_runs_table_once():
         assert sorted(ids) == sorted(runs["run_id"])  # disjoint and complete
         sizes = [len(s) for s in shares]
         assert max(sizes) - min(sizes) <= 1  # balanced
-    with pytest.raises(Exception, match="--process-index"):
+    with pytest.raises(ConfigError, match="^process_index: "):
         runner.shard(runs, 3, 3)
 
 

@@ -127,8 +127,9 @@ def test_parse_memory(text, size):
 
 @pytest.mark.parametrize("text", ["", "GB", "2XB", "-1GB", "0", "0.0MB", "1e3", "nan"])
 def test_parse_memory_refuses(text):
-    with pytest.raises(ConfigError, match="--max-memory"):
+    with pytest.raises(ConfigError, match="^max_memory: ") as err:
         runner.parse_memory(text)
+    assert err.value.field == "max_memory"
 
 
 def test_bad_max_memory_is_one_line_exit_2(tmp_path, capsys):
