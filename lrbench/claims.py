@@ -234,6 +234,14 @@ def view(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def summary(title: str, meta: Mapping[str, Any]) -> str:
+    """What ``lrbench run`` prints: the experiment's tables (``meta["tables"]``) and its claims
+    (``meta["claims"]``) with their count."""
+    out = [f"\n{title}\n", *(report.to_markdown(t) for t in meta.get("tables", {}).values())]
+    table = meta["claims"]
+    return "\n".join([*out, f"claims: {count(table)}\n", report.to_markdown(view(table))])
+
+
 def write(
     folder: Path, table: pd.DataFrame, caption: str = "The claims and whether they held"
 ) -> None:
@@ -270,9 +278,11 @@ def _short(v) -> str:
     if isinstance(name, str) and hasattr(v, "hparams"):  # an Optimizer
         hp = ", ".join(f"{k}={_short(x)}" for k, x in v.hparams.items())
         return f"{name}({hp})" if hp else name
-    if isinstance(name, str) and hasattr(v, "params"):  # a Schedule
+    if isinstance(getattr(v, "kind", None), str) and hasattr(v, "params"):  # a Schedule
         hp = ", ".join(f"{k}={_short(x)}" for k, x in v.params.items())
         return f"{v.kind}({hp})" if hp else v.kind
+    if isinstance(v, tuple):  # a grid of one parameter
+        return "/".join(_short(x) for x in v)
     if isinstance(name, str):
         return name
     return str(v)

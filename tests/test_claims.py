@@ -104,3 +104,19 @@ def test_regression_tier(tmp_path):
     assert other["ok"].all() and other["note"].iloc[0].startswith("skipped: recorded on jaxlib")
     assert "this is jaxlib=0.0.1" in other["note"].iloc[0]
     assert "train_seconds" not in recorded["tables"]["runs.csv"]["columns"]  # timings ignored
+
+
+def test_setting_and_summary_name_schedules_and_grids():
+    from lrbench.sweep import Optimizer, Schedule, Sweep
+
+    sweep = Sweep(
+        lrs=(0.1, 0.01), optimizers=(Optimizer("momentum", {"momentum": 0.9}),),
+        schedules=(Schedule("step", {"step_size": (5.0, 10.0), "gamma": 0.5}),),
+    )  # fmt: skip
+    shown = claims.setting(sweep)["value"]
+    assert shown["schedules"] == "step(step_size=5/10, gamma=0.5)"
+    assert shown["optimizers"] == "momentum(momentum=0.9)" and shown["lrs"] == "0.1, 0.01"
+    c = Claim("c", "q", "x", lambda t: 0.5, "<", 1.0)
+    meta = {"tables": {"runs": TABLES["runs"]}, "claims": claims.evaluate((c,), TABLES)}
+    text = claims.summary("title", meta)
+    assert "claims: 1 of 1 held" in text and "| 0.1 | 1 | 0.9 |" in text
