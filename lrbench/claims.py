@@ -59,6 +59,20 @@ def over_seeds(values, detail: str = "") -> Measured:
     return Measured(float(v.mean()), float(v.min()), float(v.max()), detail)
 
 
+def difference(a, b, detail: str = "") -> Measured:
+    """``mean(a) - mean(b)`` of two independent samples with ``± 2`` standard errors (Welch)
+    as its interval; no interval when a side has fewer than two finite values."""
+    a, b = (np.asarray(x, np.float64) for x in (a, b))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if not (len(a) and len(b)):
+        return Measured(math.nan, detail=detail)
+    diff = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return Measured(diff, detail=detail)
+    se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    return Measured(diff, diff - 2 * se, diff + 2 * se, detail)
+
+
 @dataclasses.dataclass(frozen=True)
 class Select:
     """A column selection: ``aggregate`` of ``table[column]`` over the rows whose columns
@@ -100,6 +114,10 @@ class Claim:
     - ``between``: ``threshold[0] <= value <= threshold[1]``;
     - ``within``: ``|value - threshold| <= tolerance``.
 
+    With ``whole_interval`` the comparison must hold at both ends of the measured interval
+    (``low``, ``high``), not only at the value: a difference "beyond noise". Such a claim
+    without an interval (too few seeds) is not measured.
+
     Args:
       id: a short snake_case name, stable across runs (the row of the claims table).
       quote: what the article says, in its words where it has them.
@@ -110,6 +128,7 @@ class Claim:
       tolerance: the half-width for ``within``.
       article: the source; the experiment's ``ARTICLE`` when empty.
       expected: the verdict this suite found (``yes`` or ``no``), checked by ``lrbench check``.
+      whole_interval: the comparison must hold for the whole interval, not only the value.
     """
 
     id: str
@@ -121,6 +140,7 @@ class Claim:
     tolerance: float = 0.0
     article: str = ""
     expected: str = YES
+    whole_interval: bool = False
 
     def __post_init__(self):
         if self.comparison not in COMPARISONS:
@@ -153,13 +173,25 @@ class Claim:
             }[self.comparison]()
         )
 
+    def verdict(self, m: Measured) -> str:
+        """``yes``, ``no`` or ``not measured`` for the measured ``m``."""
+        if not math.isfinite(m.value):
+            return NOT_MEASURED
+        if not self.whole_interval:
+            return YES if self.holds(m.value) else NO
+        if not (math.isfinite(m.low) and math.isfinite(m.high)):
+            return NOT_MEASURED
+        return YES if self.holds(m.low) and self.holds(m.high) else NO
+
     @property
     def threshold_text(self) -> str:
         if self.comparison == "between":
-            return f"{self.threshold[0]:.4g} … {self.threshold[1]:.4g}"
-        if self.comparison == "within":
-            return f"{self.threshold:.4g} ± {self.tolerance:.4g}"
-        return f"{self.threshold:.4g}"
+            text = f"{self.threshold[0]:.4g} … {self.threshold[1]:.4g}"
+        elif self.comparison == "within":
+            text = f"{self.threshold:.4g} ± {self.tolerance:.4g}"
+        else:
+            text = f"{self.threshold:.4g}"
+        return text + (" (whole interval)" if self.whole_interval else "")
 
 
 def _measured(raw: Any) -> Measured:
@@ -183,7 +215,6 @@ def evaluate(claims: tuple[Claim, ...], tables: Tables, article: str = "") -> pd
         except KeyError:
             m = Measured(math.nan)
         value = float(m.value)
-        measured = math.isfinite(value)
         rows.append(
             {
                 "claim": c.id,
@@ -195,7 +226,7 @@ def evaluate(claims: tuple[Claim, ...], tables: Tables, article: str = "") -> pd
                 "high": float(m.high),
                 "comparison": c.comparison,
                 "threshold": c.threshold_text,
-                "held": (YES if c.holds(value) else NO) if measured else NOT_MEASURED,
+                "held": c.verdict(m),
                 "detail": m.detail,
             }
         )

@@ -120,3 +120,23 @@ def test_setting_and_summary_name_schedules_and_grids():
     meta = {"tables": {"runs": TABLES["runs"]}, "claims": claims.evaluate((c,), TABLES)}
     text = claims.summary("title", meta)
     assert "claims: 1 of 1 held" in text and "| 0.1 | 1 | 0.9 |" in text
+
+
+def test_whole_interval_claims_need_the_difference_beyond_noise():
+    a, b = [1.0, 1.1, 0.9], [0.0, 0.1, -0.1]  # means 1 and 0; each sample's variance 0.01
+    d = claims.difference(a, b, "a vs b")
+    se = math.sqrt(0.01 / 3 + 0.01 / 3)
+    assert (d.value, d.low, d.high) == (pytest.approx(1.0), pytest.approx(1 - 2 * se),
+                                        pytest.approx(1 + 2 * se))  # fmt: skip
+    beyond = Claim("b", "q", "x", lambda t: d, ">", 0.0, whole_interval=True)
+    close = Claim("c", "q", "x", lambda t: claims.difference(a, [x + 0.01 for x in a]), "<", 0.0,
+                  whole_interval=True)  # fmt: skip
+    lone = Claim("l", "q", "x", lambda t: claims.difference(a[:1], b), ">", 0.0,
+                 whole_interval=True)  # fmt: skip
+    plain = Claim("p", "q", "x", lambda t: claims.difference(a, [x + 0.01 for x in a]), "<", 0.0)
+    table = claims.evaluate((beyond, close, lone, plain), TABLES)
+    # the value of "close" has the claimed sign, its interval does not: no; "plain" reads the
+    # value only: yes; one seed on a side has no interval: not measured
+    assert list(table["held"]) == ["yes", "no", "not measured", "yes"]
+    assert table.loc["b", "threshold"] == "0 (whole interval)"
+    assert table.loc["l", "value"] == pytest.approx(1.0) and math.isnan(table.loc["l", "low"])
