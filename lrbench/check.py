@@ -134,7 +134,8 @@ def _row(name, tier, check, ok, value=math.nan, expected=None, note="", **bounds
 
 
 def claim_verdicts(name: str, module, folder: Path) -> pd.DataFrame:
-    """Each declared claim's verdict in the rerun (``claims.csv``) against the declared one."""
+    """Each declared claim's verdict in the rerun (``claims.csv``) against the declared one
+    (``expected_ci`` where given, when the rerun is the experiment's CI variant)."""
     path = folder / "claims.csv"
     found = pd.read_csv(path, index_col=0)["held"].to_dict() if path.is_file() else {}
     from lrbench.claims import Claim
@@ -142,10 +143,11 @@ def claim_verdicts(name: str, module, folder: Path) -> pd.DataFrame:
     rows = []
     # Only declarations of lrbench.claims: an experiment's older own ``CLAIMS`` table (tuples
     # that its module evaluates itself) is checked through results/expected/ instead.
+    ci = hasattr(module, "ci_config")  # what rerun() trains
     for c in (c for c in getattr(module, "CLAIMS", ()) if isinstance(c, Claim)):
-        got = found.get(c.id, "missing")
+        got, want = found.get(c.id, "missing"), (c.expected_ci if ci else "") or c.expected
         rows.append(
-            _row(name, "scientific", f"claim {c.id}: held = {c.expected}", got == c.expected,
+            _row(name, "scientific", f"claim {c.id}: held = {want}", got == want,
                  note=f"held: {got}")
         )  # fmt: skip
     return pd.DataFrame(rows)

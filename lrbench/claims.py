@@ -129,6 +129,9 @@ class Claim:
       article: the source; the experiment's ``ARTICLE`` when empty.
       expected: the verdict this suite found (``yes`` or ``no``), checked by ``lrbench check``.
       whole_interval: the comparison must hold for the whole interval, not only the value.
+      expected_ci: the verdict of the experiment's CI-sized variant (``ci_config``), which
+        ``lrbench check`` reruns, where it differs from ``expected``: fewer seeds widen an
+        interval, shorter runs move a number. Empty: the same as ``expected``.
     """
 
     id: str
@@ -141,6 +144,7 @@ class Claim:
     article: str = ""
     expected: str = YES
     whole_interval: bool = False
+    expected_ci: str = ""
 
     def __post_init__(self):
         if self.comparison not in COMPARISONS:
@@ -158,6 +162,10 @@ class Claim:
             )
         if self.expected not in (YES, NO):
             raise ConfigError("expected", f"claim {self.id!r}: expected must be 'yes' or 'no'")
+        if self.expected_ci not in (YES, NO, ""):
+            raise ConfigError(
+                "expected_ci", f"claim {self.id!r}: expected_ci must be 'yes' or 'no'"
+            )
 
     def holds(self, value: float) -> bool:
         """``value comparison threshold`` (False for NaN)."""
