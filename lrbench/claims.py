@@ -8,8 +8,10 @@ each on the experiment's tidy tables and returns the claims table (one row per c
 ``held`` speaks one vocabulary: ``yes``, ``no``, or ``not measured`` (the run lacks what the
 claim needs, e.g. a learning rate the sweep was told to skip). ``low``/``high`` bound the
 value where the measure knows how (over seeds, or ± 2 standard errors). A claim also says
-which verdict this suite found (``expected``, ``yes`` unless it did not hold), and
-``lrbench check`` compares the rerun's verdict with it: the verdicts live here, once.
+which verdict this suite found (``expected``, ``yes`` unless it did not hold; ``expected_ci``
+where the CI-sized variant finds another), and ``lrbench check`` compares the rerun's verdict
+with it: the verdicts live here, once. A claim with ``whole_interval`` holds only when its
+whole interval satisfies the comparison (a difference beyond noise, :func:`difference`).
 
 :func:`readme` writes an experiment's README from one template: title, the article and what
 it says, the setting read from the config, the claims table, the other tables, the figures,
