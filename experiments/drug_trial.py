@@ -167,33 +167,7 @@ def lr_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
-# Figure, run, summary
-
-
-def loss_figure(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> None:
-    """Training loss and test accuracy per epoch, mean over seeds with a min–max band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    merged = curves.drop(columns="lr").merge(runs[["run_id", "lr"]], on="run_id")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
-    for lr, group in sorted(merged.groupby("lr"), key=lambda kv: -kv[0]):
-        for ax, metric in zip(axes, ("train_loss", "test_acc"), strict=True):
-            by_epoch = group.groupby("epoch")[metric]
-            mean = by_epoch.mean()
-            line = ax.plot(mean.index, mean.to_numpy(), label=f"lr {lr:g}")[0]
-            ax.fill_between(
-                mean.index, by_epoch.min(), by_epoch.max(), color=line.get_color(), alpha=0.2
-            )
-    axes[0].set(xlabel="epoch", ylabel="training loss (with L2)", yscale="log", title="loss")
-    axes[1].set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
-    axes[1].axhline(0.952, color="gray", ls=":", lw=1)
-    axes[1].legend(title="Adam", fontsize=8)
-    fig.suptitle("deeplizard drug trial: Dense(16) → Dense(32, L2 0.01) → Dense(2, sigmoid)")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+# Run, summary
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
@@ -215,13 +189,14 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
 
     def write(folder: Path) -> None:
         runner.write(folder, sweep, result.runs, result.curves, result.meta)
-        loss_figure(result.runs, result.curves, folder / "loss_curves.png")
+        report.curves_figure(result.runs, result.curves, folder / "loss_curves.png",
+                             "train_loss", "log")  # fmt: skip
         claims.write_report(
             folder, claims=claim_table, tables=tables, name=NAME, title=TITLE, article=ARTICLE,
             says=__doc__.split("\n", 1)[1], meta=result.meta, setting=claims.setting(sweep),
             notes=notes, figures={
-                "loss_curves.png": "training loss and test accuracy per epoch (mean, "
-                "min–max band over seeds)",
+                "loss_curves.png": "training loss (with L2) per epoch, one line per learning "
+                "rate (seed mean)",
                 "curves.png": "test accuracy per epoch, one line per learning rate",
             },
         )  # fmt: skip

@@ -139,9 +139,14 @@ def write_table(folder: Path, stem: str, table: pd.DataFrame, caption: str = "")
 
 
 def curves_figure(
-    runs: pd.DataFrame, curves: pd.DataFrame, path: Path, metric: str = "test_acc"
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    path: Path,
+    metric: str = "test_acc",
+    yscale: str = "linear",
 ) -> None:
-    """One panel per combination of the varying axes; one line per learning rate (seed mean)."""
+    """One panel per combination of the varying axes; one line per learning rate (seed mean);
+    ``yscale="log"`` for a loss."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,6 +175,7 @@ def curves_figure(
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric.replace("_", " "))
+        ax.set_yscale(yscale)
         ax.grid(alpha=0.3)
     for ax in list(grid.flat)[len(panels) :]:
         ax.axis("off")
