@@ -126,37 +126,24 @@ def sensitivity(runs: pd.DataFrame) -> pd.DataFrame:
 
 def paper_table(table: pd.DataFrame) -> pd.DataFrame:
     """The sensitivity table formatted for a paper (one row per optimizer)."""
-    fmt = lambda v: f"{v:.2g}"  # noqa: E731
-    out = pd.DataFrame(
+    t = table.set_index("optimizer")
+
+    def f(column: str, spec: str = ".2g") -> pd.Series:
+        return t[column].map(lambda v: format(v, spec))
+
+    return pd.DataFrame(
         {
-            "best lr": [fmt(v) for v in table["best_lr"]],
-            "test acc (mean ± std)": [
-                f"{m:.3f} ± {s:.3f}"
-                for m, s in zip(table["score_mean"], table["score_std"], strict=True)
-            ],
-            "train loss final / min": [
-                f"{a:.3g} / {b:.3g}"
-                for a, b in zip(table["final_train_loss"], table["min_train_loss"], strict=True)
-            ],
-            "per-seed best lr min / median / max": [
-                f"{fmt(a)} / {fmt(b)} / {fmt(c)}"
-                for a, b, c in zip(
-                    table["seed_best_lr_min"],
-                    table["seed_best_lr_median"],
-                    table["seed_best_lr_max"],
-                    strict=True,
-                )
-            ],
-            "spread (decades)": [f"{v:.1f}" for v in table["seed_spread_decades"]],
-            f"good region (within {WITHIN:.0%})": [
-                f"{fmt(a)} … {fmt(b)}"
-                for a, b in zip(table["good_lo_lr"], table["good_hi_lr"], strict=True)
-            ],
-            "width (decades)": [f"{v:.1f}" for v in table["good_width_decades"]],
-        },
-        index=pd.Index(table["optimizer"], name="optimizer"),
-    )
-    return out
+            "best lr": f("best_lr"),
+            "test acc (mean ± std)": f("score_mean", ".3f") + " ± " + f("score_std", ".3f"),
+            "train loss final / min": f("final_train_loss", ".3g") + " / "
+            + f("min_train_loss", ".3g"),
+            "per-seed best lr min / median / max": f("seed_best_lr_min") + " / "
+            + f("seed_best_lr_median") + " / " + f("seed_best_lr_max"),
+            "spread (decades)": f("seed_spread_decades", ".1f"),
+            f"good region (within {WITHIN:.0%})": f("good_lo_lr") + " … " + f("good_hi_lr"),
+            "width (decades)": f("good_width_decades", ".1f"),
+        }
+    )  # fmt: skip
 
 
 def _means(t) -> pd.Series:
