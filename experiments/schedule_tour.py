@@ -254,11 +254,7 @@ def paper_table(numbers: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
 
     def cell(row, m):
         mean, std, n = row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"]
-        if not np.isfinite(mean):
-            return "—"
-        d = digits.get(m, 3)
-        text = f"{mean:.{d}f} ± {0.0 if not np.isfinite(std) else std:.{d}f}"
-        return text if n == n_seeds else f"{text} (n={n})"
+        return report.mean_std(mean, std, digits.get(m, 3), n, n_seeds)
 
     table = pd.DataFrame(
         {

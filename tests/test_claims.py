@@ -140,3 +140,13 @@ def test_whole_interval_claims_need_the_difference_beyond_noise():
     assert list(table["held"]) == ["yes", "no", "not measured", "yes"]
     assert table.loc["b", "threshold"] == "0 (whole interval)"
     assert table.loc["l", "value"] == pytest.approx(1.0) and math.isnan(table.loc["l", "low"])
+
+
+def test_mean_std_cells():
+    from lrbench import report
+
+    assert report.mean_std(0.95123, 0.0042) == "0.951 ± 0.004"
+    assert report.mean_std(0.9, math.nan) == "0.900 ± 0.000"  # one seed: no spread
+    assert report.mean_std(math.nan, 0.1) == "—"
+    assert report.mean_std(2.5, 0.5, 1, n=2, of=3) == "2.5 ± 0.5 (n=2)"
+    assert report.mean_std(2.5, 0.5, 1, n=3, of=3) == "2.5 ± 0.5"
