@@ -6,10 +6,21 @@ cluster_std 2, random_state 2), 500 train / 500 test, Dense(50, relu, he_uniform
 Dense(3, softmax), categorical cross-entropy, 200 epochs, batch 32, SGD with
 lr in {1, 1e-1, ..., 1e-7}. The tutorial reports that lr 1.0 oscillates, 1e-6 and 1e-7 learn
 nothing, and 1e-1 ... 1e-3 learn, more slowly as the rate falls.
+
+The experiment runs through the generic runner (so it resumes, shards and merges); its
+claims are read off the ``runs`` table, by ``lrbench check`` on the rerun's folder.
 """
 
+import numpy as np
+
+from lrbench.claims import Claim, over_seeds
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep
+
+ARTICLE = (
+    'Machine Learning Mastery, "Understanding the Impact of Learning Rate on Neural Network '
+    'Performance"'
+)
 
 
 def get_config() -> Sweep:
@@ -24,3 +35,25 @@ def get_config() -> Sweep:
         optimizers=(Optimizer("sgd"),),
         seeds=(0, 1, 2, 3, 4),
     )
+
+
+def _at(t, lr: float, column: str):
+    runs = t["runs"]
+    return runs[np.isclose(runs["lr"], lr)].set_index("seed")[column]
+
+
+CLAIMS = (
+    Claim("lr_1_oscillates", "[at lr 1.0] the performance oscillates [paraphrase]",
+          "share of seeds at lr 1 whose status is oscillating",
+          lambda t: float((_at(t, 1.0, "status") == "oscillating").mean()), ">", 0.5),
+    Claim("lr_1_ends_low", "[at lr 1.0] the performance oscillates [paraphrase]",
+          "final test accuracy at lr 1 (interval: seeds)",
+          lambda t: over_seeds(_at(t, 1.0, "final_test_acc")), "<", 0.7),
+    Claim("tiny_lrs_learn_nothing", "[lr 1e-6 and 1e-7] learn nothing [paraphrase]",
+          "higher mean final test accuracy of lr 1e-6 and 1e-7 (3 classes: chance 1/3)",
+          lambda t: max(_at(t, lr, "final_test_acc").mean() for lr in (1e-6, 1e-7)), "<", 0.5),
+    Claim("slower_as_lr_falls", "[1e-1 … 1e-3] learn, more slowly as the rate falls "
+          "[paraphrase]", "final test accuracy at lr 1e-3 minus at lr 1e-2 (paired by seed)",
+          lambda t: over_seeds(_at(t, 1e-3, "final_test_acc") - _at(t, 1e-2, "final_test_acc")),
+          "<", 0.0),
+)  # fmt: skip

@@ -14,23 +14,26 @@ Measures per learning rate (mean ± std over seeds): final test accuracy, final 
 (with the L2 term, as Keras reports it), epochs to 90% test accuracy, and ``loss_rises``: the
 share of epochs (after the first) whose training loss is above the previous epoch's, the
 suite's measure of overshooting. The best any classifier can reach is about 95.2% (5% of each
-age group is atypical).
+age group is atypical). Comparisons between two learning rates are paired by seed (same
+initial weights and minibatch order); their interval is the range over seeds.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lrbench import diagnose, report, runner
+from lrbench import claims, diagnose, report, runner
+from lrbench.claims import Claim, over_seeds
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep
 
 NAME = "drug_trial"
+TITLE = "deeplizard's learning-rate range on its own model (seed 002)"
+ARTICLE = 'deeplizard, "Learning Rate in a Neural Network explained" (2017)'
 MODEL = MLPConfig(
     hidden=(16, 32), activation="relu", kernel_init="glorot_uniform", output="sigmoid",
     kernel_l2=(0.0, 0.01, 0.0),
@@ -61,164 +64,148 @@ def ci_config() -> Sweep:
     return dataclasses.replace(get_config(), seeds=(0, 1, 2))
 
 
+# ---------------------------------------------------------------------------------------------
+# Measured quantities
+
+
 def loss_rises(train_loss: np.ndarray) -> float:
     """Share of epochs (after the first) whose training loss is above the previous one's."""
     finite = train_loss[np.isfinite(train_loss)]
     return float(np.mean(np.diff(finite) > 0)) if len(finite) > 1 else float("nan")
 
 
-def lr_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+def per_seed(runs: pd.DataFrame, lr: float, column: str) -> pd.Series:
+    """``column`` of the runs at ``lr``, indexed by seed."""
+    return runs[np.isclose(runs["lr"], lr)].set_index("seed")[column]
+
+
+def in_range(runs: pd.DataFrame) -> pd.DataFrame:
+    lo, hi = ARTICLE_RANGE
+    return runs[(runs["lr"] >= lo * (1 - 1e-9)) & (runs["lr"] <= hi * (1 + 1e-9))]
+
+
+def worst_in_range(t) -> claims.Measured:
+    """The lowest mean final test accuracy of the learning rates in the article's range."""
+    means = in_range(t["runs"]).groupby("lr")["final_test_acc"].mean()
+    lr = means.idxmin()
+    return over_seeds(per_seed(t["runs"], lr, "final_test_acc"), f"at lr {lr:g}")
+
+
+def above_range(column: str, pick: str):
+    """Per seed: ``column`` at the high end minus at the in-range lr whose mean is the
+    ``pick`` (max or min) of the range."""
+
+    def measure(t) -> claims.Measured:
+        runs = t["runs"]
+        lr = getattr(in_range(runs).groupby("lr")[column].mean(), f"idx{pick}")()
+        diff = per_seed(runs, HIGH, column) - per_seed(runs, lr, column)
+        return over_seeds(diff, f"lr {HIGH:g} minus lr {lr:g}")
+
+    return measure
+
+
+def low_end_reached(t) -> float:
+    """Share of seeds at the low end that reach the target test accuracy."""
+    return float(per_seed(t["runs"], LOW, "epochs_to_target").notna().mean())
+
+
+def low_end_loss_ratio(t) -> claims.Measured:
+    """Per seed: final training loss at the low end over that at the range's best lr."""
+    runs = t["runs"]
+    best = in_range(runs).groupby("lr")["final_train_loss"].mean().idxmin()
+    ratio = per_seed(runs, LOW, "final_train_loss") / per_seed(runs, best, "final_train_loss")
+    return over_seeds(ratio, f"lr {LOW:g} over lr {best:g}")
+
+
+RANGE = "This learning rate is a small number usually ranging between 0.01 and 0.0001"
+CLAIMS = (
+    Claim("range_works", RANGE,
+          "lowest mean final test accuracy of the lrs 1e-4, 1e-3, 1e-2 (interval: seeds)",
+          worst_in_range, ">=", GOOD_ACC),
+    Claim("article_setting_learns",
+          "we're specifying 0.0001 as the learning rate [Adam, on this model]",
+          "final test accuracy at lr 1e-4", lambda t: over_seeds(per_seed(
+              t["runs"], 1e-4, "final_test_acc")), ">=", GOOD_ACC),
+    Claim("high_end_loss_rises",
+          "When setting the learning rate to a number on the higher side of this range, we risk "
+          "the possibility of overshooting",
+          "share of rising-loss epochs at lr 0.1 minus at the range's most rising lr",
+          above_range("loss_rises", "max"), ">", 0.0),
+    Claim("high_end_ends_higher",
+          "we take a step that's too large in the direction of the minimized loss function and "
+          "shoot past this minimum and miss it",
+          "final training loss at lr 0.1 minus at the range's lowest-loss lr",
+          above_range("final_train_loss", "min"), ">", 0.0),
+    Claim("low_end_below_target",
+          "since our steps will be really small, it will take us a lot longer to reach the point "
+          "of minimized loss",
+          f"share of seeds at lr 1e-5 reaching {TARGET:.0%} test accuracy in 30 epochs",
+          low_end_reached, "<", 0.5),
+    Claim("low_end_loss_high",
+          "it will take us a lot longer to reach the point of minimized loss",
+          "final training loss at lr 1e-5 over that at the range's lowest-loss lr",
+          low_end_loss_ratio, ">", 1.5),
+)  # fmt: skip
+
+
+def lr_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per learning rate: the measures of the module docstring over seeds."""
-    rises = curves.groupby("run_id")["train_loss"].apply(lambda s: loss_rises(s.to_numpy()))
-    runs = runs.assign(loss_rises=runs["run_id"].map(rises))
-    rows = []
-    for lr, group in runs.groupby("lr", sort=False):
-        reached = group["epochs_to_target"].dropna()
-        rows.append(
-            {
-                "lr": lr,
-                "test_acc_mean": group["final_test_acc"].mean(),
-                "test_acc_std": group["final_test_acc"].std(ddof=0),
-                "train_loss_mean": group["final_train_loss"].mean(),
-                "train_loss_std": group["final_train_loss"].std(ddof=0),
-                "epochs_to_90_median": reached.median() if len(reached) else np.nan,
-                "reached_90": f"{len(reached)}/{len(group)}",
-                "loss_rises_mean": group["loss_rises"].mean(),
-                "status": group["status"].mode().iloc[0],
-            }
-        )
-    return pd.DataFrame(rows).sort_values("lr", ascending=False).set_index("lr")
+    by = runs.groupby("lr", sort=False)
+    table = pd.DataFrame(
+        {
+            "test_acc_mean": by["final_test_acc"].mean(),
+            "test_acc_std": by["final_test_acc"].std(ddof=0),
+            "train_loss_mean": by["final_train_loss"].mean(),
+            "train_loss_std": by["final_train_loss"].std(ddof=0),
+            "epochs_to_90_median": by["epochs_to_target"].median(),
+            "reached_90": by["epochs_to_target"].agg(lambda s: f"{s.notna().sum()}/{len(s)}"),
+            "loss_rises_mean": by["loss_rises"].mean(),
+            "status": by["status"].agg(lambda s: s.mode().iloc[0]),
+        }
+    )
+    return table.sort_index(ascending=False)
 
 
-def claims_table(table: pd.DataFrame, epochs: int) -> pd.DataFrame:
-    t = table
-    inside = t.loc[[lr for lr in t.index if ARTICLE_RANGE[0] <= lr <= ARTICLE_RANGE[1]]]
-    best_inside = inside["train_loss_mean"].min()
-    high, low = t.loc[HIGH], t.loc[LOW]
-    reached_low, seeds = (int(v) for v in low["reached_90"].split("/"))
-    article = t.loc[1e-4]
-    rows = [
-        (
-            "range_works",
-            f"every lr in the article's range 0.0001–0.01 reaches {GOOD_ACC:.0%} test accuracy",
-            ", ".join(f"{lr:g}: {a:.3f}" for lr, a in inside["test_acc_mean"].items()),
-            bool((inside["test_acc_mean"] >= GOOD_ACC).all()),
-        ),
-        (
-            "article_setting_learns",
-            f"the article's own setting (Adam, lr 0.0001) learns the task (≥ {GOOD_ACC:.0%})",
-            f"{article['test_acc_mean']:.3f} ± {article['test_acc_std']:.3f}",
-            bool(article["test_acc_mean"] >= GOOD_ACC),
-        ),
-        (
-            "high_end_overshoots",
-            f"high end (lr {HIGH:g}) overshoots: training loss rises more often and ends "
-            "higher than the best lr of the range",
-            f"loss rises {high['loss_rises_mean']:.2f} vs ≤ {inside['loss_rises_mean'].max():.2f}; "
-            f"final loss {high['train_loss_mean']:.3f} vs {best_inside:.3f}",
-            bool(
-                high["loss_rises_mean"] > inside["loss_rises_mean"].max()
-                and high["train_loss_mean"] > best_inside
-            ),
-        ),
-        (
-            "low_end_crawls",
-            f"low end (lr {LOW:g}) learns slowly: most seeds below {TARGET:.0%} test accuracy "
-            f"after {epochs} epochs, final loss over 1.5× the range's best",
-            f"{low['reached_90']} seeds reached {TARGET:.0%}; final loss "
-            f"{low['train_loss_mean']:.3f} vs {best_inside:.3f}",
-            bool(2 * reached_low < seeds and low["train_loss_mean"] > 1.5 * best_inside),
-        ),
-    ]
-    return pd.DataFrame(rows, columns=["claim", "text", "value", "held"]).set_index("claim")
-
-
-def loss_figure(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> None:
-    """Training loss and test accuracy per epoch, mean over seeds with a min–max band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    merged = curves.drop(columns="lr").merge(runs[["run_id", "lr"]], on="run_id")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
-    for lr, group in sorted(merged.groupby("lr"), key=lambda kv: -kv[0]):
-        for ax, metric in zip(axes, ("train_loss", "test_acc"), strict=True):
-            by_epoch = group.groupby("epoch")[metric]
-            mean = by_epoch.mean()
-            line = ax.plot(mean.index, mean.to_numpy(), label=f"lr {lr:g}")[0]
-            ax.fill_between(
-                mean.index, by_epoch.min(), by_epoch.max(), color=line.get_color(), alpha=0.2
-            )
-    axes[0].set(xlabel="epoch", ylabel="training loss (with L2)", yscale="log", title="loss")
-    axes[1].set(xlabel="epoch", ylabel="test accuracy", title="test accuracy")
-    axes[1].axhline(0.952, color="gray", ls=":", lw=1)
-    axes[1].legend(title="Adam", fontsize=8)
-    fig.suptitle("deeplizard drug trial: Dense(16) → Dense(32, L2 0.01) → Dense(2, sigmoid)")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+# ---------------------------------------------------------------------------------------------
+# Run, summary
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
-    progress = runner.Progress(quiet)
-    start = time.perf_counter()
     result = runner.run(sweep, out=None, quiet=quiet)
-    table = lr_table(result.runs, result.curves)
-    tables = {"learning_rates": report.rounded(table), "claims": claims_table(table, sweep.epochs)}
-    meta = {**result.meta, "wall_seconds": round(time.perf_counter() - start, 3)}
+    rises = result.curves.groupby("run_id")["train_loss"].apply(lambda s: loss_rises(s.to_numpy()))
+    runs = result.runs.assign(loss_rises=result.runs["run_id"].map(rises))
+    claim_table = claims.evaluate(CLAIMS, {"runs": runs}, ARTICLE)
+    caption = (
+        f"Drug trial, Adam: final test accuracy, training loss, epochs to {TARGET:.0%} and share "
+        f"of rising-loss epochs, over {len(sweep.seeds)} seeds"
+    )
+    tables = {"learning_rates": (report.rounded(lr_table(runs)), caption)}
+    region = diagnose.good_region(runs, within=0.02).iloc[0]
+    notes = (
+        f"Learning rates within 2% of the best mean test accuracy (best: lr "
+        f"{region['best_lr']:g}, {region['best']:.3f}) span {region['width_decades']:.1f} "
+        f"decades ({region['lo_lr']:g} … {region['hi_lr']:g})."
+    )
 
     def write(folder: Path) -> None:
-        runner.write(folder, sweep, result.runs, result.curves, meta)
-        report.write_table(
-            folder, "learning_rates", tables["learning_rates"],
-            f"Drug trial, Adam: final test accuracy, training loss, epochs to {TARGET:.0%} and "
-            f"share of rising-loss epochs, over {len(sweep.seeds)} seeds",
+        runner.write(folder, sweep, result.runs, result.curves, result.meta)
+        report.curves_figure(result.runs, result.curves, folder / "loss_curves.png",
+                             "train_loss", "log")  # fmt: skip
+        claims.write_report(
+            folder, claims=claim_table, tables=tables, name=NAME, title=TITLE, article=ARTICLE,
+            says=__doc__.split("\n", 1)[1], meta=result.meta, setting=claims.setting(sweep),
+            notes=notes, figures={
+                "loss_curves.png": "training loss (with L2) per epoch, one line per learning "
+                "rate (seed mean)",
+                "curves.png": "test accuracy per epoch, one line per learning rate",
+            },
         )  # fmt: skip
-        report.write_table(
-            folder, "claims", tables["claims"], "deeplizard's claims and whether they held"
-        )
-        loss_figure(result.runs, result.curves, folder / "loss_curves.png")
-        (folder / "README.md").write_text(readme(tables, meta, sweep, result.runs))
 
-    return runner.finish(result.runs, result.curves, meta, out, write, progress, tables=tables)
+    return runner.finish(
+        result.runs, result.curves, result.meta, out, write, runner.Progress(quiet),
+        tables={name: table for name, (table, _) in tables.items()}, claims=claim_table,
+    )  # fmt: skip
 
 
 def summary(result: runner.Result) -> str:
-    tables = result.meta["tables"]
-    return "\n".join(
-        [
-            f"\n{NAME}: Adam on the drug trial\n",
-            report.to_markdown(tables["learning_rates"]),
-            report.to_markdown(tables["claims"]),
-        ]
-    )
-
-
-def readme(tables: dict[str, pd.DataFrame], meta: dict, sweep: Sweep, runs: pd.DataFrame) -> str:
-    claims = tables["claims"]
-    region = diagnose.good_region(runs, within=0.02).iloc[0]
-    return "\n".join(
-        [
-            "# drug_trial: deeplizard's learning-rate range on its own model (seed 002)",
-            "",
-            (__doc__ or "").strip(),
-            "",
-            f"{meta['n_runs']} runs ({len(sweep.lrs)} learning rates × {len(sweep.seeds)} seeds) "
-            f"in {meta['programs']} compiled program; {meta['train_seconds']:.1f} s training, "
-            f"{meta['compile_seconds']:.1f} s compiling on {meta['backend']}.",
-            "",
-            f"## The claims ({int(claims['held'].sum())} of {len(claims)} held; `claims`)",
-            "",
-            report.to_markdown(claims),
-            "## Per learning rate (`learning_rates`)",
-            "",
-            report.to_markdown(tables["learning_rates"]),
-            f"Learning rates within 2% of the best mean test accuracy (best: lr {region['best_lr']:g}, "
-            f"{region['best']:.3f}) span {region['width_decades']:.1f} decades "
-            f"({region['lo_lr']:g} … {region['hi_lr']:g}).",
-            "",
-            "`loss_curves.png`: training loss and test accuracy per epoch (mean, min–max band).",
-            "`runs.csv` / `curves.csv`: every run and epoch; `meta.json`: versions, device, config.",
-            "",
-        ]
-    )
+    return claims.summary(f"{NAME}: Adam on the drug trial", result.meta)

@@ -24,9 +24,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lrbench import diagnose, report, results, runner
+from lrbench import claims, diagnose, results, runner
+from lrbench.claims import NO, YES, Claim
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep
+
+NAME = "lr_sensitivity"
+TITLE = "the U-shaped learning-rate sensitivity curve (seed 004, DeepOBS protocol)"
+ARTICLE = 'Machine Learning Mastery, "Understanding the learning rate" (seed 004)'
 
 LRS = tuple(float(v) for v in np.logspace(-5, 2, 36))
 CI_LRS = tuple(float(v) for v in np.logspace(-5, 2, 12))
@@ -44,7 +49,7 @@ CURVE_EPOCHS = 5  # curves are kept at epoch 1, every 5th epoch and the last
 
 def get_config() -> Sweep:
     return Sweep(
-        experiment="lr_sensitivity",
+        experiment=NAME,
         description="DeepOBS-style lr sensitivity: 36 lrs 1e-5 ... 1e2 x SGD, momentum, "
         "RMSProp, Adam x 10 seeds, digits, 40 epochs",
         dataset="digits",
@@ -121,109 +126,122 @@ def sensitivity(runs: pd.DataFrame) -> pd.DataFrame:
 
 def paper_table(table: pd.DataFrame) -> pd.DataFrame:
     """The sensitivity table formatted for a paper (one row per optimizer)."""
-    fmt = lambda v: f"{v:.2g}"  # noqa: E731
-    out = pd.DataFrame(
-        {
-            "best lr": [fmt(v) for v in table["best_lr"]],
-            "test acc (mean ± std)": [
-                f"{m:.3f} ± {s:.3f}"
-                for m, s in zip(table["score_mean"], table["score_std"], strict=True)
-            ],
-            "train loss final / min": [
-                f"{a:.3g} / {b:.3g}"
-                for a, b in zip(table["final_train_loss"], table["min_train_loss"], strict=True)
-            ],
-            "per-seed best lr min / median / max": [
-                f"{fmt(a)} / {fmt(b)} / {fmt(c)}"
-                for a, b, c in zip(
-                    table["seed_best_lr_min"],
-                    table["seed_best_lr_median"],
-                    table["seed_best_lr_max"],
-                    strict=True,
-                )
-            ],
-            "spread (decades)": [f"{v:.1f}" for v in table["seed_spread_decades"]],
-            f"good region (within {WITHIN:.0%})": [
-                f"{fmt(a)} … {fmt(b)}"
-                for a, b in zip(table["good_lo_lr"], table["good_hi_lr"], strict=True)
-            ],
-            "width (decades)": [f"{v:.1f}" for v in table["good_width_decades"]],
-        },
-        index=pd.Index(table["optimizer"], name="optimizer"),
-    )
-    return out
-
-
-def claims(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """Seed 004's claims, each with its measured numbers and whether it held."""
-    lrs = np.sort(runs["lr"].unique())
-    lo, hi = lrs[0], lrs[-1]
-    mean = runs.groupby(["optimizer", "lr"])["score"].mean()
     t = table.set_index("optimizer")
-    rows = []
 
-    ends = {o: (mean[o][lo], t.loc[o, "score_mean"], mean[o][hi]) for o in t.index}
-    rows.append(
+    def f(column: str, spec: str = ".2g") -> pd.Series:
+        return t[column].map(lambda v: format(v, spec))
+
+    return pd.DataFrame(
         {
-            "claim": "U shape: the best lr scores well above both ends of the grid (by > 0.3)",
-            "measured": "; ".join(
-                f"{o}: {a:.2f} / {b:.2f} / {c:.2f}" for o, (a, b, c) in ends.items()
-            ),
-            "held": all(b - max(a, c) > 0.3 for a, b, c in ends.values()),
+            "best lr": f("best_lr"),
+            "test acc (mean ± std)": f("score_mean", ".3f") + " ± " + f("score_std", ".3f"),
+            "train loss final / min": f("final_train_loss", ".3g") + " / "
+            + f("min_train_loss", ".3g"),
+            "per-seed best lr min / median / max": f("seed_best_lr_min") + " / "
+            + f("seed_best_lr_median") + " / " + f("seed_best_lr_max"),
+            "spread (decades)": f("seed_spread_decades", ".1f"),
+            f"good region (within {WITHIN:.0%})": f("good_lo_lr") + " … " + f("good_hi_lr"),
+            "width (decades)": f("good_width_decades", ".1f"),
         }
-    )
+    )  # fmt: skip
 
-    top = runs[runs["lr"] >= lrs[-3]]  # the three largest rates
-    bad = top["status"].isin(["diverged", "oscillating"]).groupby(top["optimizer"]).mean()
-    rows.append(
-        {
-            "claim": "too large: the largest rates oscillate or diverge (share of runs at the 3 largest lrs)",
-            "measured": "; ".join(f"{o}: {bad[o]:.0%}" for o in t.index),
-            "held": bool((bad > 0.5).all()),
-        }
-    )
 
-    low = runs[runs["lr"] == lo]
-    ratio = (low["final_train_loss"] / low["initial_train_loss"]).groupby(low["optimizer"]).median()
-    acc = low.groupby("optimizer")["score"].mean()
-    rows.append(
-        {
-            "claim": f"too small: at lr {lo:g} training stalls (final/initial train loss > 0.5, acc < 0.5)",
-            "measured": "; ".join(
-                f"{o}: loss ratio {ratio[o]:.2f}, acc {acc[o]:.2f}" for o in t.index
-            ),
-            "held": bool(((ratio > 0.5) & (acc < 0.5)).all()),
-        }
-    )
+def _means(t) -> pd.Series:
+    """Mean score over seeds, indexed by (optimizer, lr)."""
+    return t["runs"].groupby(["optimizer", "lr"])["score"].mean()
 
-    sgd, mom = t.loc["sgd"], t.loc["momentum"]
-    shift = float(np.log10(sgd["best_lr"] / mom["best_lr"]))
-    widths = mom["good_width_decades"] - sgd["good_width_decades"]
-    rows.append(
-        {
-            "claim": "momentum does not make the lr easier to configure: its good region is no "
-            "wider than SGD's (+0.4 decades at most)",
-            "measured": f"widths sgd {sgd['good_width_decades']:.1f}, momentum "
-            f"{mom['good_width_decades']:.1f} decades; best lr {shift:.1f} decades lower",
-            "held": bool(widths <= 0.4 + 1e-9),
-        }
-    )
 
+def _worst(per_optimizer: pd.Series, pick: str, fmt: str = "{:.2f}") -> claims.Measured:
+    """The ``pick`` (min or max) over optimizers, each one's number as the detail."""
+    detail = "; ".join(f"{o} {fmt.format(v)}" for o, v in per_optimizer.items())
+    return claims.Measured(float(getattr(per_optimizer, pick)()), detail=detail)
+
+
+def u_margin(t) -> claims.Measured:
+    """Per optimizer: best mean score minus the higher of the grid's two ends; the smallest."""
+    mean = _means(t)
+    margin = {o: m.max() - max(m.iloc[0], m.iloc[-1]) for o, m in mean.groupby(level=0, sort=False)}
+    return _worst(pd.Series(margin), "min")
+
+
+def top_unstable(t) -> claims.Measured:
+    """Per optimizer: share of runs at the three largest lrs that oscillate or diverge."""
+    runs = t["runs"]
+    top = runs[runs["lr"] >= np.sort(runs["lr"].unique())[-3]]
+    bad = top["status"].isin(["diverged", "oscillating"]).groupby(top["optimizer"], sort=False)
+    return _worst(bad.mean(), "min", "{:.0%}")
+
+
+def _smallest(t) -> pd.DataFrame:
+    runs = t["runs"]
+    return runs[runs["lr"] == runs["lr"].min()]
+
+
+def small_loss_ratio(t) -> claims.Measured:
+    """Per optimizer at the smallest lr: median final over initial train loss."""
+    low = _smallest(t)
+    ratio = low["final_train_loss"] / low["initial_train_loss"]
+    return _worst(ratio.groupby(low["optimizer"], sort=False).median(), "min")
+
+
+def small_score(t) -> claims.Measured:
+    """Per optimizer at the smallest lr: mean score."""
+    low = _smallest(t)
+    return _worst(low.groupby("optimizer", sort=False)["score"].mean(), "max")
+
+
+def momentum_widening(t) -> claims.Measured:
+    """Momentum's good-region width minus SGD's, in decades."""
+    s = t["sensitivity"].set_index("optimizer")
+    sgd, mom = s.loc["sgd"], s.loc["momentum"]
+    shift = np.log10(sgd["best_lr"] / mom["best_lr"])
+    detail = (
+        f"sgd {sgd['good_width_decades']:.1f}, momentum {mom['good_width_decades']:.1f} "
+        f"decades; momentum's best lr {shift:.1f} decades lower"
+    )
+    return claims.Measured(mom["good_width_decades"] - sgd["good_width_decades"], detail=detail)
+
+
+def adaptive_margin(t) -> claims.Measured:
+    """The lower of RMSProp's and Adam's mean score at the grid lr nearest 1e-3 minus SGD's
+    best mean score outside its good region."""
+    mean, s = _means(t), t["sensitivity"].set_index("optimizer").loc["sgd"]
+    lrs = mean["sgd"].index.to_numpy()
     default = lrs[np.argmin(np.abs(np.log10(lrs / 1e-3)))]
-    outside = mean["sgd"][
-        (mean["sgd"].index < sgd["good_lo_lr"]) | (mean["sgd"].index > sgd["good_hi_lr"])
-    ]
+    sgd = mean["sgd"]
+    bad = sgd[(sgd.index < s["good_lo_lr"]) | (sgd.index > s["good_hi_lr"])].max()
     adaptive = {o: mean[o][default] for o in ("rmsprop", "adam")}
-    rows.append(
-        {
-            "claim": "an adaptive method (at its default lr 1e-3) outperforms SGD with a badly "
-            "configured lr (any lr outside SGD's good region)",
-            "measured": ", ".join(f"{o} {v:.3f}" for o, v in adaptive.items())
-            + f" vs SGD outside its good region at most {outside.max():.3f}",
-            "held": bool(min(adaptive.values()) > outside.max()),
-        }
-    )
-    return pd.DataFrame(rows)
+    detail = ", ".join(f"{o} {v:.3f}" for o, v in adaptive.items())
+    return claims.Measured(min(adaptive.values()) - bad, detail=f"{detail} vs SGD {bad:.3f}")
+
+
+# The CI grid is three times coarser (0.64 decades a step): its 3 largest rates reach further
+# out (5.3 … 100, all unstable), and a good region one grid step wider is 0.64 decades wider.
+CLAIMS = (
+    Claim("u_shape", "the results of such a sensitivity analysis often show a “U” shape",
+          "smallest over optimizers: best mean score minus the higher of the grid's two ends",
+          u_margin, ">", 0.3),
+    Claim("too_large_oscillates",
+          "a learning rate that is too large will result in weight updates that will be too "
+          "large and the performance of the model [...] will oscillate over training epochs",
+          "lowest over optimizers: share of runs at the 3 largest lrs that oscillate or diverge",
+          top_unstable, ">", 0.5, expected=NO, expected_ci=YES),
+    Claim("too_small_stalls",
+          "A learning rate that is too small may never converge or may get stuck on a "
+          "suboptimal solution", "lowest over optimizers: median final / initial train loss at "
+          "the smallest lr", small_loss_ratio, ">", 0.5),
+    Claim("too_small_does_not_learn",
+          "When the learning rate is too small, training is not only slower, but may become "
+          "permanently stuck with a high training error", "highest over optimizers: mean score "
+          "at the smallest lr", small_score, "<", 0.5),
+    Claim("momentum_no_easier", "Momentum does not make it easier to configure the learning rate",
+          "momentum's good-region width minus SGD's (decades)", momentum_widening, "<=", 0.4,
+          expected_ci=NO),
+    Claim("adaptive_beats_bad_lr",
+          "An adaptive learning rate method will generally outperform a model with a badly "
+          "configured learning rate", "lower of RMSProp's and Adam's mean score at lr ≈ 1e-3 "
+          "minus SGD's best outside its good region", adaptive_margin, ">", 0.0),
+)  # fmt: skip
 
 
 def divergence(runs: pd.DataFrame) -> pd.DataFrame:
@@ -319,71 +337,27 @@ def thin_curves(curves: pd.DataFrame, epochs: int) -> pd.DataFrame:
     return curves[keep].reset_index(drop=True)
 
 
-def summary(result: runner.Result) -> str:
-    return report.to_markdown(paper_table(result.meta["sensitivity"]))
+NOTES = f"""A run is diverged when its loss turned non-finite or ended above twice its initial
+value (`status`, rules in `lrbench.diagnose`); either way it scores chance. Runs of the second
+kind can keep a high test accuracy while their loss explodes (the logits grow but their
+argmax survives): the last column of `divergence` is what the score throws away. A final
+train loss of exactly 0 (`large_rates`) means every training example is classified with a
+huge logit margin: the weights grew large, but a ReLU network's argmax depends mostly on their
+direction, so the run can still classify; its loss then jumps between 0 and huge values from
+epoch to epoch (`oscillating`), or ends huge (`diverged`), depending on the last minibatch.
 
+The per-seed best lr is an argmax over noisy scores: on a flat top it can land anywhere in the
+good region, and at large rates (Adam, RMSProp) the runs are chaotic, so float32 last-digit
+differences between two processes change it (two identical full sweeps on a 2-core CPU: 66 of
+1,440 scores changed, all Adam at lr ≥ 0.06; Adam's per-seed spread read 1.4 and 2.4 decades;
+best lrs, mean ± std, good regions and claims unchanged). Read the good-region width, not the
+spread. The good region is the contiguous run of grid rates around the best whose mean score
+is within {WITHIN:.0%} (relative) of the best (`lrbench.diagnose.good_region`): a lower bound
+set by the grid spacing.
 
-def _readme(
-    sweep: Sweep, runs: pd.DataFrame, table: pd.DataFrame, claim_table: pd.DataFrame
-) -> str:
-    held = int(claim_table["held"].sum())
-    lines = [
-        "# lr_sensitivity: the U-shaped learning-rate sensitivity curve (seed 004, DeepOBS protocol)",
-        "",
-        f"{len(sweep.lrs)} learning rates log-spaced from {min(sweep.lrs):g} to {max(sweep.lrs):g} × "
-        f"SGD, momentum 0.9, RMSProp, Adam × {len(sweep.seeds)} seeds ({len(runs)} runs) on digits, "
-        f"MLP Dense({sweep.model.hidden[0]}, relu, he_uniform) → Dense(10), batch "
-        f"{sweep.batch_size}, {sweep.epochs} epochs, constant rate. Score: final test accuracy; a "
-        f"diverged run scores chance ({CHANCE:g}). Good region: the contiguous grid rates around the "
-        f"best whose mean score is within {WITHIN:.0%} (relative) of the best "
-        "(`lrbench.diagnose.good_region`); its width is a lower bound set by the grid spacing.",
-        "",
-        "Files: `runs.csv` (one row per run, with `score` and `min_train_loss`), `curves.csv` "
-        f"(epoch 1, every {CURVE_EPOCHS}th epoch and the last), `sensitivity.{{md,tex,csv}}` (the "
-        "table below; `sensitivity_numbers.csv` unformatted), `sensitivity.png` (the figure), `claims`, `divergence`, `large_rates` (each .md, .tex, .csv), `meta.json`.",
-        "",
-        "## Sensitivity per optimizer",
-        "",
-        report.to_markdown(paper_table(table)),
-        "![sensitivity](sensitivity.png)",
-        "",
-        f"## Seed 004's claims ({held} of {len(claim_table)} held)",
-        "",
-        report.to_markdown(_claims_view(claim_table)),
-        "## Diverged runs",
-        "",
-        "A run is diverged when its loss turned non-finite or ended above twice its initial "
-        "value (`status`, rules in `lrbench.diagnose`); either way it scores chance. Runs of the "
-        "second kind can keep a high test accuracy while their loss explodes (the logits grow "
-        "but their argmax survives): the last column is what the score throws away.",
-        "",
-        report.to_markdown(divergence(runs)),
-        "How the runs at the large rates end. A final train loss of exactly 0 means every "
-        "training example is classified with a huge logit margin: the weights grew large, "
-        "but a ReLU network's argmax depends mostly on their direction, so the run can "
-        "still classify; its loss then jumps between 0 and huge values from epoch to epoch "
-        "(`oscillating`), or ends huge (`diverged`), depending on the last minibatch.",
-        "",
-        report.to_markdown(large_rates(runs)),
-        "## Reading the per-seed best lr",
-        "",
-        "The per-seed best lr is an argmax over noisy scores: on a flat top it can land anywhere "
-        "in the good region, and at large rates (Adam, RMSProp) the runs are chaotic, so "
-        "float32 last-digit differences between two processes change it. Observed on this "
-        "2-core CPU: two identical full sweeps differed in the last digit of many losses, 66 "
-        "of 1,440 scores changed (all Adam, lr ≥ 0.06), Adam's per-seed spread read 1.4 and "
-        "2.4 decades; the best lrs, mean ± std, good regions and claims did not change. Read "
-        "the good-region width, not the spread.",
-        "",
-        "Not a claim of the article: whether adaptive methods are less sensitive to their own "
-        "learning rate. The widths above answer it for this problem only.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _claims_view(claim_table: pd.DataFrame) -> pd.DataFrame:
-    view = claim_table.assign(held=claim_table["held"].map({True: "yes", False: "no"}))
-    return view.set_index("claim")
+Not a claim of the article: whether adaptive methods are less sensitive to their own learning
+rate; the widths answer it for this problem only. `curves.csv` keeps epoch 1, every
+{CURVE_EPOCHS}th epoch and the last; `sensitivity_numbers.csv` is the table unformatted."""
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
@@ -391,19 +365,31 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     runs = add_scores(result.runs, result.curves)
     curves = thin_curves(result.curves, sweep.epochs)
     table = sensitivity(runs)
-    claim_table = claims(runs, table)
+    claim_table = claims.evaluate(CLAIMS, {"runs": runs, "sensitivity": table}, ARTICLE)
     meta = {**result.meta, "chance": CHANCE, "within": WITHIN, "curve_epochs": CURVE_EPOCHS}
+    caption = f"lr sensitivity on digits, {len(sweep.seeds)} seeds, {sweep.epochs} epochs"
+    shown = {
+        "sensitivity": (paper_table(table), caption),
+        "divergence": (divergence(runs), "Diverged runs"),
+        "large_rates": (large_rates(runs), "How the runs at lr ≥ 1 end"),
+    }
 
     def write(folder: Path) -> None:
         results.write_tables(folder, runs, curves, meta)
-        caption = f"lr sensitivity on digits, {len(sweep.seeds)} seeds, {sweep.epochs} epochs"
-        report.write_table(folder, "sensitivity", paper_table(table), caption)
-        report.write_table(folder, "claims", _claims_view(claim_table), "Seed 004's claims")
-        report.write_table(folder, "divergence", divergence(runs), "Diverged runs")
-        report.write_table(folder, "large_rates", large_rates(runs), "Runs at lr >= 1")
-        sensitivity_figure(runs, table, folder / "sensitivity.png")
         table.to_csv(folder / "sensitivity_numbers.csv", index=False)
-        (folder / "README.md").write_text(_readme(sweep, runs, table, claim_table))
+        sensitivity_figure(runs, table, folder / "sensitivity.png")
+        claims.write_report(
+            folder, claims=claim_table, tables=shown, name=NAME, title=TITLE, article=ARTICLE,
+            says=__doc__.split("\n", 1)[1], meta=meta, setting=claims.setting(sweep),
+            notes=NOTES, figures={"sensitivity.png": "score (mean ± std over seeds) and median "
+                                  "final train loss against the learning rate, ★ best"},
+        )  # fmt: skip
 
-    extra = {"sensitivity": table, "claims": claim_table}
-    return runner.finish(runs, curves, meta, out, write, runner.Progress(quiet), **extra)
+    extra = {"sensitivity": table, "tables": {"sensitivity": paper_table(table)}}
+    return runner.finish(
+        runs, curves, meta, out, write, runner.Progress(quiet), claims=claim_table, **extra
+    )
+
+
+def summary(result: runner.Result) -> str:
+    return claims.summary(f"{NAME}: the sensitivity per optimizer", result.meta)

@@ -104,10 +104,7 @@ def accuracy_table(runs: pd.DataFrame, metric: str = "final_test_acc") -> pd.Dat
     by = ["optimizer", "schedule"] if runs["optimizer"].nunique() > 1 else ["schedule"]
     agg = results.aggregate(runs, [*by, "lr"], metric)
     agg["row"] = agg[by].astype(str).agg(" / ".join, axis=1)
-    agg["cell"] = [
-        "—" if not math.isfinite(m) else f"{m:.3f} ± {0.0 if not math.isfinite(s) else s:.3f}"
-        for m, s in zip(agg["mean"], agg["std"], strict=True)
-    ]
+    agg["cell"] = [report.mean_std(m, s) for m, s in zip(agg["mean"], agg["std"], strict=True)]
     table = agg.pivot(index="row", columns="lr", values="cell")
     table = table.loc[list(dict.fromkeys(agg["row"])), sorted(table.columns, reverse=True)]
     table.columns = [f"lr={lr:g}" for lr in table.columns]

@@ -8,8 +8,10 @@ each on the experiment's tidy tables and returns the claims table (one row per c
 ``held`` speaks one vocabulary: ``yes``, ``no``, or ``not measured`` (the run lacks what the
 claim needs, e.g. a learning rate the sweep was told to skip). ``low``/``high`` bound the
 value where the measure knows how (over seeds, or ± 2 standard errors). A claim also says
-which verdict this suite found (``expected``, ``yes`` unless it did not hold), and
-``lrbench check`` compares the rerun's verdict with it: the verdicts live here, once.
+which verdict this suite found (``expected``, ``yes`` unless it did not hold; ``expected_ci``
+where the CI-sized variant finds another), and ``lrbench check`` compares the rerun's verdict
+with it: the verdicts live here, once. A claim with ``whole_interval`` holds only when its
+whole interval satisfies the comparison (a difference beyond noise, :func:`difference`).
 
 :func:`readme` writes an experiment's README from one template: title, the article and what
 it says, the setting read from the config, the claims table, the other tables, the figures,
@@ -59,6 +61,20 @@ def over_seeds(values, detail: str = "") -> Measured:
     return Measured(float(v.mean()), float(v.min()), float(v.max()), detail)
 
 
+def difference(a, b, detail: str = "") -> Measured:
+    """``mean(a) - mean(b)`` of two independent samples with ``± 2`` standard errors (Welch)
+    as its interval; no interval when a side has fewer than two finite values."""
+    a, b = (np.asarray(x, np.float64) for x in (a, b))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if not (len(a) and len(b)):
+        return Measured(math.nan, detail=detail)
+    diff = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return Measured(diff, detail=detail)
+    se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    return Measured(diff, diff - 2 * se, diff + 2 * se, detail)
+
+
 @dataclasses.dataclass(frozen=True)
 class Select:
     """A column selection: ``aggregate`` of ``table[column]`` over the rows whose columns
@@ -100,6 +116,10 @@ class Claim:
     - ``between``: ``threshold[0] <= value <= threshold[1]``;
     - ``within``: ``|value - threshold| <= tolerance``.
 
+    With ``whole_interval`` the comparison must hold at both ends of the measured interval
+    (``low``, ``high``), not only at the value: a difference "beyond noise". Such a claim
+    without an interval (too few seeds) is not measured.
+
     Args:
       id: a short snake_case name, stable across runs (the row of the claims table).
       quote: what the article says, in its words where it has them.
@@ -110,6 +130,10 @@ class Claim:
       tolerance: the half-width for ``within``.
       article: the source; the experiment's ``ARTICLE`` when empty.
       expected: the verdict this suite found (``yes`` or ``no``), checked by ``lrbench check``.
+      whole_interval: the comparison must hold for the whole interval, not only the value.
+      expected_ci: the verdict of the experiment's CI-sized variant (``ci_config``), which
+        ``lrbench check`` reruns, where it differs from ``expected``: fewer seeds widen an
+        interval, shorter runs move a number. Empty: the same as ``expected``.
     """
 
     id: str
@@ -121,6 +145,8 @@ class Claim:
     tolerance: float = 0.0
     article: str = ""
     expected: str = YES
+    whole_interval: bool = False
+    expected_ci: str = ""
 
     def __post_init__(self):
         if self.comparison not in COMPARISONS:
@@ -138,6 +164,10 @@ class Claim:
             )
         if self.expected not in (YES, NO):
             raise ConfigError("expected", f"claim {self.id!r}: expected must be 'yes' or 'no'")
+        if self.expected_ci not in (YES, NO, ""):
+            raise ConfigError(
+                "expected_ci", f"claim {self.id!r}: expected_ci must be 'yes' or 'no'"
+            )
 
     def holds(self, value: float) -> bool:
         """``value comparison threshold`` (False for NaN)."""
@@ -153,13 +183,25 @@ class Claim:
             }[self.comparison]()
         )
 
+    def verdict(self, m: Measured) -> str:
+        """``yes``, ``no`` or ``not measured`` for the measured ``m``."""
+        if not math.isfinite(m.value):
+            return NOT_MEASURED
+        if not self.whole_interval:
+            return YES if self.holds(m.value) else NO
+        if not (math.isfinite(m.low) and math.isfinite(m.high)):
+            return NOT_MEASURED
+        return YES if self.holds(m.low) and self.holds(m.high) else NO
+
     @property
     def threshold_text(self) -> str:
         if self.comparison == "between":
-            return f"{self.threshold[0]:.4g} … {self.threshold[1]:.4g}"
-        if self.comparison == "within":
-            return f"{self.threshold:.4g} ± {self.tolerance:.4g}"
-        return f"{self.threshold:.4g}"
+            text = f"{self.threshold[0]:.4g} … {self.threshold[1]:.4g}"
+        elif self.comparison == "within":
+            text = f"{self.threshold:.4g} ± {self.tolerance:.4g}"
+        else:
+            text = f"{self.threshold:.4g}"
+        return text + (" (whole interval)" if self.whole_interval else "")
 
 
 def _measured(raw: Any) -> Measured:
@@ -183,7 +225,6 @@ def evaluate(claims: tuple[Claim, ...], tables: Tables, article: str = "") -> pd
         except KeyError:
             m = Measured(math.nan)
         value = float(m.value)
-        measured = math.isfinite(value)
         rows.append(
             {
                 "claim": c.id,
@@ -195,7 +236,7 @@ def evaluate(claims: tuple[Claim, ...], tables: Tables, article: str = "") -> pd
                 "high": float(m.high),
                 "comparison": c.comparison,
                 "threshold": c.threshold_text,
-                "held": (YES if c.holds(value) else NO) if measured else NOT_MEASURED,
+                "held": c.verdict(m),
                 "detail": m.detail,
             }
         )
@@ -234,6 +275,14 @@ def view(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def summary(title: str, meta: Mapping[str, Any]) -> str:
+    """What ``lrbench run`` prints: the experiment's tables (``meta["tables"]``) and its claims
+    (``meta["claims"]``) with their count."""
+    out = [f"\n{title}\n", *(report.to_markdown(t) for t in meta.get("tables", {}).values())]
+    table = meta["claims"]
+    return "\n".join([*out, f"claims: {count(table)}\n", report.to_markdown(view(table))])
+
+
 def write(
     folder: Path, table: pd.DataFrame, caption: str = "The claims and whether they held"
 ) -> None:
@@ -270,9 +319,11 @@ def _short(v) -> str:
     if isinstance(name, str) and hasattr(v, "hparams"):  # an Optimizer
         hp = ", ".join(f"{k}={_short(x)}" for k, x in v.hparams.items())
         return f"{name}({hp})" if hp else name
-    if isinstance(name, str) and hasattr(v, "params"):  # a Schedule
+    if isinstance(getattr(v, "kind", None), str) and hasattr(v, "params"):  # a Schedule
         hp = ", ".join(f"{k}={_short(x)}" for k, x in v.params.items())
         return f"{v.kind}({hp})" if hp else v.kind
+    if isinstance(v, tuple):  # a grid of one parameter
+        return "/".join(_short(x) for x in v)
     if isinstance(name, str):
         return name
     return str(v)

@@ -22,6 +22,15 @@ def rounded(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     return table.map(lambda v: sig(v, digits))
 
 
+def mean_std(mean: float, std: float, digits: int = 3, n: int | None = None, of: int = 0) -> str:
+    """``0.951 ± 0.004``: a table cell; "—" for a missing mean, a missing std read as 0
+    (one seed), and ``(n=k)`` when only ``n`` of the ``of`` runs it summarises count."""
+    if not math.isfinite(mean):
+        return "—"
+    text = f"{mean:.{digits}f} ± {0.0 if not math.isfinite(std) else std:.{digits}f}"
+    return text if n is None or n == of else f"{text} (n={n})"
+
+
 def shown(table: pd.DataFrame) -> pd.DataFrame:
     """Missing cells as "—" (Markdown and LaTeX; the CSV keeps them empty)."""
     return table.astype(object).where(table.notna(), "—")
@@ -69,11 +78,8 @@ def mean_std_table(
     n_seeds = runs["seed"].nunique()
 
     def cell(row) -> str:
-        if row["n"] == 0 or not math.isfinite(row["mean"]):
-            return "—"
-        std = 0.0 if not math.isfinite(row["std"]) else row["std"]
-        text = f"{row['mean']:.{digits}f} ± {std:.{digits}f}"
-        return text if row["n"] == n_seeds else f"{text} (n={row['n']})"
+        mean = row["mean"] if row["n"] else math.nan
+        return mean_std(mean, row["std"], digits, row["n"], n_seeds)
 
     agg["cell"] = agg.apply(cell, axis=1)
     if axes:
@@ -139,9 +145,14 @@ def write_table(folder: Path, stem: str, table: pd.DataFrame, caption: str = "")
 
 
 def curves_figure(
-    runs: pd.DataFrame, curves: pd.DataFrame, path: Path, metric: str = "test_acc"
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    path: Path,
+    metric: str = "test_acc",
+    yscale: str = "linear",
 ) -> None:
-    """One panel per combination of the varying axes; one line per learning rate (seed mean)."""
+    """One panel per combination of the varying axes; one line per learning rate (seed mean);
+    ``yscale="log"`` for a loss."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,6 +181,7 @@ def curves_figure(
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric.replace("_", " "))
+        ax.set_yscale(yscale)
         ax.grid(alpha=0.3)
     for ax in list(grid.flat)[len(panels) :]:
         ax.axis("off")

@@ -72,3 +72,40 @@ def test_a_broken_optimizer_fails_the_check(monkeypatch):
 def test_unknown_experiment():
     with pytest.raises(ValueError, match="experiment"):
         check.run_checks(["nope"], EXPECTED)
+
+
+def test_claim_verdicts_read_the_ci_verdict_of_a_ci_rerun(tmp_path):
+    """A claim whose CI variant (fewer seeds) reaches another verdict declares it once."""
+    from types import SimpleNamespace
+
+    from lrbench.claims import Claim
+
+    same = Claim("same", "q", "x", lambda t: 1.0, ">", 0.0)
+    noisy = Claim("noisy", "q", "x", lambda t: 1.0, ">", 0.0, expected="yes", expected_ci="no")
+    pd.DataFrame({"claim": ["same", "noisy"], "held": ["yes", "no"]}).to_csv(
+        tmp_path / "claims.csv", index=False
+    )
+    with_ci = SimpleNamespace(CLAIMS=(same, noisy), ci_config=lambda: None)
+    ok = check.claim_verdicts("x", with_ci, tmp_path).set_index("check")["ok"]
+    assert ok.to_dict() == {"claim same: held = yes": True, "claim noisy: held = no": True}
+    full_only = SimpleNamespace(CLAIMS=(same, noisy))  # no CI variant: the rerun is the full one
+    assert list(check.claim_verdicts("x", full_only, tmp_path)["ok"]) == [True, False]
+    with pytest.raises(ValueError, match="expected_ci"):
+        Claim("c", "q", "x", lambda t: 1.0, ">", 0.0, expected_ci="maybe")
+
+
+def test_claims_of_a_generic_run_are_read_off_its_tables(tmp_path):
+    """No claims.csv (the generic runner writes none): the claims measure the folder's CSVs."""
+    from types import SimpleNamespace
+
+    from lrbench.claims import Claim, Select
+
+    folder = _folder(tmp_path, [{"lr": 0.1, "acc": 0.8}, {"lr": 0.01, "acc": 0.4}])
+    module = SimpleNamespace(CLAIMS=(
+        Claim("learns", "q", "x", Select("runs", "acc", {"lr": 0.1}), ">", 0.7),
+        Claim("crawls", "q", "x", Select("runs", "acc", {"lr": 0.01}), ">", 0.5, expected="no"),
+        Claim("wrong", "q", "x", Select("runs", "acc", {"lr": 0.01}), ">", 0.5),
+    ))  # fmt: skip
+    table = check.claim_verdicts("x", module, folder)
+    assert list(table["ok"]) == [True, True, False]
+    assert table["note"].iloc[2] == "held: no"

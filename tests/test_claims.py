@@ -104,3 +104,49 @@ def test_regression_tier(tmp_path):
     assert other["ok"].all() and other["note"].iloc[0].startswith("skipped: recorded on jaxlib")
     assert "this is jaxlib=0.0.1" in other["note"].iloc[0]
     assert "train_seconds" not in recorded["tables"]["runs.csv"]["columns"]  # timings ignored
+
+
+def test_setting_and_summary_name_schedules_and_grids():
+    from lrbench.sweep import Optimizer, Schedule, Sweep
+
+    sweep = Sweep(
+        lrs=(0.1, 0.01), optimizers=(Optimizer("momentum", {"momentum": 0.9}),),
+        schedules=(Schedule("step", {"step_size": (5.0, 10.0), "gamma": 0.5}),),
+    )  # fmt: skip
+    shown = claims.setting(sweep)["value"]
+    assert shown["schedules"] == "step(step_size=5/10, gamma=0.5)"
+    assert shown["optimizers"] == "momentum(momentum=0.9)" and shown["lrs"] == "0.1, 0.01"
+    c = Claim("c", "q", "x", lambda t: 0.5, "<", 1.0)
+    meta = {"tables": {"runs": TABLES["runs"]}, "claims": claims.evaluate((c,), TABLES)}
+    text = claims.summary("title", meta)
+    assert "claims: 1 of 1 held" in text and "| 0.1 | 1 | 0.9 |" in text
+
+
+def test_whole_interval_claims_need_the_difference_beyond_noise():
+    a, b = [1.0, 1.1, 0.9], [0.0, 0.1, -0.1]  # means 1 and 0; each sample's variance 0.01
+    d = claims.difference(a, b, "a vs b")
+    se = math.sqrt(0.01 / 3 + 0.01 / 3)
+    assert (d.value, d.low, d.high) == (pytest.approx(1.0), pytest.approx(1 - 2 * se),
+                                        pytest.approx(1 + 2 * se))  # fmt: skip
+    beyond = Claim("b", "q", "x", lambda t: d, ">", 0.0, whole_interval=True)
+    close = Claim("c", "q", "x", lambda t: claims.difference(a, [x + 0.01 for x in a]), "<", 0.0,
+                  whole_interval=True)  # fmt: skip
+    lone = Claim("l", "q", "x", lambda t: claims.difference(a[:1], b), ">", 0.0,
+                 whole_interval=True)  # fmt: skip
+    plain = Claim("p", "q", "x", lambda t: claims.difference(a, [x + 0.01 for x in a]), "<", 0.0)
+    table = claims.evaluate((beyond, close, lone, plain), TABLES)
+    # the value of "close" has the claimed sign, its interval does not: no; "plain" reads the
+    # value only: yes; one seed on a side has no interval: not measured
+    assert list(table["held"]) == ["yes", "no", "not measured", "yes"]
+    assert table.loc["b", "threshold"] == "0 (whole interval)"
+    assert table.loc["l", "value"] == pytest.approx(1.0) and math.isnan(table.loc["l", "low"])
+
+
+def test_mean_std_cells():
+    from lrbench import report
+
+    assert report.mean_std(0.95123, 0.0042) == "0.951 ± 0.004"
+    assert report.mean_std(0.9, math.nan) == "0.900 ± 0.000"  # one seed: no spread
+    assert report.mean_std(math.nan, 0.1) == "—"
+    assert report.mean_std(2.5, 0.5, 1, n=2, of=3) == "2.5 ± 0.5 (n=2)"
+    assert report.mean_std(2.5, 0.5, 1, n=3, of=3) == "2.5 ± 0.5"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from experiments import drug_trial
-from lrbench import data, engine, models, spec, tasks
+from lrbench import check, claims, data, engine, models, spec, tasks
 from lrbench.errors import ConfigError
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep, expand
@@ -86,7 +86,9 @@ def test_l2_penalty_is_keras_c_times_sum_of_squared_kernel():
 def test_engine_minimises_the_keras_objective():
     """The engine's initial training loss is the NumPy forward pass + L2 on the same weights."""
     cfg = drug_trial.MODEL
-    static = engine.Static(tasks.Classifier("drug_trial", cfg), "adam", "hand", epochs=1, batch_size=10)
+    static = engine.Static(
+        tasks.Classifier("drug_trial", cfg), "adam", "hand", epochs=1, batch_size=10
+    )
     sweep = Sweep(
         dataset="drug_trial", model=cfg, epochs=1, batch_size=10, lrs=(1e-3,),
         optimizers=(drug_trial.KERAS_ADAM,), seeds=(3,),
@@ -136,20 +138,68 @@ def test_loss_rises_counts_rising_epochs():
     assert np.isnan(drug_trial.loss_rises(np.array([1.0])))
 
 
+def _runs(**columns) -> pd.DataFrame:
+    """Two seeds at each of the sweep's learning rates; ``columns``: per lr, the two seeds."""
+    lrs = drug_trial.get_config().lrs
+    rows = [
+        {"lr": lr, "seed": seed, **{c: v[i][seed] for c, v in columns.items()}}
+        for i, lr in enumerate(lrs)
+        for seed in (0, 1)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_claims_measure_what_they_say_on_a_hand_built_table():
+    # lrs 1e-1, 1e-2, 1e-3, 1e-4, 1e-5; two seeds each
+    runs = _runs(
+        final_test_acc=[(0.90, 0.92), (0.95, 0.93), (0.94, 0.96), (0.93, 0.91), (0.7, 0.8)],
+        final_train_loss=[(0.30, 0.20), (0.21, 0.25), (0.24, 0.20), (0.4, 0.4), (0.9, 0.8)],
+        loss_rises=[(0.5, 0.3), (0.2, 0.2), (0.1, 0.0), (0.0, 0.0), (0.0, 0.0)],
+        epochs_to_target=[(1, 1), (1, 2), (2, 2), (10, np.nan), (np.nan, 29)],
+    )
+    table = claims.evaluate(drug_trial.CLAIMS, {"runs": runs})
+    value = table["value"].to_dict()
+    assert value["range_works"] == pytest.approx(0.92)  # lr 1e-4, the lowest mean in range
+    assert (table.loc["range_works", "low"], table.loc["range_works", "high"]) == (0.91, 0.93)
+    assert value["article_setting_learns"] == pytest.approx(0.92)
+    # the range's most rising lr is 1e-2 (0.2): (0.5 - 0.2 + 0.3 - 0.2) / 2
+    assert value["high_end_loss_rises"] == pytest.approx(0.2)
+    # the range's lowest-loss lr is 1e-3 (mean 0.22): (0.30 - 0.24 + 0.20 - 0.20) / 2
+    assert value["high_end_ends_higher"] == pytest.approx(0.03)
+    assert value["low_end_below_target"] == 0.5
+    assert value["low_end_loss_high"] == pytest.approx((0.9 / 0.24 + 0.8 / 0.20) / 2)
+    assert list(table["held"]) == ["no", "no", "yes", "yes", "no", "yes"]
+
+
+def test_a_run_without_the_low_end_leaves_its_claims_not_measured():
+    runs = _runs(
+        final_test_acc=[(0.9, 0.9)] * 5, final_train_loss=[(0.3, 0.3)] * 5,
+        loss_rises=[(0.1, 0.1)] * 5, epochs_to_target=[(1, 1)] * 5,
+    )  # fmt: skip
+    runs = runs[runs["lr"] > 1e-5]
+    table = claims.evaluate(drug_trial.CLAIMS, {"runs": runs})
+    assert table.loc["low_end_loss_high", "held"] == "not measured"
+    assert table.loc["low_end_below_target", "held"] == "not measured"
+
+
 @pytest.fixture(scope="module")
-def ci_result():
-    return drug_trial.run(drug_trial.ci_config(), quiet=True)
+def ci_result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ci") / "drug_trial"
+    return drug_trial.run(drug_trial.ci_config(), out=out, quiet=True)
 
 
 @pytest.mark.slow
-def test_the_article_claims_hold_on_the_ci_run(ci_result):
-    claims = ci_result.meta["tables"]["claims"]
-    assert list(claims.index) == [
-        "range_works", "article_setting_learns", "high_end_overshoots", "low_end_crawls"
-    ]  # fmt: skip
-    assert claims["held"].all(), claims
+def test_the_article_claims_reach_their_declared_verdicts_on_the_ci_run(ci_result):
+    table = ci_result.meta["claims"]
+    assert list(table.index) == [c.id for c in drug_trial.CLAIMS]
+    assert (table["held"] == "yes").all(), table
+    verdicts = check.claim_verdicts("drug_trial", drug_trial, ci_result.folder)
+    assert len(verdicts) == len(drug_trial.CLAIMS) and verdicts["ok"].all()
+    readme = (ci_result.folder / "README.md").read_text()
+    assert "## The claims (6 of 6 held; `claims`)" in readme
 
 
+@pytest.mark.slow
 def test_lr_table_agrees_with_the_runs_table(ci_result):
     table = ci_result.meta["tables"]["learning_rates"]
     runs = ci_result.runs

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from experiments import lr_sensitivity as ls
-from lrbench import check
+from lrbench import check, claims
 
 pytestmark = pytest.mark.slow  # module-scoped fixtures train CI variants end to end
 
@@ -27,6 +27,42 @@ OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 def ci(tmp_path_factory):
     out = tmp_path_factory.mktemp("lr_sensitivity") / "lr_sensitivity"
     return ls.run(ls.ci_config(), out=out, quiet=True)
+
+
+def _hand_built() -> dict[str, pd.DataFrame]:
+    """Four optimizers on lrs 1e-5, 1e-3, 1e-1, 10, two identical seeds; known answers."""
+    score = {"sgd": [0.1, 0.5, 0.95, 0.1], "momentum": [0.12, 0.9, 0.6, 0.1],
+             "rmsprop": [0.2, 0.97, 0.5, 0.6], "adam": [0.15, 0.96, 0.3, 0.1]}  # fmt: skip
+    ratio = {"sgd": 1.0, "momentum": 0.95, "rmsprop": 0.8, "adam": 0.6}  # at lr 1e-5
+    rows = []
+    for o, values in score.items():
+        for lr, v in zip((1e-5, 1e-3, 1e-1, 10.0), values, strict=True):
+            for seed in (0, 1):
+                status = "diverged" if lr == 10.0 else "converged"
+                if o == "rmsprop" and lr == 10.0:
+                    status = "oscillating" if seed == 0 else "converged"
+                final = 2.3 * ratio[o] if lr == 1e-5 else 0.1
+                rows.append({"optimizer": o, "lr": lr, "seed": seed, "score": v, "status": status,
+                             "initial_train_loss": 2.3, "final_train_loss": final})  # fmt: skip
+    table = pd.DataFrame(
+        {"optimizer": ["sgd", "momentum"], "best_lr": [0.1, 1e-3], "good_lo_lr": [0.1, 1e-3],
+         "good_hi_lr": [0.1, 10**-2.5], "good_width_decades": [0.0, 0.5]}
+    )  # fmt: skip
+    return {"runs": pd.DataFrame(rows), "sensitivity": table}
+
+
+def test_claims_measure_what_they_say_on_a_hand_built_table():
+    table = claims.evaluate(ls.CLAIMS, _hand_built())
+    value = table["value"].to_dict()
+    assert value["u_shape"] == pytest.approx(0.97 - 0.6)  # rmsprop's right end is the highest
+    assert value["too_large_oscillates"] == pytest.approx(1 / 6)  # rmsprop: 1 of 6 runs
+    assert value["too_small_stalls"] == pytest.approx(0.6)  # adam
+    assert value["too_small_does_not_learn"] == pytest.approx(0.2)  # rmsprop
+    assert value["momentum_no_easier"] == pytest.approx(0.5)
+    assert "momentum's best lr 2.0 decades lower" in table.loc["momentum_no_easier", "detail"]
+    # adam 0.96 at lr 1e-3 minus SGD's best outside its good region [0.1, 0.1]: 0.5 at 1e-3
+    assert value["adaptive_beats_bad_lr"] == pytest.approx(0.46)
+    assert list(table["held"]) == ["yes", "no", "yes", "yes", "no", "yes"]
 
 
 def _score(runs: pd.DataFrame) -> pd.DataFrame:
@@ -50,6 +86,7 @@ def test_grids_are_the_briefs():
     assert full.seeds == tuple(range(10)) and full.dataset == "digits"
 
 
+@pytest.mark.slow
 def test_diverged_runs_score_chance(ci):
     runs = ci.runs
     diverged = runs["status"] == "diverged"
@@ -62,6 +99,7 @@ def test_diverged_runs_score_chance(ci):
     assert finite_acc.any()
 
 
+@pytest.mark.slow
 def test_u_shape(ci):
     for name, scores in _by_optimizer(ci).items():
         mean = scores.mean(axis=1)
@@ -72,6 +110,7 @@ def test_u_shape(ci):
         assert 0 < best < len(mean) - 1, name
 
 
+@pytest.mark.slow
 def test_smallest_lr_stalls_near_initial_accuracy(ci):
     runs, curves = ci.runs, ci.curves
     lo = runs[runs["lr"] == runs["lr"].min()]
@@ -90,6 +129,7 @@ def test_smallest_lr_stalls_near_initial_accuracy(ci):
         assert r["status"] == "slow"
 
 
+@pytest.mark.slow
 def test_largest_lrs_diverge_for_sgd(ci):
     runs = ci.runs
     sgd = runs[runs["optimizer"] == "sgd"]
@@ -100,6 +140,7 @@ def test_largest_lrs_diverge_for_sgd(ci):
     assert largest["diverged_at"].notna().all()  # non-finite within the run
 
 
+@pytest.mark.slow
 def test_best_lr_table_matches_numpy(ci):
     table = ci.meta["sensitivity"].set_index("optimizer")
     for name, scores in _by_optimizer(ci).items():
@@ -131,6 +172,7 @@ def _good_width(lrs: np.ndarray, mean: np.ndarray, within: float) -> tuple[float
     return lrs[seg[0]], lrs[seg[-1]], float(np.log10(lrs[seg[-1]] / lrs[seg[0]]))
 
 
+@pytest.mark.slow
 def test_good_region_width_matches_direct_computation(ci):
     table = ci.meta["sensitivity"].set_index("optimizer")
     step = np.log10(ls.CI_LRS[1] / ls.CI_LRS[0])
@@ -143,6 +185,7 @@ def test_good_region_width_matches_direct_computation(ci):
         assert width >= step  # more than one good learning rate on this problem
 
 
+@pytest.mark.slow
 def test_outputs_written(ci):
     folder = ci.folder
     for stem in ("sensitivity", "claims", "divergence"):
@@ -161,8 +204,16 @@ def test_outputs_written(ci):
     assert "| sgd |" in ls.summary(ci)
 
 
+@pytest.mark.slow
 def test_expected_numbers_hold_on_this_run(ci):
     spec = json.loads(EXPECTED.read_text())
     table = check.evaluate(ci.folder, spec)
     assert len(table) >= 6
     assert table["ok"].all(), table[~table["ok"]].to_string()
+
+
+@pytest.mark.slow
+def test_claims_reach_their_declared_verdicts_on_the_ci_run(ci):
+    verdicts = check.claim_verdicts(ls.NAME, ls, ci.folder)
+    assert len(verdicts) == len(ls.CLAIMS) and verdicts["ok"].all(), verdicts
+    assert "## The claims (" in (ci.folder / "README.md").read_text()

@@ -1,5 +1,5 @@
 """schedule_tour: the speed and smoothness measures on hand-built curves, the tuning and the
-verdicts on hand-built tables, and the article's measurable claims on the CI-sized run."""
+claims on hand-built tables, and the article's measurable claims on the CI-sized run."""
 
 import math
 
@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from experiments import schedule_tour as st
+from lrbench import check, claims
 
 pytestmark = pytest.mark.slow  # module-scoped fixtures train CI variants end to end
 
@@ -111,17 +112,34 @@ def test_best_settings_and_sensitivity():
     sizes = st.step_size_table(measured)
     assert list(sizes["setting"]) == ["step_size=10", "step_size=5", "step_size=20"]  # best first
     np.testing.assert_allclose(sizes["final_test_acc_mean"], [0.96, 0.95, 0.8])
-    claim = st.step_size_claim(measured)  # 0.96 vs 0.8 on every seed: no spread, a clear yes
-    assert (claim["a"], claim["b"], claim["held"]) == (0.96, 0.8, "yes")
+    (claim,) = [c for c in st.CLAIMS if c.id == "step_size_matters"]
+    row = claims.evaluate((claim,), {"measured": measured}).iloc[0]
+    # 0.96 vs 0.8 on every seed: no spread, so the interval is the value and a clear yes
+    assert (row["value"], row["low"], row["high"]) == pytest.approx((0.16, 0.16, 0.16))
+    assert row["held"] == "yes" and row["detail"] == "best step_size=10, worst step_size=20"
 
 
-def test_verdict():
-    a, b = np.array([1.0, 1.1, 0.9]), np.array([0.0, 0.1, -0.1])
-    assert st.verdict(a, b, ">")[2] == "yes"
-    assert st.verdict(a, b, "<")[2] == "no"
-    assert st.verdict(a, a + 0.01, ">")[2] == "within noise"
-    assert st.verdict(a[:1], b, ">")[2] == "cannot be measured"
-    assert st.verdict(a, b, ">")[:2] == (pytest.approx(1.0), pytest.approx(0.0))
+def test_versus_claims_are_yes_only_beyond_noise():
+    """Per seed: constant (1.0, 1.1, 0.9) and exponential at three offsets (means 0, 0.99,
+    1.3); the difference of the means has ± 2 Welch standard errors, here 2·sqrt(2·0.01/3)."""
+    kinds = {"constant": [1.0, 1.1, 0.9], "low": [0.0, 0.1, -0.1], "close": [0.99, 1.09, 0.89],
+             "high": [1.3, 1.4, 1.2]}  # fmt: skip
+    best = pd.DataFrame(
+        [{"kind": k, "seed": i, "m": v} for k, vs in kinds.items() for i, v in enumerate(vs)]
+    )
+    made = [
+        st.versus("below", "q", "m", ("low",), "<", ("constant",), "yes"),
+        st.versus("close", "q", "m", ("close",), "<", ("constant",), "no"),
+        st.versus("above", "q", "m", ("high",), "<", ("constant",), "no"),
+        st.versus("group", "q", "m", ("low", "high"), "<", ("constant",), "yes"),
+    ]
+    table = claims.evaluate(tuple(made), {"best": best})
+    two_se = 2 * math.sqrt(2 * 0.01 / 3)
+    assert table.loc["below", "value"] == pytest.approx(-1.0)
+    assert table.loc["below", "high"] == pytest.approx(-1.0 + two_se)
+    assert list(table["held"]) == ["yes", "no", "no", "yes"]  # close: the old "within noise"
+    assert table.loc["group", "value"] == pytest.approx(-0.35)  # (0 + 1.3) / 2 - 1
+    assert table.loc["close", "detail"] == "close 0.99, constant 1"
 
 
 def test_schedules_end_at_a_tenth():
@@ -138,12 +156,13 @@ def test_schedules_end_at_a_tenth():
 
 
 @pytest.fixture(scope="module")
-def ci():
+def ci(tmp_path_factory):
     sweep = st.ci_config()
-    result = st.run(sweep, quiet=True)
+    result = st.run(sweep, out=tmp_path_factory.mktemp("ci") / st.NAME, quiet=True)
     return sweep, result, result.meta["tables"]
 
 
+@pytest.mark.slow
 def test_ci_run_has_every_kind_and_grid(ci):
     sweep, result, tables = ci
     runs = result.runs
@@ -151,9 +170,12 @@ def test_ci_run_has_every_kind_and_grid(ci):
     n_adaptive = sum(len(v) for v in st.ADAPTIVE_LRS.values()) * len(sweep.seeds)
     assert len(runs) == n_sgd + n_adaptive
     assert list(tables["numbers"]["kind"]) == list(st.KINDS)
-    assert set(tables["claims"]["held"]) <= {"yes", "no", "within noise", "not measured"}
+    assert set(tables["claims"]["held"]) <= {"yes", "no"}
+    verdicts = check.claim_verdicts(st.NAME, st, result.folder)
+    assert len(verdicts) == len(st.CLAIMS) and verdicts["ok"].all(), verdicts
 
 
+@pytest.mark.slow
 def test_ci_lr_curves_follow_the_schedules(ci):
     """The lr column (the rate at the start of each epoch) against each kind's closed form."""
     sweep, result, _ = ci
@@ -172,12 +194,14 @@ def test_ci_lr_curves_follow_the_schedules(ci):
         np.testing.assert_allclose(lr[run["run_id"]], run["lr"] * factor, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_ci_every_kind_learns_digits(ci):
     numbers = ci[2]["numbers"].set_index("kind")
     assert (numbers["final_test_acc_mean"] > 0.95).all()
     assert (numbers["epochs_to_target_n"] == len(ci[0].seeds)).all()
 
 
+@pytest.mark.slow
 def test_ci_decay_does_not_speed_up_sgd(ci):
     """Claims "constant: slower convergence than dynamic rates" and "exponential: improved
     convergence": at the same base lr and seeds, a decaying rate covers less ground early, so
@@ -189,6 +213,7 @@ def test_ci_decay_does_not_speed_up_sgd(ci):
         assert auc.loc[(kind, "", lr)] >= auc.loc[("constant", "", lr)]
 
 
+@pytest.mark.slow
 def test_ci_time_based_decay_ends_at_a_higher_train_loss(ci):
     """Claim "time-based: more precise convergence late": it ends above the constant rate."""
     best = ci[2]["best"]
@@ -196,6 +221,7 @@ def test_ci_time_based_decay_ends_at_a_higher_train_loss(ci):
     assert final["time_based"] > final["constant"]
 
 
+@pytest.mark.slow
 def test_ci_adaptive_accuracy_is_close_to_constant_sgd(ci):
     """Claim "adaptive: high accuracy": within 2 points of tuned constant SGD, either way."""
     acc = ci[2]["numbers"].set_index("kind")["final_test_acc_mean"]
@@ -203,9 +229,12 @@ def test_ci_adaptive_accuracy_is_close_to_constant_sgd(ci):
         assert abs(acc[name] - acc["constant"]) < 0.02
 
 
+@pytest.mark.slow
 def test_ci_summary_and_files(ci, tmp_path):
     sweep, result, tables = ci
     text = st.summary(result)
     assert "claims:" in text and "time_based" in text
+    readme = (result.folder / "README.md").read_text()
+    assert "## The claims (" in readme and "untested" in readme
     st.curves_figure(tables["best"], result.curves, tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 10_000
