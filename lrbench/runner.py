@@ -63,7 +63,7 @@ def train(
     """
     progress = progress or Progress(quiet=True)
     runs = expand(sweep) if runs is None else runs
-    if sweep.dtype == "float64":
+    if any(part.dtype == "float64" for _, part in sweep.parts()):
         jax.config.update("jax_enable_x64", True)
     done = store.load() if store is not None else {}
     parts: dict[str, History] = {}
@@ -86,7 +86,7 @@ def train(
             continue
         progress.say(
             f"compiling {label}: {len(rows)} runs in {len(chunks)} chunk(s) of "
-            f"{layout.groups} seed group(s) x {layout.slots} runs, {sweep.epochs} epochs ..."
+            f"{layout.groups} seed group(s) x {layout.slots} runs, {static.epochs} epochs ..."
         )
         with progress.bar(len(rows), f"training {label}") as bar:
             bar.update(sum(len(c) for c in resumed))
@@ -234,8 +234,12 @@ def run_bytes(sweep: Sweep) -> int:
     of a minibatch and of a full-data evaluation (forward and backward, 2·B·A and 2·n·A with
     A the task's activations per example) + 4·epochs of curves + the steps of an optax lr table + the
     minibatch orders of its seed group (epochs·n_train; a run alone in its group in the worst
-    case), all doubled for XLA's temporaries and the scan carry's copy.
+    case), all doubled for XLA's temporaries and the scan carry's copy. A sweep with static
+    axes takes its largest part.
     """
+    parts = sweep.parts()
+    if len(parts) > 1 or parts[0][1] is not sweep:
+        return max(run_bytes(part) for _, part in parts)
     task = sweep.task_spec
     ds = task.data()
     params, units = task.num_params(), task.activation_units()
