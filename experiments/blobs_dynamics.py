@@ -504,7 +504,6 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     def write(folder: Path) -> None:
         results.write_tables(folder, runs, curves, meta)
         tables["settings"].to_csv(folder / "settings.csv", index=False)
-        setting = claims.setting(sweep)
         claims.write_report(
             folder,
             claims=verdicts,
@@ -521,13 +520,23 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
             article=ARTICLE,
             says=SAYS,
             meta=meta,
-            setting=setting[setting["value"] != ""],
+            setting=setting_table(sweep),
             figures={"curves.png": FIGURE},
             notes=NOTES,
         )
         curves_figure(measured, curves, folder / "curves.png")
 
     return runner.finish(runs, curves, meta, out, write, progress, tables=tables)
+
+
+SHARED_FIELDS = ("dataset", "model", "epochs", "batch_size", "seeds", "target_acc", "dtype")
+
+
+def setting_table(sweep: Sweep) -> pd.DataFrame:
+    """What every grid shares (read from ``sweep``), then what each grid varies."""
+    shared = claims.setting(sweep).loc[list(SHARED_FIELDS)]
+    grids = pd.DataFrame({"value": list(TITLES.values())}, index=[f"grid {g}" for g in TITLES])
+    return pd.concat([shared, grids]).rename_axis("field")
 
 
 SAYS = """
