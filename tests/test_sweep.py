@@ -154,3 +154,18 @@ def test_bad_static_axes_name_the_field():
     with pytest.raises(ConfigError) as err:
         expand(dataclasses.replace(BASE, dtypes=("float16",)))
     assert err.value.field == "dtype"
+
+
+def test_static_axes_from_the_command_line():
+    """``--set batch_sizes=40,50 hiddens=5,7-3 dtypes=float32``: the sweep of those axes."""
+    from lrbench import cli
+
+    sweep = cli.apply_overrides(BASE, ["batch_sizes=40,50", "hiddens=5,7-3", "dtypes=float32"])
+    assert (sweep.batch_sizes, sweep.hiddens, sweep.dtypes) == (BATCHES, HIDDENS, ("float32",))
+    runs = expand(sweep)
+    assert list(runs["run_id"]) == list(
+        expand(dataclasses.replace(AXES, dtypes=("float32",)))["run_id"]
+    )
+    with pytest.raises(ConfigError) as err:
+        cli.apply_overrides(BASE, ["hiddens=5,7-x"])
+    assert err.value.field == "hiddens"
