@@ -2,7 +2,7 @@
 
   lrbench run [EXPERIMENT] [--set key=value ...] [--seeds N] [--out DIR] [--quiet]
               [--max-memory SIZE] [--resume] [--process-index I --process-count N | --distributed]
-              [--merge]
+              [--merge] [--compile-cache DIR|off]
   lrbench bench [--quick] [--sizes N,N,...] [--levers] [--out DIR] [--quiet]
   lrbench list
 
@@ -26,6 +26,25 @@ from lrbench.errors import ConfigError
 from lrbench.sweep import Optimizer, Schedule, Sweep
 
 PROG = "lrbench"
+
+# The library names its inputs by field (keyword argument or config field); these are the
+# fields that the command line sets through a flag of its own rather than ``--set``.
+FLAGS = {
+    "out": "--out",
+    "resume": "--resume",
+    "merge": "--merge",
+    "process_index": "--process-index",
+    "process_count": "--process-count",
+    "max_memory": "--max-memory",
+    "distributed": "--distributed",
+    "compile_cache": "--compile-cache",
+}
+
+
+def error_line(err: ConfigError) -> str:
+    """The one line a ``ConfigError`` prints at the command line: its field as the flag that
+    sets it (``max_memory`` -> ``--max-memory``), then what is allowed."""
+    return f"{PROG}: error: {FLAGS.get(err.field, err.field)}: {err.message}"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -237,9 +256,10 @@ def _process(args) -> tuple[int, int]:
 
 def cmd_run(args) -> int:
     import experiments
-    from lrbench import engine, report, runner
+    from lrbench import compile_cache, engine, report, runner
 
     engine.use_cpu_cores()
+    compile_cache.configure(args.compile_cache)  # before the first compile: JAX opens it once
     name = args.experiment or experiments.DEFAULT
     module = experiments.load(name)
     sweep = module.get_config()
@@ -267,7 +287,7 @@ def cmd_run(args) -> int:
         max_chunk = runner.max_chunk_for(sweep, max_memory)
         result = runner.run(
             sweep, out=out, quiet=args.quiet, max_chunk=max_chunk, resume=args.resume,
-            process=(index, count), merge=args.merge,
+            process_index=index, process_count=count, merge=args.merge,
         )  # fmt: skip
         if result.folder is None:
             print(
@@ -318,9 +338,10 @@ _FIND_KEYS = {
 def cmd_lr_find(args) -> int:
     import json
 
-    from lrbench import lrfind, results
+    from lrbench import compile_cache, lrfind, results
     from lrbench.models import MLPConfig
 
+    compile_cache.configure(args.compile_cache)
     ds = data.load(args.dataset)
     rules.spec(args.optimizer)
     settings, hparams = {}, {}
@@ -401,8 +422,9 @@ def cmd_lr_find(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from lrbench import check, report
+    from lrbench import check, compile_cache, report
 
+    compile_cache.configure(args.compile_cache)
     table = check.run_checks(
         args.experiments or None, Path(args.expected), quiet=args.quiet, record_numbers=args.record
     )
@@ -447,6 +469,15 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _compile_cache_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compile-cache",
+        metavar="DIR|off",
+        help="folder of the persistent compilation cache, or off (default: "
+        "$LRBENCH_COMPILE_CACHE, else $XDG_CACHE_HOME/lrbench/jax or ~/.cache/lrbench/jax)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Learning-rate grids trained in one vmapped program.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -489,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train nothing: write <out> from every process's share in <out>.partial/",
     )
+    _compile_cache_option(run)
     run.set_defaults(func=cmd_run)
     find = sub.add_parser("lr-find", help="suggest a learning rate: range test and grid test")
     find.add_argument("--dataset", default="blobs")
@@ -503,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     find.add_argument("--out", metavar="DIR", help="default results/lr_find/<dataset>-<optimizer>")
     find.add_argument("--quiet", action="store_true")
+    _compile_cache_option(find)
     find.set_defaults(func=cmd_lr_find)
     chk = sub.add_parser("check", help="rerun experiments and compare with results/expected/")
     chk.add_argument(
@@ -514,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--record", action="store_true", help="rewrite the recorded numbers (regression tier) first"
     )
     chk.add_argument("--quiet", action="store_true")
+    _compile_cache_option(chk)
     chk.set_defaults(func=cmd_check)
     bn = sub.add_parser("bench", help="throughput of the engine against loop baselines")
     bn.add_argument(
@@ -542,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except ConfigError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        print(error_line(err), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from lrbench import diagnose
+from lrbench import compile_cache, diagnose
 from lrbench.engine import History
 
 RUN_METRICS = [
@@ -127,6 +127,7 @@ def environment() -> dict[str, Any]:
         "devices": [str(d) for d in jax.devices()],
         "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
         "git_revision": git_revision(),
+        "compile_cache": compile_cache.describe(),
     }
 
 

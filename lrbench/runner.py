@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from lrbench import engine, report, results, spec
+from lrbench import compile_cache, engine, report, results, spec
 from lrbench.engine import History
 from lrbench.errors import ConfigError
 from lrbench.study import Study, runs_table
@@ -63,11 +63,29 @@ def train(
     ``store``, a chunk whose runs it already holds is read back instead of trained, and each
     trained chunk is appended to it before the next one starts. A run_id listed twice (a
     study's run in two grids) is trained once; the history has one row per row of ``runs``.
+
+    A sweep with a float64 part trains with ``jax_enable_x64`` on inside this call only: the
+    caller's setting is what it was once ``train`` returns or raises. Programs come from and
+    go to the persistent compilation cache (:mod:`lrbench.compile_cache`); the timing dict
+    counts its hits and misses.
     """
-    progress = progress or Progress(quiet=True)
+    compile_cache.configure()
+    hits, misses = compile_cache.counts()
+    # Scoped, not jax.config.update: a global flip would silently turn every later float32
+    # computation of the caller's process into float64 ones.
+    float64 = any(part.dtype == "float64" for _, part in sweep.parts())
+    x64 = jax.enable_x64(True) if float64 else contextlib.nullcontext()
+    with x64:
+        runs, history, timing = _train(
+            sweep, progress or Progress(quiet=True), max_chunk, runs, store
+        )
+    now_hits, now_misses = compile_cache.counts()
+    timing.update(compile_cache_hits=now_hits - hits, compile_cache_misses=now_misses - misses)
+    return runs, history, timing
+
+
+def _train(sweep: Sweep | Study, progress: Progress, max_chunk: int, runs, store):
     runs = runs_table(sweep) if runs is None else runs
-    if any(part.dtype == "float64" for _, part in sweep.parts()):
-        jax.config.update("jax_enable_x64", True)
     done = store.load() if store is not None else {}
     parts: dict[str, History] = {}
     timing = {"compile_seconds": 0.0, "train_seconds": 0.0, "programs": 0}
@@ -164,10 +182,10 @@ class ChunkStore:
             results.write_file_atomically(self.folder / "sweep.json", lambda f: f.write(text))
         elif state["config_hash"] != config_hash(sweep):
             raise ConfigError(
-                "--resume",
+                "resume",
                 f"{str(self.folder)!r} holds chunks of a different configuration "
                 f"(hash {state['config_hash']}, this sweep {config_hash(sweep)}); "
-                "rerun without --resume to start over, or pick another --out",
+                "start over without resuming, or pick another output folder",
             )
         return int(state["chunk"])
 
@@ -187,14 +205,22 @@ class ChunkStore:
         return done
 
 
-def shard(runs: pd.DataFrame, index: int, count: int) -> pd.DataFrame:
-    """Process ``index`` of ``count``'s share of the runs table: every ``count``-th row from
-    row ``index``, so each process gets a like mix of optimizers, rates and seeds."""
-    if not 0 <= index < count:
+def shard(runs: pd.DataFrame, process_index: int, process_count: int) -> pd.DataFrame:
+    """Process ``process_index`` of ``process_count``'s share of the runs table: every
+    ``process_count``-th row from row ``process_index``, so each process gets a like mix of
+    optimizers, rates and seeds."""
+    _check_share(process_index, process_count)
+    return runs.iloc[process_index::process_count]
+
+
+def _check_share(process_index: int, process_count: int) -> None:
+    if process_count < 1:
+        raise ConfigError("process_count", f"{process_count} must be >= 1")
+    if not 0 <= process_index < process_count:
         raise ConfigError(
-            "--process-index", f"{index} must be in [0, {count - 1}] (--process-count {count})"
+            "process_index",
+            f"{process_index} must be in [0, {process_count - 1}] ({process_count} processes)",
         )
-    return runs.iloc[index::count]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,10 +235,10 @@ def parse_memory(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([a-zA-Z]*)\s*", str(text))
     unit = match and match.group(2).lower()
     if not match or unit not in _UNITS:
-        raise ConfigError("--max-memory", f"{text!r} is not a size; give e.g. 2GB, 512MB, 1.5GiB")
+        raise ConfigError("max_memory", f"{text!r} is not a size; give e.g. 2GB, 512MB, 1.5GiB")
     value = int(float(match.group(1)) * _UNITS[unit])
     if value <= 0:
-        raise ConfigError("--max-memory", f"{text!r} must be more than 0 bytes")
+        raise ConfigError("max_memory", f"{text!r} must be more than 0 bytes")
     return value
 
 
@@ -276,37 +302,44 @@ def run(
     quiet: bool = False,
     max_chunk: int = 4096,
     resume: bool = False,
-    process: tuple[int, int] = (0, 1),
+    process_index: int = 0,
+    process_count: int = 1,
     merge: bool = False,
 ) -> Result:
     """Trains ``sweep`` and, when ``out`` is given, writes its results folder atomically.
 
     With ``out``, finished chunks are kept in ``<out>.partial/`` until the folder is written;
-    ``resume`` reads them back instead of training them again. ``process=(i, n)`` trains only
-    process ``i``'s share of the runs (:func:`shard`) into the shared ``<out>.partial/`` and
-    writes no results folder; ``merge`` then trains nothing and writes the folder from all
-    the shares (it refuses if a run is missing). A study's run in two grids is trained once
-    and has a row per grid in ``runs``, one set of rows in ``curves``.
+    ``resume`` reads them back instead of training them again. ``process_index=i,
+    process_count=n`` trains only process ``i``'s share of the runs (:func:`shard`) into the
+    shared ``<out>.partial/`` and writes no results folder; ``merge`` then trains nothing and
+    writes the folder from all the shares (it refuses if a run is missing). A study's run in
+    two grids is trained once and has a row per grid in ``runs``, one set of rows in
+    ``curves``.
+
+    Raises:
+      ConfigError: naming the keyword argument (``out``, ``resume``, ``merge``,
+        ``process_index``, ``process_count``) that cannot be honoured.
     """
     progress = Progress(quiet)
     start = time.perf_counter()
-    index, count = process
+    _check_share(process_index, process_count)
+    index, count = process_index, process_count
     store = None
     runs = runs_table(sweep)
     if count > 1 or merge:
         if out is None:
-            raise ConfigError("--out", "a sweep shared out over processes needs an output folder")
+            raise ConfigError("out", "a sweep shared out over processes needs an output folder")
         store = ChunkStore(partial_dir(out), index)
         if merge and store.state() is None:
-            raise ConfigError("--merge", f"nothing to merge: no {str(store.folder)!r}")
+            raise ConfigError("merge", f"nothing to merge: no {str(store.folder)!r}")
         max_chunk = store.open(sweep, max_chunk, fresh=False)
         if merge:
             missing = set(runs["run_id"]) - set(store.load())
             if missing:
                 raise ConfigError(
-                    "--merge",
+                    "merge",
                     f"{len(missing)} of {len(runs)} runs are not in {str(store.folder)!r} yet; "
-                    "wait for every process to finish (or run the missing shares with --resume)",
+                    "wait for every process to finish (or resume the missing shares)",
                 )
         else:
             runs = shard(runs.drop_duplicates("run_id"), index, count)
@@ -316,7 +349,7 @@ def run(
             progress.say(f"nothing to resume in {store.folder}: starting afresh")
         max_chunk = store.open(sweep, max_chunk, fresh=not resume)
     elif resume:
-        raise ConfigError("--resume", "needs an output folder")
+        raise ConfigError("resume", "needs an output folder to resume from")
     runs, history, timing = train(sweep, progress, max_chunk, runs, store)
     runs, curves = results.build(runs, history, sweep.target_acc)
     if runs["run_id"].duplicated().any():  # a study's run in two grids: one curve

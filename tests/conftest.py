@@ -1,16 +1,42 @@
-"""Shared fixtures: a compilation counter built on JAX's own monitoring events."""
+"""Shared fixtures: a compilation counter built on JAX's own monitoring events; the session's
+own compilation cache folder."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import tempfile
 
 import jax
 import pytest
-from jax._src import dispatch, monitoring
+
+_COMPILE_CACHE = []  # the session's own compilation cache folder, removed at the end
+
+
+def pytest_configure(config):
+    """Points lrbench's persistent compilation cache at a folder of this test session's own
+    (in the environment, so subprocesses inherit it), never at the user's cache; a test that
+    needs another folder passes its own ``LRBENCH_COMPILE_CACHE`` or ``--compile-cache``."""
+    del config
+    folder = tempfile.mkdtemp(prefix="lrbench-test-jax-cache-")
+    _COMPILE_CACHE.append(folder)
+    os.environ["LRBENCH_COMPILE_CACHE"] = folder
+
+
+def pytest_unconfigure(config):
+    del config
+    for folder in _COMPILE_CACHE:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# The duration event JAX records for each program handed to the backend: one per jit cache
+# miss, whether XLA then compiles it or reads it from the persistent compilation cache.
+BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 class CompileCounter:
-    """Counts XLA backend compilations (JAX's ``BACKEND_COMPILE_EVENT``) while active."""
+    """Counts the programs JAX hands to the backend (``BACKEND_COMPILE_EVENT``) while active."""
 
     def __init__(self):
         self.count = 0
@@ -18,7 +44,7 @@ class CompileCounter:
 
     def _listener(self, event, duration, **kwargs):
         del duration, kwargs
-        if self._active and event == dispatch.BACKEND_COMPILE_EVENT:
+        if self._active and event == BACKEND_COMPILE_EVENT:
             self.count += 1
 
     @contextlib.contextmanager
@@ -33,20 +59,18 @@ class CompileCounter:
 
 @pytest.fixture
 def compile_counter():
+    """A :class:`CompileCounter` listening to ``jax.monitoring`` for the test's duration."""
     counter = CompileCounter()
-    monitoring.register_event_duration_secs_listener(counter._listener)
+    jax.monitoring.register_event_duration_secs_listener(counter._listener)
     try:
         yield counter
     finally:
-        monitoring.unregister_event_duration_listener(counter._listener)
+        jax.monitoring.unregister_event_duration_listener(counter._listener)
 
 
 @pytest.fixture
 def x64():
-    """Runs a test with ``jax_enable_x64`` on, and restores the previous setting."""
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
+    """Runs a test with ``jax_enable_x64`` on, in JAX's scoped form (the previous setting is
+    back after the test)."""
+    with jax.enable_x64(True):
         yield
-    finally:
-        jax.config.update("jax_enable_x64", previous)

@@ -97,6 +97,7 @@ def test_max_diff():
     assert bench._max_diff([1.0, np.nan], [1.0, 2.0]) == np.inf
 
 
+@pytest.mark.slow
 def test_bench_tables_and_files(tmp_path, monkeypatch):
     table = bench.run(sizes=(8,), epochs=1, repeats=1, b1_runs=2, b2_runs=1, c_runs=1,
                       quiet=True, workloads=(BLOBS,))  # fmt: skip
@@ -130,6 +131,7 @@ def test_bench_tables_and_files(tmp_path, monkeypatch):
     assert "c and c′ skipped" in (out / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_levers_table(monkeypatch):
     real, envs = bench._child, []
 

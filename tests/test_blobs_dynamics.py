@@ -20,6 +20,8 @@ from experiments import blobs_dynamics as bd
 from lrbench import check, claims
 from lrbench.errors import ConfigError
 
+pytestmark = pytest.mark.slow  # module-scoped fixtures train CI variants end to end
+
 EPOCHS = 200
 STEPS_PER_EPOCH = math.ceil(500 / 32)  # 500 training rows, batch 32
 EXPECTED = Path(__file__).resolve().parents[1] / "results" / "expected" / "blobs_dynamics.json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -65,8 +66,10 @@ def test_run_writes_the_contract(shrunk_run):
     assert set(runs["status"]) <= {"converged", "slow", "oscillating", "diverged"}
     meta = json.loads((out / "meta.json").read_text())
     for key in ("versions", "backend", "devices", "XLA_FLAGS", "git_revision", "config",
-                "compile_seconds", "train_seconds", "wall_seconds"):  # fmt: skip
+                "compile_seconds", "train_seconds", "wall_seconds", "compile_cache",
+                "compile_cache_hits", "compile_cache_misses"):  # fmt: skip
         assert key in meta, key
+    assert meta["compile_cache"] == os.environ["LRBENCH_COMPILE_CACHE"]  # the session's own
     assert {"lrbench", "jax", "jaxlib", "optax", "flax"} <= set(meta["versions"])
     assert meta["config"]["epochs"] == 3
 

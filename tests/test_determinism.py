@@ -8,6 +8,9 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow  # trains the same CLI sweep twice
 
 SWEEP = [
     "--set",

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from lrbench import cli, runner
+from lrbench.errors import ConfigError
 from lrbench.sweep import expand
 
 SWEEP = [
@@ -74,6 +75,7 @@ def _assert_close(a_runs, a_curves, b_runs, b_curves, atol):
     np.testing.assert_allclose(a_curves[CURVES], b_curves[CURVES], rtol=0, atol=atol)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "sweep, atol",
     [([*SWEEP, "--set", "dtype=float64"], 1e-6),
@@ -100,7 +102,7 @@ def test_shards_cover_the_runs_table_once():
         assert sorted(ids) == sorted(runs["run_id"])  # disjoint and complete
         sizes = [len(s) for s in shares]
         assert max(sizes) - min(sizes) <= 1  # balanced
-    with pytest.raises(Exception, match="--process-index"):
+    with pytest.raises(ConfigError, match="^process_index: "):
         runner.shard(runs, 3, 3)
 
 
@@ -112,6 +114,7 @@ def shared_out(tmp_path_factory):
     return root, base
 
 
+@pytest.mark.slow
 def test_processes_write_their_shares_and_merge(shared_out, capsys):
     root, base = shared_out
     out = root / "merged"
@@ -135,6 +138,7 @@ def test_processes_write_their_shares_and_merge(shared_out, capsys):
     assert not runner.partial_dir(out).exists()
 
 
+@pytest.mark.slow
 def test_merge_refuses_missing_shares(shared_out, capsys):
     root, base = shared_out
     out = root / "half"

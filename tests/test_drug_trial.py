@@ -82,6 +82,7 @@ def test_l2_penalty_is_keras_c_times_sum_of_squared_kernel():
     assert float(models.penalty(MLPConfig((16, 32)), params)) == 0.0
 
 
+@pytest.mark.slow
 def test_engine_minimises_the_keras_objective():
     """The engine's initial training loss is the NumPy forward pass + L2 on the same weights."""
     cfg = drug_trial.MODEL
@@ -140,6 +141,7 @@ def ci_result():
     return drug_trial.run(drug_trial.ci_config(), quiet=True)
 
 
+@pytest.mark.slow
 def test_the_article_claims_hold_on_the_ci_run(ci_result):
     claims = ci_result.meta["tables"]["claims"]
     assert list(claims.index) == [

@@ -31,6 +31,7 @@ def _train(sweep):
     return runs, history, timing
 
 
+@pytest.mark.slow
 def test_one_program_per_optimizer_and_impl():
     sweep = dataclasses.replace(
         SMALL,
@@ -43,6 +44,7 @@ def test_one_program_per_optimizer_and_impl():
     assert history.test_acc.shape == (len(runs), sweep.epochs)
 
 
+@pytest.mark.slow
 def test_alone_equals_inside_grid():
     """A run alone and inside a 64-run grid: final test loss within 1e-5 relative."""
     lone = dataclasses.replace(SMALL, lrs=(0.05,), seeds=(3,), epochs=10)
@@ -58,6 +60,7 @@ def test_alone_equals_inside_grid():
     np.testing.assert_allclose(h64.train_loss[row], h1.train_loss[0], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_same_grid_twice_is_bitwise_identical():
     sweep = dataclasses.replace(SMALL, lrs=(1.0, 0.1, 0.01, 1e-3), seeds=(0, 1, 2, 3))
     _, a, _ = _train(sweep)
@@ -168,6 +171,7 @@ def test_divergence_is_frozen_and_isolated():
     np.testing.assert_array_equal(h.train_loss[1], h2.train_loss[1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 1e-4)])
 def test_chunks_equal_one_program(dtype, rtol, x64):
     """Chunks of 3 runs (seed groups of 3, and of 1 where a seed's 5 runs leave a rest) give
@@ -182,6 +186,7 @@ def test_chunks_equal_one_program(dtype, rtol, x64):
         np.testing.assert_allclose(a, b, rtol=rtol)
 
 
+@pytest.mark.slow
 def test_float64(x64):
     sweep = dataclasses.replace(SMALL, dtype="float64", lrs=(0.1,), seeds=(0,))
     _, h, _ = _train(sweep)
@@ -217,6 +222,7 @@ def default_sweep_result():
     return runner.run(sweep).runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [0, 2, 3])
 def test_validation_freq_evaluates_every_k_epochs(k):
     """Keras' ``validation_freq``: epochs k, 2k, ... hold the every-epoch run's test metrics,
@@ -256,6 +262,7 @@ def test_validation_freq_needs_every_epoch_for_a_test_monitor():
     dataclasses.replace(plateau, schedules=(on_train,)).validate()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [0, 2])
 def test_results_folder_without_every_epoch_evaluated(k, tmp_path, monkeypatch):
     """The summary table and the curves figure of a sweep with ``validation_freq`` k: the

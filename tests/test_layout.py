@@ -132,6 +132,7 @@ def test_the_minibatch_is_shared_by_a_seed_group():
     assert not [s for s in shapes if s[0] in ((slots, batch, 2), (slots, batch, features))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 1e-5)])
 def test_every_layout_gives_the_same_runs(dtype, rtol, x64):
     """Each run alone in its group (slots 1: no shared product) vs groups of 2 and of 5:
@@ -145,6 +146,7 @@ def test_every_layout_gives_the_same_runs(dtype, rtol, x64):
             np.testing.assert_allclose(b, a, rtol=rtol)
 
 
+@pytest.mark.slow
 def test_runner_chunks_follow_the_plan():
     """A sweep in chunks of at most 4 runs trains each chunk once and returns every run."""
     sweep = dataclasses.replace(SMALL, seeds=(0, 1))

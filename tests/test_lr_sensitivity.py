@@ -17,6 +17,8 @@ import pytest
 from experiments import lr_sensitivity as ls
 from lrbench import check
 
+pytestmark = pytest.mark.slow  # module-scoped fixtures train CI variants end to end
+
 EXPECTED = Path(__file__).resolve().parents[1] / "results" / "expected" / "lr_sensitivity.json"
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 

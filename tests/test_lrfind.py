@@ -59,6 +59,7 @@ def test_range_test_finds_the_stability_limit(curvature):
     assert limit / 2 <= curve.lrs[-1] <= 2 * limit
 
 
+@pytest.mark.slow
 def test_blobs_suggestion_within_a_decade_of_the_sweep_best():
     import experiments
 
@@ -69,6 +70,7 @@ def test_blobs_suggestion_within_a_decade_of_the_sweep_best():
     assert abs(np.log10(curve.suggestions["valley"] / best)) <= 1.0
 
 
+@pytest.mark.slow
 def test_cli_lr_find(tmp_path, capsys):
     out = tmp_path / "lf"
     code = cli.main(["lr-find", "--dataset", "iris", "--model", "16", "--optimizer", "momentum",

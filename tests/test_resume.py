@@ -68,11 +68,13 @@ def killed_and_resumed(tmp_path_factory):
     return whole, cut, done_at_kill
 
 
+@pytest.mark.slow
 def test_the_kill_left_no_results_folder_but_some_chunks(killed_and_resumed):
     _, _, done_at_kill = killed_and_resumed
     assert 1 <= done_at_kill < N_RUNS  # killed mid-sweep, after its first chunk reached the disk
 
 
+@pytest.mark.slow
 def test_resumed_tables_equal_an_uninterrupted_run(killed_and_resumed):
     whole, cut, _ = killed_and_resumed
     for a, b in zip(_tables(whole), _tables(cut), strict=True):
@@ -82,6 +84,7 @@ def test_resumed_tables_equal_an_uninterrupted_run(killed_and_resumed):
     assert not runner.partial_dir(cut).exists()  # cleaned up once the folder is written
 
 
+@pytest.mark.slow
 def test_resume_trained_only_what_was_not_on_disk(killed_and_resumed):
     _, cut, done_at_kill = killed_and_resumed
     meta = json.loads((cut / "meta.json").read_text())
@@ -124,8 +127,9 @@ def test_parse_memory(text, size):
 
 @pytest.mark.parametrize("text", ["", "GB", "2XB", "-1GB", "0", "0.0MB", "1e3", "nan"])
 def test_parse_memory_refuses(text):
-    with pytest.raises(ConfigError, match="--max-memory"):
+    with pytest.raises(ConfigError, match="^max_memory: ") as err:
         runner.parse_memory(text)
+    assert err.value.field == "max_memory"
 
 
 def test_bad_max_memory_is_one_line_exit_2(tmp_path, capsys):

@@ -385,6 +385,7 @@ def test_twin_mlp(name, x64):
     assert _max_rel_diff(hand32, twin32) <= 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CHAOTIC_AT_DEFAULTS))
 def test_twin_mlp_chaotic_defaults(name, x64):
     """At the defaults the pair cannot agree to 1e-10 because optax cannot agree with itself:
@@ -575,6 +576,7 @@ def test_state_structure_does_not_depend_on_values(name, impl):
     assert len(structures) == 1
 
 
+@pytest.mark.slow
 def test_sweep_compiles_once_per_optimizer_kind(compile_counter):
     """3 optimizers × 4 momentum/β values × 8 learning rates: exactly 3 programs; a second
     grid with other values adds none; and the values reach the program (runs differ)."""

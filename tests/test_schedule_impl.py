@@ -45,6 +45,7 @@ def trained():
     return runs, history, timing, curves
 
 
+@pytest.mark.slow
 def test_one_program_per_schedule_impl_plus_the_plateau_twin(trained):
     _, _, timing, _ = trained
     # hand, optax (open loop), optax reduce_on_plateau (factor and min_delta are static in optax)
@@ -84,6 +85,7 @@ def test_twin_lr_is_optax_at_each_epochs_first_step(trained, kind):
         np.testing.assert_allclose(history.lr[i], want, rtol=2e-6)
 
 
+@pytest.mark.slow
 def test_optax_plateau_in_the_engine_replays_on_its_own_metric(trained):
     """Feed optax.contrib.reduce_on_plateau the run's recorded test losses, epoch by epoch:
     its scale after epoch e times the base lr is the engine's lr in epoch e + 1."""

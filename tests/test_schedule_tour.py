@@ -9,6 +9,8 @@ import pytest
 
 from experiments import schedule_tour as st
 
+pytestmark = pytest.mark.slow  # module-scoped fixtures train CI variants end to end
+
 # ---------------------------------------------------------------------------------------------
 # Measures on curves with known answers
 

@@ -450,6 +450,7 @@ def test_optax_plateau_agrees_without_cooldown():
     np.testing.assert_array_equal(keras, twin)
 
 
+@pytest.mark.slow
 def test_optax_plateau_rests_one_epoch_longer_in_cooldown():
     """optax skips every cooldown epoch, Keras counts the last: with the hand trace above
     (cooldown 2) optax's second reduction comes at epoch 11, not 8, and min_lr at epoch 15."""
@@ -559,6 +560,7 @@ OTHER = {  # every kind again with other parameters, units and warmups
 }
 
 
+@pytest.mark.slow
 def test_all_kinds_compile_once_per_optimizer(compile_counter):
     """A grid of every kind × 8 rates × 3 seeds × 2 optimizers is 2 programs; a second grid
     with other kinds' parameters, rates and seeds compiles nothing and applies its own rates

@@ -46,6 +46,7 @@ def test_quadratic_follows_the_closed_form_of_gradient_descent():
     assert h.test_loss[2, -1] > h.test_loss[2, 0] > h.test_loss[1, 0]  # 2.2/λ_max grows
 
 
+@pytest.mark.slow
 def test_neuron_is_the_delta_rule_sample_by_sample():
     """batch_size 1: the engine's neuron equals a NumPy delta-rule loop over the same
     sample orders (data.minibatch_orders), w ← w + α·(t − w·x)·x from w0 = −1."""
@@ -66,6 +67,7 @@ def test_neuron_is_the_delta_rule_sample_by_sample():
             np.testing.assert_allclose(h.test_acc[i, epoch], np.mean(np.abs(w * xt - tt) <= 0.1))
 
 
+@pytest.mark.slow
 def test_regressor_is_half_the_squared_error_to_one_hot_labels():
     """The initial training loss of the MSE MLP equals ½·Σ(z − onehot)² recomputed here
     from the same initial weights (flax init of the seed's key), averaged over examples."""
@@ -85,6 +87,7 @@ def test_regressor_is_half_the_squared_error_to_one_hot_labels():
     assert np.isfinite(h.test_acc).all()  # accuracy of the argmax on a classification set
 
 
+@pytest.mark.slow
 def test_a_regressor_on_float_targets_records_no_accuracy():
     task = tasks.Regressor(dataset="line", model=MLPConfig(hidden=(4,)))
     runs, h = _train(Sweep(task=task, epochs=2, batch_size=10, lrs=(0.01,), seeds=(0,)))
@@ -107,6 +110,7 @@ def _docs_example() -> str:
     return block
 
 
+@pytest.mark.slow
 def test_the_docs_1d_cnn_trains_through_the_engine(capsys):
     """docs/tasks.md's own-task example, run as written (3 epochs): one program, every run
     learns (test accuracy above chance), the run_ids name the task."""
