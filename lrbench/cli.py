@@ -133,6 +133,13 @@ _SWEEP_KEYS: dict[str, tuple[Callable, Callable[[Sweep, object], Sweep]]] = {
         _one(_strs),
         lambda s, v: dataclasses.replace(s, model=dataclasses.replace(s.model, kernel_init=v)),
     ),
+    # Static axes: each value its own program (``Sweep.parts``).
+    "batch_sizes": (_ints, lambda s, v: dataclasses.replace(s, batch_sizes=v)),
+    "dtypes": (_strs, lambda s, v: dataclasses.replace(s, dtypes=v)),
+    "hiddens": (
+        lambda key, text: tuple(_ints(key, h.replace("-", ",")) for h in _split(key, text)),
+        lambda s, v: dataclasses.replace(s, hiddens=v),
+    ),
     # Axes by name: each entry starts from its defaults; hyperparameters set after apply to it.
     "optimizer": (
         _strs,

@@ -1,4 +1,5 @@
-"""Runs a ``Sweep`` end to end: expand -> train each static group -> tidy tables -> files."""
+"""Runs a ``Sweep`` or a ``Study`` end to end: expand -> train each static group -> tidy tables
+-> files."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ import pandas as pd
 from lrbench import compile_cache, engine, report, results, spec
 from lrbench.engine import History
 from lrbench.errors import ConfigError
-from lrbench.sweep import Sweep, expand
+from lrbench.study import Study, runs_table
+from lrbench.sweep import Sweep
 
 
 class Result(NamedTuple):
@@ -48,7 +50,7 @@ class Progress:
 
 
 def train(
-    sweep: Sweep,
+    sweep: Sweep | Study,
     progress: Progress | None = None,
     max_chunk: int = 4096,
     runs: pd.DataFrame | None = None,
@@ -59,18 +61,20 @@ def train(
 
     Each static group goes through in chunks of one padded size (one compile per group). With a
     ``store``, a chunk whose runs it already holds is read back instead of trained, and each
-    trained chunk is appended to it before the next one starts.
+    trained chunk is appended to it before the next one starts. A run_id listed twice (a
+    study's run in two grids) is trained once; the history has one row per row of ``runs``.
 
-    A float64 sweep trains with ``jax_enable_x64`` on inside this call only: the caller's
-    setting is what it was once ``train`` returns or raises. Programs come from and go to the
-    persistent compilation cache (:mod:`lrbench.compile_cache`); the timing dict counts its
-    hits and misses.
+    A sweep with a float64 part trains with ``jax_enable_x64`` on inside this call only: the
+    caller's setting is what it was once ``train`` returns or raises. Programs come from and
+    go to the persistent compilation cache (:mod:`lrbench.compile_cache`); the timing dict
+    counts its hits and misses.
     """
     compile_cache.configure()
     hits, misses = compile_cache.counts()
     # Scoped, not jax.config.update: a global flip would silently turn every later float32
     # computation of the caller's process into float64 ones.
-    x64 = jax.enable_x64(True) if sweep.dtype == "float64" else contextlib.nullcontext()
+    float64 = any(part.dtype == "float64" for _, part in sweep.parts())
+    x64 = jax.enable_x64(True) if float64 else contextlib.nullcontext()
     with x64:
         runs, history, timing = _train(
             sweep, progress or Progress(quiet=True), max_chunk, runs, store
@@ -80,8 +84,8 @@ def train(
     return runs, history, timing
 
 
-def _train(sweep: Sweep, progress: Progress, max_chunk: int, runs, store):
-    runs = expand(sweep) if runs is None else runs
+def _train(sweep: Sweep | Study, progress: Progress, max_chunk: int, runs, store):
+    runs = runs_table(sweep) if runs is None else runs
     done = store.load() if store is not None else {}
     parts: dict[str, History] = {}
     timing = {"compile_seconds": 0.0, "train_seconds": 0.0, "programs": 0}
@@ -103,7 +107,7 @@ def _train(sweep: Sweep, progress: Progress, max_chunk: int, runs, store):
             continue
         progress.say(
             f"compiling {label}: {len(rows)} runs in {len(chunks)} chunk(s) of "
-            f"{layout.groups} seed group(s) x {layout.slots} runs, {sweep.epochs} epochs ..."
+            f"{layout.groups} seed group(s) x {layout.slots} runs, {static.epochs} epochs ..."
         )
         with progress.bar(len(rows), f"training {label}") as bar:
             bar.update(sum(len(c) for c in resumed))
@@ -137,9 +141,9 @@ def _train(sweep: Sweep, progress: Progress, max_chunk: int, runs, store):
 # Chunks on disk: resume after a kill, and the parts of a sweep shared out over processes
 
 
-def config_hash(sweep: Sweep) -> str:
+def config_hash(sweep: Sweep | Study) -> str:
     config = sweep.to_dict()
-    if config["validation_freq"] == 1:  # at its default, hashed as before the field existed
+    if config.get("validation_freq") == 1:  # at its default, hashed as before the field existed
         del config["validation_freq"]
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
@@ -259,8 +263,12 @@ def run_bytes(sweep: Sweep) -> int:
     of a minibatch and of a full-data evaluation (forward and backward, 2·B·A and 2·n·A with
     A the task's activations per example) + 4·epochs of curves + the steps of an optax lr table + the
     minibatch orders of its seed group (epochs·n_train; a run alone in its group in the worst
-    case), all doubled for XLA's temporaries and the scan carry's copy.
+    case), all doubled for XLA's temporaries and the scan carry's copy. A sweep with static
+    axes, or a study, takes its largest part.
     """
+    parts = sweep.parts()
+    if len(parts) > 1 or parts[0][1] is not sweep:
+        return max(run_bytes(part) for _, part in parts)
     task = sweep.task_spec
     ds = task.data()
     params, units = task.num_params(), task.activation_units()
@@ -289,7 +297,7 @@ def max_chunk_for(sweep: Sweep, max_memory: int | None) -> int:
 
 
 def run(
-    sweep: Sweep,
+    sweep: Sweep | Study,
     out: str | Path | None = None,
     quiet: bool = False,
     max_chunk: int = 4096,
@@ -304,7 +312,9 @@ def run(
     ``resume`` reads them back instead of training them again. ``process_index=i,
     process_count=n`` trains only process ``i``'s share of the runs (:func:`shard`) into the
     shared ``<out>.partial/`` and writes no results folder; ``merge`` then trains nothing and
-    writes the folder from all the shares (it refuses if a run is missing).
+    writes the folder from all the shares (it refuses if a run is missing). A study's run in
+    two grids is trained once and has a row per grid in ``runs``, one set of rows in
+    ``curves``.
 
     Raises:
       ConfigError: naming the keyword argument (``out``, ``resume``, ``merge``,
@@ -315,7 +325,7 @@ def run(
     _check_share(process_index, process_count)
     index, count = process_index, process_count
     store = None
-    runs = expand(sweep)
+    runs = runs_table(sweep)
     if count > 1 or merge:
         if out is None:
             raise ConfigError("out", "a sweep shared out over processes needs an output folder")
@@ -332,7 +342,7 @@ def run(
                     "wait for every process to finish (or resume the missing shares)",
                 )
         else:
-            runs = shard(runs, index, count)
+            runs = shard(runs.drop_duplicates("run_id"), index, count)
     elif out is not None:
         store = ChunkStore(partial_dir(out))
         if resume and store.state() is None:
@@ -342,10 +352,12 @@ def run(
         raise ConfigError("resume", "needs an output folder to resume from")
     runs, history, timing = train(sweep, progress, max_chunk, runs, store)
     runs, curves = results.build(runs, history, sweep.target_acc)
+    if runs["run_id"].duplicated().any():  # a study's run in two grids: one curve
+        curves = curves[~curves.duplicated(["run_id", "epoch"])].reset_index(drop=True)
     meta = {
         "experiment": sweep.experiment,
         "config": sweep.to_dict(),
-        "n_runs": len(runs),
+        "n_runs": int(runs["run_id"].nunique()),
         **timing,
         "wall_seconds": round(time.perf_counter() - start, 3),
         **results.environment(),
@@ -377,7 +389,7 @@ def finish(
     return Result(runs, curves, {**meta, **extra}, folder)
 
 
-def headline(sweep: Sweep) -> tuple[str, str]:
+def headline(sweep: Sweep | Study) -> tuple[str, str]:
     """(run column, its words) of a sweep's summary table: the final test accuracy, or the
     final training loss when the sweep never evaluates the test set (``validation_freq=0``)."""
     if sweep.validation_freq == 0:
@@ -396,10 +408,13 @@ def own_loop(sweep: Sweep, experiment: str) -> None:
         )
 
 
-def write(folder: Path, sweep: Sweep, runs: pd.DataFrame, curves: pd.DataFrame, meta: dict) -> None:
+def write(
+    folder: Path, sweep: Sweep | Study, runs: pd.DataFrame, curves: pd.DataFrame, meta: dict
+) -> None:
     """Everything a results folder holds: tidy tables, meta, the paper table and a figure."""
     results.write_tables(folder, runs, curves, meta)
     column, words = headline(sweep)
+    runs = runs.drop_duplicates("run_id")  # a study's run in two grids counts once
     table = report.mean_std_table(runs, column)
     caption = f"{sweep.experiment}: {words}, mean ± std over {runs['seed'].nunique()} seeds"
     report.write_table(folder, "table", table, caption)

@@ -19,9 +19,33 @@ from lrbench.engine import RunData, Static, steps_per_epoch, total_steps, train_
 def static_groups(sweep, runs_table: pd.DataFrame):
     """Yields ``(Static, row labels)`` for every static signature present in the runs table.
 
-    One program per (optimizer, impl, schedule_impl); runs of optax's reduce_on_plateau twin
-    get one more per distinct (factor, min_delta), which optax needs as Python numbers.
+    ``sweep`` is a :class:`lrbench.sweep.Sweep` or a :class:`lrbench.study.Study`: each of
+    its single-valued parts (one per combination of static-axis values) gives one program per
+    (optimizer, impl, schedule_impl); runs of optax's reduce_on_plateau twin get one more per
+    distinct (factor, min_delta), which optax needs as Python numbers. Parts with the same
+    signature (a study's grids of one optimizer) share one group, so it compiles once; a
+    run_id listed twice is trained once (its first row).
     """
+    from lrbench.sweep import expand  # here: spec sits below sweep in the data flow
+
+    parts = sweep.parts()
+    groups: dict[Static, list] = {}
+    taken = pd.Series(False, index=runs_table.index)
+    for _, part in parts:
+        mine = ~taken & ~runs_table["run_id"].duplicated()
+        if len(parts) > 1:
+            mine &= runs_table["run_id"].isin(set(expand(part)["run_id"]))
+        taken |= mine
+        for static, index in _part_groups(part, runs_table[mine]):
+            groups.setdefault(static, []).extend(index)
+    for static, index in groups.items():
+        yield static, pd.Index(index)
+
+
+def _part_groups(sweep, runs_table: pd.DataFrame):
+    """:func:`static_groups` of a sweep without static axes."""
+    if runs_table.empty:
+        return
     keys = runs_table.assign(
         schedule_impl=runs_table.get("schedule_impl", "hand"),
         plateau_twin=_plateau_twin(runs_table),

@@ -2,8 +2,11 @@
 
 A sweep is the product of its axes: optimizers (each with a grid over its hyperparameters)
 × implementations × schedules (each with a grid over its parameters) × learning rates ×
-seeds. :func:`expand` returns that product as a DataFrame; each row's ``run_id`` is a hash of
-the run's own configuration only, so it does not depend on the order of axes or values.
+seeds, and, when given, the static axes (tasks, hidden layer sizes, batch sizes, dtypes),
+each value of which selects its own compiled program. :func:`expand` returns that product as
+a DataFrame; each row's ``run_id`` is a hash of the run's own configuration only, so it does
+not depend on the order of axes or values, and a run of a static axis has the run_id it has
+in the single-valued sweep of its values.
 """
 
 from __future__ import annotations
@@ -24,6 +27,14 @@ from lrbench.models import MLPConfig
 from lrbench.tasks import Task
 
 DTYPES = ("float32", "float64")
+# Static axes: the Sweep field of each -> (the single-valued field it takes the place of, the
+# runs-table column that holds its value; None where the table already names it: ``task``).
+STATIC_AXES = {
+    "tasks": ("task", None),
+    "hiddens": ("hidden", "hidden"),
+    "batch_sizes": ("batch_size", "batch_size"),
+    "dtypes": ("dtype", "dtype"),
+}
 
 
 def _as_tuple(v) -> tuple:
@@ -79,6 +90,12 @@ class Sweep:
     ``model`` on ``dataset``; ``neuron`` and ``quadratic`` bring their data) or is a task
     object, which carries its own data set and model (``dataset`` and ``model`` then stay
     at their defaults).
+
+    Static axes (``tasks``, ``hiddens`` — hidden layer sizes of ``model`` —, ``batch_sizes``,
+    ``dtypes``; empty: the single-valued field) make the sweep the union of one single-valued
+    sweep per combination of their values (:meth:`parts`): each is one program, compiled
+    once, and the runs table gains a column per static axis (``hidden``, ``batch_size``,
+    ``dtype``; the ``task`` column is always there).
     """
 
     experiment: str = "sweep"
@@ -100,6 +117,44 @@ class Sweep:
     # 1·k, 2·k, ... record test_loss and test_acc, the others NaN; 0 never evaluates (training
     # only). It changes no run's training, so it is not part of the run_id.
     validation_freq: int = 1
+    tasks: tuple[str | Task, ...] = ()
+    hiddens: tuple[tuple[int, ...], ...] = ()
+    batch_sizes: tuple[int, ...] = ()
+    dtypes: tuple[str, ...] = ()
+
+    @property
+    def static_axes(self) -> dict[str, tuple]:
+        """The static axes given (field -> values), in ``STATIC_AXES`` order."""
+        return {name: _as_tuple(getattr(self, name)) for name in STATIC_AXES if getattr(self, name)}
+
+    def parts(self) -> list[tuple[dict[str, Any], Sweep]]:
+        """``(static-axis columns, single-valued sweep)`` for each combination of the static
+        axes' values, in their order; ``[({}, self)]`` for a sweep without static axes."""
+        axes = self.static_axes
+        if not axes:
+            return [({}, self)]
+        for name in axes:
+            field, _ = STATIC_AXES[name]
+            single = self.model.hidden if field == "hidden" else getattr(self, field)
+            if single != _DEFAULTS[field]:
+                raise ConfigError(
+                    name, f"give {field}={single!r} or {name}, not both (one is the other's axis)"
+                )
+        out = []
+        for combo in itertools.product(*axes.values()):
+            single = {name: () for name in axes}
+            columns = {}
+            for name, value in zip(axes, combo, strict=True):
+                field, column = STATIC_AXES[name]
+                if field == "hidden":
+                    value = tuple(value)
+                    single["model"] = dataclasses.replace(self.model, hidden=value)
+                else:
+                    single[field] = value
+                if column:
+                    columns[column] = hidden_label(value) if field == "hidden" else value
+            out.append((columns, dataclasses.replace(self, **single)))
+        return out
 
     @property
     def task_spec(self) -> Task:
@@ -130,6 +185,13 @@ class Sweep:
 
     def validate(self) -> Sweep:
         """Raises ``ConfigError`` naming the first bad field; returns ``self`` when all is well."""
+        if self.static_axes:
+            for name, values in self.static_axes.items():
+                if len({_as_tuple(v) for v in values}) != len(values):
+                    raise ConfigError(name, f"{name}={values!r} repeats a value; give each once")
+            for _, part in self.parts():
+                part.validate()
+            return self
         ds = self.task_spec.data()
         if not isinstance(self.epochs, int) or self.epochs <= 0:
             raise ConfigError("epochs", f"epochs={self.epochs!r} must be an integer > 0")
@@ -212,10 +274,30 @@ class Sweep:
             config["task"] = {"class": type(self.task).__qualname__, **self.task.config()}
         elif self.task == "classifier":  # at its default, described as before the field existed
             del config["task"]
+        for name in STATIC_AXES:  # no static axis: described (and hashed) as before they existed
+            if not config[name]:
+                del config[name]
+        if self.tasks:
+            config["tasks"] = [
+                {"class": type(t).__qualname__, **t.config()} if isinstance(t, Task) else t
+                for t in self.tasks
+            ]
         return json.loads(json.dumps(config, default=list))
 
 
-_DEFAULTS = {"dataset": Sweep.dataset, "model": Sweep.model}
+_DEFAULTS = {
+    "dataset": Sweep.dataset,
+    "model": Sweep.model,
+    "task": Sweep.task,
+    "hidden": Sweep.model.hidden,
+    "batch_size": Sweep.batch_size,
+    "dtype": Sweep.dtype,
+}
+
+
+def hidden_label(hidden: tuple[int, ...]) -> str:
+    """``(64, 64)`` -> ``64-64``: hidden layer sizes as the ``hidden`` column holds them."""
+    return "-".join(str(h) for h in hidden)
 
 
 def run_id(config: Mapping[str, Any]) -> str:
@@ -248,9 +330,14 @@ def _schedule_axis(sweep: Sweep):
 
 
 def expand(sweep: Sweep) -> pd.DataFrame:
-    """One row per run, in a deterministic order (optimizer, impl, schedule, schedule_impl,
-    lr, seed)."""
+    """One row per run, in a deterministic order (static axes, optimizer, impl, schedule,
+    schedule_impl, lr, seed); a column per static axis, just before ``seed``."""
     sweep.validate()
+    if sweep.static_axes:
+        tables = [expand(part).assign(**columns) for columns, part in sweep.parts()]
+        runs = pd.concat(tables, ignore_index=True)
+        seed_last = [c for c in runs.columns if c != "seed"] + ["seed"]
+        return _unique(runs[seed_last])
     task = sweep.task_spec
     rows = []
     for opt in sweep.optimizers:
@@ -299,7 +386,10 @@ def expand(sweep: Sweep) -> pd.DataFrame:
     first = ["run_id", "experiment", "task", "dataset", "model", "optimizer", "impl", "lr", "schedule",
              "schedule_label", "schedule_impl", "unit"]  # fmt: skip
     middle = [c for c in runs.columns if c not in first and c != "seed"]
-    runs = runs[[*first, *middle, "seed"]]
+    return _unique(runs[[*first, *middle, "seed"]])
+
+
+def _unique(runs: pd.DataFrame) -> pd.DataFrame:
     if runs["run_id"].duplicated().any():
         dup = runs.loc[runs["run_id"].duplicated(), "run_id"].iloc[0]
         raise ConfigError("axes", f"the axes repeat a run (run_id {dup}); give each value once")

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from experiments import blobs_dynamics as bd
-from lrbench import check
+from lrbench import check, claims
 from lrbench.errors import ConfigError
 
 pytestmark = pytest.mark.slow  # module-scoped fixtures train CI variants end to end
@@ -63,7 +63,10 @@ def _median_epochs(rows: pd.DataFrame) -> float:
 
 def test_grids_are_the_tutorials():
     sweep = bd.get_config()
-    grids = bd.grids(sweep)
+    study = bd.study(sweep)
+    grids: dict[str, list] = {}
+    for grid, s in study.sweeps():
+        grids.setdefault(grid, []).append(s)
     assert list(grids) == ["lr", "momentum", "decay", "patience", "optimizer"]
     for sweeps in grids.values():
         for s in sweeps:
@@ -142,6 +145,11 @@ def test_runs_and_curves_are_tidy(ci):
     assert len(shared) == 2 * seeds
     assert ci.meta["n_runs"] == runs["run_id"].nunique() == sum(sizes.values()) * seeds - seeds
     assert list(runs.columns[:3]) == ["run_id", "experiment", "grid"]
+    # one study: every distinct run trained once, one program per optimizer (the lr, decay,
+    # patience and SGD-optimizer grids share SGD's)
+    assert ci.meta["trained_runs"] == ci.meta["n_runs"]
+    assert ci.meta["programs"] == 5
+    assert list(ci.meta["config"]["grids"]) == list(bd.GRIDS)
 
 
 def test_results_folder(ci):
@@ -315,17 +323,39 @@ def test_rmsprop_and_adam_learn_within_50_epochs(ci):
 
 
 def test_claims_table_says_the_same(ci):
+    """The declared claims reach the verdicts the tests above derive from the raw tables, and
+    ``lrbench check`` reads them as declared."""
     held = ci.meta["tables"]["claims"]["held"].to_dict()
     not_held = {"no_momentum_needs_200", "short_patience_min_lr_early"}
-    assert held == {claim: claim not in not_held for claim in held}
-    assert len(held) == 9
+    assert held == {claim: "no" if claim in not_held else "yes" for claim in held}
+    assert len(held) == len(bd.CLAIMS) == 14
+    verdicts = check.claim_verdicts(bd.NAME, bd, ci.folder)
+    assert len(verdicts) == 14 and verdicts["ok"].all()
+
+
+def test_claim_numbers_are_the_raw_tables(ci):
+    """A few claims' values recomputed here from ``runs`` and ``curves``."""
+    table = ci.meta["tables"]["claims"]
+    tiny = pd.concat([_rows(ci, "lr", "lr", lr) for lr in (1e-6, 1e-7)])
+    acc = _per_epoch(ci, tiny["run_id"], "test_acc")
+    assert table.loc["tiny_lrs_learn_nothing", "value"] == pytest.approx(
+        (acc[:, -1] - acc[:, 0]).max(), abs=1e-12
+    )
+    fast = pd.concat([_rows(ci, "momentum", "momentum", m) for m in (0.9, 0.99)])
+    assert table.loc["momentum_within_50", "value"] == fast["epochs_to_target"].max()
+    plain = _rows(ci, "momentum", "momentum", 0.0)["epochs_to_target"].fillna(EPOCHS + 1)
+    assert table.loc["no_momentum_needs_200", "value"] == np.median(plain)
+    big, good = _rows(ci, "lr", "lr", 1.0), _rows(ci, "lr", "lr", 0.1)
+    ratio = _jitter(ci, big).mean() / _jitter(ci, good).mean()
+    assert table.loc["lr_1_jitters", "value"] == pytest.approx(ratio, rel=1e-9)
 
 
 def test_claims_need_the_tutorials_lr_grid(ci):
-    """With the lr grid changed (``--set lr=...``) the claims are left out, not half-tested."""
+    """With the lr grid changed (``--set lr=...``) its claims are not measured, not
+    half-tested; the other grids' claims still are."""
     measured = bd.run_measures(ci.runs, ci.curves)
-    settings = bd.settings_table(measured)
-    assert len(bd.claims_table(settings, measured)) == 9
-    without_lr_1 = settings[~((settings["grid"] == "lr") & (settings["lr"] == 1.0))]
-    claims = bd.claims_table(without_lr_1, measured)
-    assert claims.empty and list(claims.columns) == ["text", "value", "held"]
+    without_lr_1 = measured[~((measured["grid"] == "lr") & (measured["lr"] == 1.0))]
+    table = claims.evaluate(bd.CLAIMS, {"runs": without_lr_1})
+    lost = {"lr_1_oscillates", "lr_1_jitters"}
+    assert set(table.index[table["held"] == "not measured"]) == lost
+    assert (table.loc[~table.index.isin(lost), "held"] != "not measured").all()
