@@ -52,6 +52,7 @@ def test_every_reference_file_is_well_formed():
             assert any(c.get(k) is not None for k in ("expected", "min", "max")), c
 
 
+@pytest.mark.slow
 def test_blobs_reference_numbers_hold():
     table = check.run_checks(["blobs_lr"], EXPECTED)
     assert table["ok"].all(), table[~table["ok"]]

@@ -45,6 +45,7 @@ def three_runs(tmp_path_factory):
     return cache, first, again, values
 
 
+@pytest.mark.slow
 def test_a_first_run_fills_the_cache(three_runs):
     cache, first, _, _ = three_runs
     assert first["compile_cache"] == str(cache)
@@ -52,6 +53,7 @@ def test_a_first_run_fills_the_cache(three_runs):
     assert len(list(cache.iterdir())) >= first["compile_cache_misses"]
 
 
+@pytest.mark.slow
 def test_a_second_identical_run_compiles_nothing(three_runs):
     _, first, again, _ = three_runs
     assert again["compile_cache_misses"] == 0
@@ -60,6 +62,7 @@ def test_a_second_identical_run_compiles_nothing(three_runs):
     assert again["compile_seconds"] < first["compile_seconds"] / 2
 
 
+@pytest.mark.slow
 def test_new_rates_schedule_parameters_and_seeds_compile_nothing(three_runs):
     _, first, _, values = three_runs
     assert values["config"]["lrs"] == [0.3, 0.003] and values["config"]["seeds"] == [5, 9]
@@ -67,6 +70,7 @@ def test_new_rates_schedule_parameters_and_seeds_compile_nothing(three_runs):
     assert values["compile_cache_hits"] == first["compile_cache_misses"]
 
 
+@pytest.mark.slow
 def test_off_writes_nothing(tmp_path):
     cache = tmp_path / "jax"
     cache.mkdir()
@@ -144,6 +148,9 @@ def test_a_bad_environment_folder_names_the_variable(tmp_path, monkeypatch, caps
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     monkeypatch.setenv("LRBENCH_COMPILE_CACHE", str(blocker))
+    # A process configures its cache once (JAX opens it once): start from a fresh process's
+    # state, whatever the tests before this one configured.
+    monkeypatch.setattr(compile_cache, "_state", {})
     argv = ["run", "blobs_lr", "--quiet", "--out", str(tmp_path / "o")]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()

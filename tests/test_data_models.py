@@ -87,6 +87,7 @@ def test_glorot_uniform_matches_keras():
     np.testing.assert_allclose(kernel.var(), limit**2 / 3, rtol=0.03)
 
 
+@pytest.mark.slow
 def test_init_many_equals_one_by_one():
     cfg = MLPConfig(hidden=(16, 8))
     net = models.build(cfg, 4)

@@ -368,7 +368,13 @@ def _max_rel_diff(a, b) -> float:
 CHAOTIC_AT_DEFAULTS = {"rmsprop_centered": {"eps_root": 1e-4}}
 
 
-@pytest.mark.parametrize("name", ALL)
+# Two rules run in the fast tier (one stateless, one with moments); the rest are slow.
+FAST_TWINS = ("sgd", "adam")
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=() if n in FAST_TWINS else pytest.mark.slow) for n in ALL]
+)
 def test_twin_mlp(name, x64):
     """1,000 full-batch steps: float64 within 1e-10; float32 rounds differently (op order,
     rsqrt vs 1/√, fusion) and 1,000 steps amplify that, but far below what training moves."""

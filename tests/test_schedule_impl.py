@@ -52,6 +52,7 @@ def test_one_program_per_schedule_impl_plus_the_plateau_twin(trained):
     assert timing["programs"] == 3
 
 
+@pytest.mark.slow
 def test_twin_runs_match_hand_runs(trained):
     runs, history, _, _ = trained
     key = ["schedule_label", "lr", "seed"]
@@ -76,6 +77,7 @@ def _optax_schedule(kind: str, lr: float):
     raise KeyError(kind)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["cosine", "linear_onecycle"])
 def test_twin_lr_is_optax_at_each_epochs_first_step(trained, kind):
     runs, history, _, _ = trained
