@@ -142,3 +142,26 @@ def test_bad_task_settings_name_their_field(kwargs, field):
 def test_quadratic_refuses_bad_eigenvalues():
     with pytest.raises(ConfigError, match="eigenvalues"):
         tasks.Quadratic(eigenvalues=(1.0, -2.0))
+
+
+def test_neuron_data_seed_draws_the_line_with_that_seed():
+    """``data_seed`` s: ``t = 2x + ε`` drawn with NumPy's ``default_rng(s)`` in float64 (written
+    out here); seed 0 is the shipped ``line`` set; the default neuron's run_ids stay as they
+    were (no ``data_seed`` in its configuration)."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-np.sqrt(3), np.sqrt(3), 50)
+    t = 2 * x + 0.5 * rng.normal(size=50)
+    x_test = rng.uniform(-np.sqrt(3), np.sqrt(3), 200)
+    ds = tasks.Neuron(data_seed=3).data()
+    assert ds.x_train.dtype == np.float64 and ds.num_classes == 0
+    np.testing.assert_array_equal(ds.x_train[:, 0], x)
+    np.testing.assert_array_equal(ds.y_train, t)
+    np.testing.assert_array_equal(ds.y_test, 2 * x_test)
+    shipped = data.load("line")
+    np.testing.assert_array_equal(
+        tasks.Neuron(data_seed=0).data().x_train.astype(np.float32), shipped.x_train
+    )
+    assert "data_seed" not in tasks.Neuron().config()
+    assert tasks.Neuron(data_seed=3).config()["data_seed"] == 3
+    with pytest.raises(ConfigError, match="data_seed"):
+        tasks.Neuron(dataset="blobs", data_seed=1)

@@ -21,14 +21,40 @@ class Neuron(Task):
     SGD on that error is the delta rule ``w ← w + α·(t − y)·x`` (Widrow–Hoff), the update of
     seed 000 (``rules.make("delta")`` is the same update written as the article does). Every
     run starts at ``w = w0`` (the article's picture has one starting point); ``test_acc`` is
-    the share of test examples predicted within ``tolerance`` of their target.
+    the share of test examples predicted within ``tolerance`` of their target. With
+    ``data_seed`` the line is drawn with that seed (:func:`lrbench.data.noisy_line`, float64):
+    one data set per seed, as an experiment that redraws its data for every seed needs.
     """
 
     dataset: str = "line"
     w0: float = -1.0
     tolerance: float = 0.1
+    data_seed: int | None = None
 
     kind: ClassVar[str] = "neuron"
+
+    def __post_init__(self):
+        from lrbench.errors import ConfigError
+
+        if self.data_seed is not None and (
+            self.dataset != "line" or not isinstance(self.data_seed, int) or self.data_seed < 0
+        ):
+            raise ConfigError(
+                "data_seed",
+                f"data_seed={self.data_seed!r} draws the 'line' set: an integer >= 0 with "
+                f"dataset='line' (got {self.dataset!r})",
+            )
+
+    def data(self) -> data.Dataset:
+        if self.data_seed is None:
+            return super().data()
+        return data.noisy_line(self.data_seed)
+
+    def config(self):
+        fields = super().config()
+        if fields.get("data_seed") is None:  # the run_ids of the shipped line stay as they were
+            fields.pop("data_seed", None)
+        return fields
 
     def init(self, key, x):
         del key  # one starting point for every seed
