@@ -516,9 +516,10 @@ def orders_spec(static: Static, groups: int) -> jax.ShapeDtypeStruct:
 def group_orders(static: Static, runs: RunData, positions: np.ndarray) -> np.ndarray:
     """``[groups, epochs, n_train]``: the minibatch orders of a chunk laid out as
     ``positions`` (``[groups, slots]`` rows of ``runs``), one per group (its seed's)."""
-    return data.minibatch_orders(
-        np.asarray(runs.seed)[positions[:, 0]], static.epochs, train_size(static)
-    )
+    n = train_size(static)
+    if not static.task.shuffle:  # the stored order, every epoch
+        return np.broadcast_to(np.arange(n, dtype=np.int32), (len(positions), static.epochs, n))
+    return data.minibatch_orders(np.asarray(runs.seed)[positions[:, 0]], static.epochs, n)
 
 
 def take(tree, positions):

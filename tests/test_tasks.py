@@ -165,3 +165,18 @@ def test_neuron_data_seed_draws_the_line_with_that_seed():
     assert tasks.Neuron(data_seed=3).config()["data_seed"] == 3
     with pytest.raises(ConfigError, match="data_seed"):
         tasks.Neuron(dataset="blobs", data_seed=1)
+
+
+@pytest.mark.parametrize(("bias_input", "s"), [("one", lambda x: 1.0), ("x", lambda x: x)])
+def test_perceptron_error_passes_the_clip_as_if_it_were_not_there(bias_input, s, x64):
+    """The gradient of ``½·(t − y)²`` is the perceptron's signal ``−(t − y)·[s, x]``, also
+    where ``y = min(b + W·x, 250)`` is clipped (written out here); the output is clipped."""
+    task = tasks.Perceptron(bias_input=bias_input)
+    params = {"w": jnp.asarray([0.05, 2.0], jnp.float64)}
+    for x, t in ((60.0, 60.0), (300.0, 250.0), (-50.0, -50.0)):
+        xs = jnp.asarray([x], jnp.float64)
+        y = min(0.05 * 1 + 2.0 * x, 250.0)
+        assert float(task.apply(params, xs)) == y
+        grad = jax.grad(lambda p, xs=xs, t=t: task.loss(task.apply(p, xs), t))(params)["w"]
+        np.testing.assert_array_equal(grad, [-(t - y) * s(x), -(t - y) * x])
+    assert not task.shuffle and tasks.Neuron.shuffle
