@@ -243,9 +243,10 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
 
         def probe(params, loss, lr):
             """This step's records (``Static.probes``), after its update."""
-            record = {"loss": lambda: loss, "lr": lambda: lr, "params": lambda: params}
-            record["train_loss"] = lambda: evaluate(params, x_tr, y_tr)[0]
-            return {name: record[name]() for name in static.probes}
+            record = {"loss": loss, "lr": lr, "params": params}
+            if "train_loss" in static.probes:  # a pass over the training set: only when asked
+                record["train_loss"] = evaluate(params, x_tr, y_tr)[0]
+            return {name: record[name] for name in static.probes}
 
         def train_step(carry: _Carry, minibatch):
             x, y, share, lr = minibatch
