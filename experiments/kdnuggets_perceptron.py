@@ -11,8 +11,10 @@ sample's absolute error is below 0.01. The article's update line is
 applied to *both* weights, so the bias is moved by ``x`` times the error too: it is the delta
 rule with bias input ``x`` instead of +1. Since both weights always move by the same amount,
 ``W − b = 0.05`` forever and the neuron has one degree of freedom. The textbook delta rule
-(bias input +1) is run beside it. Both are ``rules.make("delta")`` fed with
-``rules.delta_signal(inputs, target, output)``: they differ only in the bias input.
+(bias input +1) is run beside it. Both are the engine's ``perceptron`` task
+(:class:`lrbench.tasks.Perceptron`, whose error passes the clip as if it were not there)
+trained by ``rules.make("delta")``: they differ only in the task's bias input. The engine
+records the weights after every iteration, and the article's stopping rule is read off them.
 
 Without a learning rate (lr = 1) the article reports ``[0.05, 0.1] → [3237.05, 3237.1] →
 [−5162.95, −5162.9]`` and weights that keep exploding and flipping sign; with lr = 0.00001 the
