@@ -13,12 +13,14 @@ two-dimensional picture), inputs ``x ~ U(−√3, √3)`` (unit variance), targe
 random order each epoch, 40 epochs (2000 updates), ``w₀ = −1``. The error is
 ``E(w) = ½·mean((t − w·x)²)`` over the training set; its minimum is the least-squares weight
 ``w* = Σxt / Σx²`` (closed form) and ``E_min = E(w*)``. Seeds draw the data and the sample
-order; every α sees the same data in the same order (common random numbers).
+order (the data with ``data.noisy_line``, the order as the engine draws every run's
+minibatches); every α sees the same data in the same order (common random numbers).
 
 The grid: constant α ∈ ``sweep.lrs`` and the same values as the start α₀ of an annealed
-schedule ``α_k = α₀ / (1 + k/20)`` (``lrbench.schedules`` ``inverse_time`` per update), all
-in one jitted, vmapped program (the learning rate is a per-run, per-step table). The update
-is ``rules.make("delta")`` fed with ``rules.delta_signal``.
+schedule ``α_k = α₀ / (1 + k/20)`` (``lrbench.schedules`` ``inverse_time`` per update). The
+engine trains them (the ``neuron`` task: SGD on ``½·(t − w·x)²``, which is the delta rule,
+``rules.make("delta")``), one program per seed, and records after every update the weight,
+the training-set error E(w) and α (its step probes).
 
 Metrics: ``excess`` = E(w) − E_min. ``final_excess``: its mean over the last epoch (robust to
 the jitter of single updates). ``steps_to_converge``: the first update after which the excess
@@ -30,20 +32,18 @@ the least-squares neuron's output.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import pandas as pd
-from jax import lax
 
-from lrbench import diagnose, report, results, rules, runner, schedules
+from lrbench import data as lrbench_data
+from lrbench import diagnose, probes, report, results, runner
 from lrbench.errors import ConfigError
 from lrbench.sweep import Optimizer, Schedule, Sweep, schedule_label
+from lrbench.tasks import Neuron
 
 NAME = "error_bowl"
 N_TRAIN, N_TEST, EPOCHS = 50, 200, 40
@@ -61,7 +61,7 @@ def get_config() -> Sweep:
         experiment=NAME,
         description="AAC error curve: one linear neuron, delta rule, constant vs annealed α "
         "(0.003 ... 3, 5 seeds)",
-        dataset="blobs",  # unused: the neuron's data are drawn here
+        task=Neuron(w0=W0, tolerance=TEST_TOLERANCE),  # each seed draws its own line
         epochs=EPOCHS,
         batch_size=1,
         lrs=ALPHAS,
@@ -76,15 +76,21 @@ def get_config() -> Sweep:
 # Data and closed form
 
 
-def make_data(seed: int) -> dict[str, np.ndarray]:
-    """One seed's training set, test set and sample order (an [EPOCHS, N_TRAIN] index table)."""
-    rng = np.random.default_rng(seed)
-    half = np.sqrt(3.0)
-    x = rng.uniform(-half, half, N_TRAIN)
-    t = W_TRUE * x + NOISE * rng.normal(size=N_TRAIN)
-    x_test = rng.uniform(-half, half, N_TEST)
-    order = np.stack([rng.permutation(N_TRAIN) for _ in range(EPOCHS)])
-    return {"x": x, "t": t, "x_test": x_test, "t_test": W_TRUE * x_test, "order": order}
+def seed_task(sweep: Sweep, seed: int) -> Neuron:
+    """The sweep's neuron on the line drawn with ``seed`` (``data.noisy_line``)."""
+    task = sweep.task_spec
+    if not isinstance(task, Neuron):
+        raise ConfigError("task", f"{NAME} trains the neuron task, not {task.name!r}")
+    return dataclasses.replace(task, data_seed=seed)
+
+
+def make_data(sweep: Sweep, seed: int) -> dict[str, np.ndarray]:
+    """One seed's training set, test set and sample order (``[epochs, N_TRAIN]``: the engine's
+    minibatch orders of that seed, one sample per update)."""
+    ds = seed_task(sweep, seed).data()
+    order = lrbench_data.minibatch_orders(np.array([seed]), sweep.epochs, N_TRAIN)[0]
+    x, x_test = ds.x_train[:, 0], ds.x_test[:, 0]
+    return {"x": x, "t": ds.y_train, "x_test": x_test, "t_test": ds.y_test, "order": order}
 
 
 def least_squares(x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
@@ -100,44 +106,7 @@ def error(w, x, t):
 
 
 # ---------------------------------------------------------------------------------------------
-# The vmapped program
-
-
-@functools.lru_cache
-def make_train():
-    """``train(lr[N, T], x_seq[N, T], t_seq[N, T], x[N, n], t[N, n]) -> (w[N, T], E[N, T])``.
-
-    One jitted, vmapped program; ``lax.scan`` over updates. Each update is the delta rule on
-    one sample, with this update's learning rate (traced data: any α and any schedule, one
-    compile).
-    """
-
-    def train_one(lr, x_seq, t_seq, x, t):
-        w0 = jnp.asarray(W0, x.dtype)
-        state = rules.make("delta", learning_rate=lr[0]).init(w0)
-
-        def step(carry, inputs):
-            w, state = carry
-            alpha, xk, tk = inputs
-            tx = rules.make("delta", learning_rate=alpha)  # state does not depend on α
-            signal = rules.delta_signal(xk, tk, w * xk)  # −δ·input
-            updates, state = tx.update(signal, state, w)
-            w = optax.apply_updates(w, updates)
-            return (w, state), (w, error(w, x, t))
-
-        _, (w, e) = lax.scan(step, (w0, state), (lr, x_seq, t_seq))
-        return w, e
-
-    return jax.jit(jax.vmap(train_one))
-
-
-def lr_table(kind: str, params: dict, alpha: float, steps: int) -> np.ndarray:
-    """The learning rate of each update: ``schedules.make`` evaluated at 0 … steps−1."""
-    if kind in schedules.closed_loop_kinds():
-        raise ConfigError("schedule", f"{kind!r} is closed-loop; {NAME} takes open-loop schedules")
-    schedule = schedules.make(kind, lr=alpha, steps_per_epoch=N_TRAIN, **params)
-    with jax.enable_x64(True):
-        return np.asarray(schedule(jnp.arange(steps, dtype=jnp.float64)), np.float64)
+# Training: the engine, with the weight, the error E(w) and α recorded after every update
 
 
 def schedule_points(sweep: Sweep) -> list[tuple[str, str, dict]]:
@@ -161,28 +130,41 @@ def schedule_points(sweep: Sweep) -> list[tuple[str, str, dict]]:
 
 
 def train(sweep: Sweep):
-    """Every (schedule point, α, seed) run of ``sweep`` in one program; returns
-    ``(runs_config, data_by_seed, w[N, T], E[N, T], lr[N, T])``."""
-    steps = EPOCHS * N_TRAIN
-    data = {s: make_data(s) for s in sweep.seeds}
-    configs, lrs, xs, ts, xtr, ttr = [], [], [], [], [], []
+    """Every (schedule point, α, seed) run of ``sweep`` through the engine, one program per
+    seed (its own line); returns ``(runs_config, data_by_seed, w[N, T], E[N, T], lr[N, T])``,
+    the weight, the training-set error and the learning rate after every update."""
+    if sweep.batch_size != 1:
+        raise ConfigError("batch_size", f"batch_size={sweep.batch_size}: {NAME} shows the "
+                          "samples one at a time, as the article does; allowed: 1")  # fmt: skip
+    points = schedule_points(sweep)
+    labels = {schedule_label(kind, point): label for label, kind, point in points}
     alphas = sorted(set(sweep.lrs) | {SMALL, GOOD, TOO_LARGE})  # the claims need these three
-    for label, kind, params in schedule_points(sweep):
-        for alpha in alphas:
-            table = lr_table(kind, params, alpha, steps)
-            for seed in sweep.seeds:
-                d = data[seed]
-                seq = d["order"].reshape(-1)
-                configs.append({"alpha_schedule": label, "seed": seed, "lr": float(alpha)})
-                lrs.append(table)
-                xs.append(d["x"][seq])
-                ts.append(d["t"][seq])
-                xtr.append(d["x"])
-                ttr.append(d["t"])
-    with jax.enable_x64(True):
-        w, e = make_train()(*(jnp.asarray(np.stack(a)) for a in (lrs, xs, ts, xtr, ttr)))
-        w, e = np.asarray(w), np.asarray(e)
-    return pd.DataFrame(configs), data, w, e, np.stack(lrs)
+    parts = []
+    for seed in sweep.seeds:
+        one = dataclasses.replace(
+            sweep,
+            task=seed_task(sweep, seed),
+            lrs=tuple(alphas),
+            schedules=tuple(Schedule(kind, point) for _, kind, point in points),
+            seeds=(seed,),
+        )
+        parts.append(probes.train(one, probes=("lr", "train_loss", "params")))
+    runs = pd.concat([p.runs for p in parts], ignore_index=True)
+    steps = {k: np.concatenate([p.probes.steps[k] for p in parts]) for k in ("lr", "train_loss")}
+    w = np.concatenate([p.probes.steps["params"]["w"][..., 0] for p in parts])
+    configs = pd.DataFrame(
+        {
+            "alpha_schedule": runs["schedule_label"].map(labels),
+            "seed": runs["seed"],
+            "lr": runs["lr"],
+        }
+    )
+    # schedule, then α, then seed: the order of the tables
+    rank = {label: i for i, (label, _, _) in enumerate(points)}
+    order = np.lexsort((configs["seed"], configs["lr"], configs["alpha_schedule"].map(rank)))
+    data = {s: make_data(sweep, s) for s in sweep.seeds}
+    configs = configs.iloc[order].reset_index(drop=True)
+    return configs, data, w[order], steps["train_loss"][order], steps["lr"][order]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,8 +199,9 @@ def build_runs(configs: pd.DataFrame, data, w, e) -> tuple[pd.DataFrame, pd.Data
             excess = e[i] - e_min
         bad = ~(np.isfinite(w[i]) & (np.abs(w[i]) <= DIVERGED_ABOVE))
         diverged_step = int(bad.argmax() + 1) if bad.any() else 0
-        per_epoch = e[i].reshape(EPOCHS, N_TRAIN)[:, -1]
-        per_epoch = np.where(bad.reshape(EPOCHS, N_TRAIN)[:, -1], np.nan, per_epoch)
+        epochs = len(e[i]) // N_TRAIN
+        per_epoch = e[i].reshape(epochs, N_TRAIN)[:, -1]
+        per_epoch = np.where(bad.reshape(epochs, N_TRAIN)[:, -1], np.nan, per_epoch)
         diverged_epoch = int(np.ceil(diverged_step / N_TRAIN)) if diverged_step else 0
         w_final = float(w[i, -1])
         with np.errstate(all="ignore"):
@@ -253,8 +236,8 @@ def build_runs(configs: pd.DataFrame, data, w, e) -> tuple[pd.DataFrame, pd.Data
             pd.DataFrame(
                 {
                     "run_id": run_id,
-                    "epoch": np.arange(1, EPOCHS + 1),
-                    "w": w[i].reshape(EPOCHS, N_TRAIN)[:, -1],
+                    "epoch": np.arange(1, epochs + 1),
+                    "w": w[i].reshape(epochs, N_TRAIN)[:, -1],
                     "train_loss": per_epoch,
                     "excess": per_epoch - e_min,
                 }
@@ -577,11 +560,11 @@ def _sig(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
-    """Trains every run in one jitted, vmapped program and writes the results folder."""
-    runner.own_loop(sweep, NAME)
+    """Trains every run through the engine (one program per seed) and writes the results
+    folder."""
     progress = runner.Progress(quiet)
     start = time.perf_counter()
-    progress.say(f"{NAME}: one program for every α × schedule × seed ...")
+    progress.say(f"{NAME}: one program per seed for every α × schedule ...")
     configs, data, w, e, lr = train(sweep)
     train_seconds = time.perf_counter() - start
     runs, curves = build_runs(configs, data, w, e)
@@ -597,12 +580,12 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         "experiment": NAME,
         "config": sweep.to_dict(),
         "constants": {
-            "n_train": N_TRAIN, "n_test": N_TEST, "epochs": EPOCHS, "w_true": W_TRUE,
+            "n_train": N_TRAIN, "n_test": N_TEST, "epochs": sweep.epochs, "w_true": W_TRUE,
             "noise": NOISE, "w0": W0, "settle_band": SETTLE, "test_tolerance": TEST_TOLERANCE,
             "diverged_above": DIVERGED_ABOVE, "small_good_too_large": [SMALL, GOOD, TOO_LARGE],
         },
         "n_runs": len(runs),
-        "programs": 1,
+        "programs": len(sweep.seeds),
         "train_seconds_with_compile": round(train_seconds, 3),
         "wall_seconds": None,
         **results.environment(),
@@ -639,6 +622,7 @@ def summary(result: runner.Result) -> str:
 def readme(tables: dict[str, pd.DataFrame], meta: dict) -> str:
     claims = tables["claims"]
     held = int(claims["held"].sum())
+    epochs = meta["constants"]["epochs"]
     sweep = tables["alpha_sweep"]
     ann = sweep.loc[["annealed"]].set_index("alpha")
     const = sweep.loc[["constant"]].set_index("alpha")
@@ -667,14 +651,15 @@ def readme(tables: dict[str, pd.DataFrame], meta: dict) -> str:
         "2019). The article trains with the delta rule `w_new = w + α·δ·input` and draws each update",
         "as a jump on the error curve. Here a single linear neuron `y = w·x` learns `t = 2x + ε`",
         f"(ε ~ N(0, {NOISE}²), x ~ U(−√3, √3)) from {N_TRAIN} samples shown one at a time, a fresh",
-        f"order each epoch, {EPOCHS} epochs ({EPOCHS * N_TRAIN} updates), from w₀ = {W0:g}. The",
+        f"order each epoch, {epochs} epochs ({epochs * N_TRAIN} updates), from w₀ = {W0:g}. The",
         "bottom of the curve is the least-squares weight w* = Σxt/Σx² (closed form). Every run",
         f"({meta['n_runs']}: {sweep['alpha'].nunique()} values of α, "
         f"{' / '.join(dict.fromkeys(sweep.index))} schedules, "
-        f"{len(meta['config']['seeds'])} seeds) is one jitted, vmapped program; the learning rate",
-        "is a per-run, per-update table, so constant and annealed α share the compile "
-        f"({meta['train_seconds_with_compile']:.1f} s with compilation on {meta['backend']}).",
-        'The update is `rules.make("delta")` fed with `rules.delta_signal`.',
+        f"{len(meta['config']['seeds'])} seeds) is trained by the engine, one program per seed (its",
+        "own line); α and its schedule are per-run data, so constant and annealed α share the",
+        f"compile ({meta['train_seconds_with_compile']:.1f} s with compilation on "
+        f'{meta["backend"]}). The update is the delta rule (`rules.make("delta")`: SGD on',
+        "½·(t − w·x)²); the engine records w, E(w) and α after every update (its step probes).",
         "",
         "**Metrics.** *excess* = E(w) − E(w*), E(w) = ½·mean((t − w·x)²) on the training set.",
         "`final_excess_mean`: the excess averaged over the last epoch, mean over seeds (inf: a seed",

@@ -11,8 +11,10 @@ sample's absolute error is below 0.01. The article's update line is
 applied to *both* weights, so the bias is moved by ``x`` times the error too: it is the delta
 rule with bias input ``x`` instead of +1. Since both weights always move by the same amount,
 ``W − b = 0.05`` forever and the neuron has one degree of freedom. The textbook delta rule
-(bias input +1) is run beside it. Both are ``rules.make("delta")`` fed with
-``rules.delta_signal(inputs, target, output)``: they differ only in the bias input.
+(bias input +1) is run beside it. Both are the engine's ``perceptron`` task
+(:class:`lrbench.tasks.Perceptron`, whose error passes the clip as if it were not there)
+trained by ``rules.make("delta")``: they differ only in the task's bias input. The engine
+records the weights after every iteration, and the article's stopping rule is read off them.
 
 Without a learning rate (lr = 1) the article reports ``[0.05, 0.1] → [3237.05, 3237.1] →
 [−5162.95, −5162.9]`` and weights that keep exploding and flipping sign; with lr = 0.00001 the
@@ -27,19 +29,17 @@ four test samples with the final weights.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import pandas as pd
-from jax import lax
 
-from lrbench import diagnose, report, results, rules, runner
+from lrbench import diagnose, probes, report, results, runner
+from lrbench.errors import ConfigError
 from lrbench.sweep import Optimizer, Sweep
+from lrbench.tasks import Perceptron
 
 NAME = "kdnuggets_perceptron"
 TRAIN_X = (60.0, 40.0, 100.0, 300.0, -50.0, 310.0)
@@ -50,7 +50,7 @@ INITIAL = (0.05, 0.1)  # [b, W]: the article's "randomly initialized" weights
 CLIP = 250.0
 MIN_ITERATIONS = 2000  # ``while(iteration < 2000 or error >= 0.01)``
 STOP_ERROR = 0.01
-MAX_ITERATIONS = 3000  # the scan's budget; a run that has not stopped by then is reported so
+MAX_ITERATIONS = 3000  # the training budget; a run that has not stopped by then is reported so
 ARTICLE_LR = 1e-5
 TEST_TOLERANCE = 0.05  # a test prediction is "correct" within 5% of the expected output
 DIVERGED_ABOVE = 1e6  # |weight| beyond this (or non-finite) counts as diverged
@@ -62,7 +62,8 @@ ARTICLE_FIRST_ITERATIONS = (
     (2, 40.0, 40.0, 250.0, 210.0, -5162.95, -5162.9),
 )
 
-RULES = {"article": 1.0, "textbook": 0.0}  # rule -> flag: bias input is x (1) or +1 (0)
+RULES = ("article", "textbook")
+BIAS_INPUT = {"article": "x", "textbook": "one"}  # the perceptron task's bias input
 RULE_LABELS = {"article": "article (bias input x)", "textbook": "textbook (bias input +1)"}
 LRS = tuple(float(f"{10.0 ** (-k / 2):.0e}") for k in range(15))  # 1, 3e-1, ..., 1e-7
 FINE_LRS = tuple(float(10.0 ** (-k / 8)) for k in range(57))  # 8 per decade, 1 ... 1e-7
@@ -73,8 +74,8 @@ def get_config() -> Sweep:
         experiment=NAME,
         description="KDnuggets one-input clipped perceptron: article's rule vs textbook delta "
         "rule, lr 1 ... 1e-7",
-        dataset="blobs",  # unused: the six samples are the article's
-        epochs=MAX_ITERATIONS,
+        task=Perceptron(bias_input="x"),  # the article's rule; the textbook one runs beside it
+        epochs=MAX_ITERATIONS // len(TRAIN_X),
         batch_size=1,
         lrs=LRS,
         optimizers=(Optimizer("delta"),),
@@ -110,74 +111,79 @@ def article_reference(lr: float = ARTICLE_LR, bias_input_is_x: bool = True, reco
     return weights, iteration, float(error), first
 
 
-def activation(z):
-    """``250 if z > 250 else z`` (NaN stays NaN, as in the article's Python)."""
-    return jnp.where(z > CLIP, CLIP, z)
-
-
-def predict(params, x):
-    return activation(params[0] * 1.0 + params[1] * x)
-
-
 # ---------------------------------------------------------------------------------------------
-# The vmapped program
+# Training: the engine, with the weights recorded after every iteration
 
 
-@functools.lru_cache
-def make_train(n_steps: int = MAX_ITERATIONS):
-    """``train(lr[N], bias_is_x[N]) -> dict`` of [N, T] histories, one jitted vmapped program.
+def train(lrs, rule_names, sweep: Sweep | None = None) -> dict[str, np.ndarray]:
+    """One run per (lr, rule) pair through the engine (float64; one program per rule, the
+    learning rate per-run data); returns NumPy arrays of the article's loop: ``b``, ``W``
+    (after each iteration, frozen once it stops), ``predicted``, ``error`` (of each iteration,
+    NaN after the stop), ``train_mae``, ``test_mae``, ``final``, ``stopped``, ``iterations``.
 
-    Both the learning rate and the rule are traced per-run data: the whole grid, both rules,
-    compiles once. Each scan step is one iteration of the article's loop; after its stopping
-    rule fires the weights are frozen.
+    The engine trains every run for the whole budget (``sweep.epochs`` passes over the six
+    samples); the article's stopping rule, ``while(iteration < 2000 or error >= 0.01)``, is
+    read off the recorded weights: the weights it returns are those after the iteration
+    where it stops, the same numbers, since nothing after it feeds back.
     """
-    xs, ts = jnp.asarray(TRAIN_X), jnp.asarray(TRAIN_T)
-    test_x, test_t = jnp.asarray(TEST_X), jnp.asarray(TEST_T)
-
-    def train_one(lr, bias_is_x):
-        tx = rules.make("delta", learning_rate=lr)
-        params = jnp.asarray(INITIAL)
-
-        def step(carry, k):
-            params, opt_state, done, iterations = carry
-            idx = k % xs.shape[0]
-            x, t = xs[idx], ts[idx]
-            y = predict(params, x)
-            error = jnp.abs(t - y)
-            inputs = jnp.stack([jnp.where(bias_is_x > 0, x, 1.0), x])
-            signal = rules.delta_signal(inputs, t, y)
-            updates, new_state = tx.update(signal, opt_state, params)
-            new_params = optax.apply_updates(params, updates)
-            keep = lambda old, new: jnp.where(done, old, new)  # noqa: E731
-            params = keep(params, new_params)
-            opt_state = jax.tree_util.tree_map(keep, opt_state, new_state)
-            iterations = jnp.where(done, iterations, k + 1)
-            # ``while(iteration < 2000 or error >= 0.01)``: NaN >= 0.01 is False, so it stops too
-            stop = (k + 1 >= MIN_ITERATIONS) & ~(error >= STOP_ERROR)
-            record = {
-                "b": params[0],
-                "W": params[1],
-                "predicted": jnp.where(done, jnp.nan, y),
-                "error": jnp.where(done, jnp.nan, error),
-                "train_mae": jnp.mean(jnp.abs(ts - predict(params, xs))),
-                "test_mae": jnp.mean(jnp.abs(test_t - predict(params, test_x))),
-            }
-            return (params, opt_state, done | stop, iterations), record
-
-        carry = (params, tx.init(params), jnp.array(False), jnp.array(0))
-        (params, _, done, iterations), history = lax.scan(step, carry, jnp.arange(n_steps))
-        return {**history, "final": params, "stopped": done, "iterations": iterations}
-
-    return jax.jit(jax.vmap(train_one))
+    sweep = sweep or get_config()
+    task = sweep.task_spec
+    if not isinstance(task, Perceptron):
+        raise ConfigError("task", f"{NAME} trains the perceptron task, not {task.name!r}")
+    w = np.empty((len(lrs), sweep.epochs * len(TRAIN_X), 2))
+    for rule in dict.fromkeys(rule_names):
+        mine = [i for i, r in enumerate(rule_names) if r == rule]
+        values = tuple(sorted({float(lrs[i]) for i in mine}))  # each learning rate once
+        one = dataclasses.replace(
+            sweep, task=dataclasses.replace(task, bias_input=BIAS_INPUT[rule]), lrs=values
+        )
+        got = probes.train(one, probes=("params",))
+        row = {lr: k for k, lr in enumerate(got.runs["lr"])}
+        w[mine] = got.probes.steps["params"]["w"][[row[float(lrs[i])] for i in mine]]
+    return article_loop(w)
 
 
-def train(lrs, rule_names, n_steps: int = MAX_ITERATIONS) -> dict[str, np.ndarray]:
-    """Trains one run per (lr, rule) pair in float64; returns NumPy arrays."""
-    with jax.enable_x64(True):
-        lr = jnp.asarray(lrs, jnp.float64)
-        flag = jnp.asarray([RULES[r] for r in rule_names], jnp.float64)
-        out = make_train(n_steps)(lr, flag)
-        return {k: np.asarray(v) for k, v in out.items()}
+def article_loop(w: np.ndarray) -> dict[str, np.ndarray]:
+    """The article's loop read off weights ``w[N, T, 2]`` after every iteration (NumPy,
+    float64, the article's operations)."""
+    n, steps, _ = w.shape
+    before = np.concatenate([np.broadcast_to(np.asarray(INITIAL), (n, 1, 2)), w[:, :-1]], 1)
+    idx = np.arange(steps) % len(TRAIN_X)
+    x, t = np.asarray(TRAIN_X)[idx], np.asarray(TRAIN_T)[idx]
+    with np.errstate(all="ignore"):
+        predicted = _clip(before[..., 0] * 1 + before[..., 1] * x)
+        error = np.abs(t - predicted)
+    # ``while(iteration < 2000 or error >= 0.01)``: NaN >= 0.01 is False, so it stops too
+    stop = (np.arange(1, steps + 1) >= MIN_ITERATIONS) & ~(error >= STOP_ERROR)
+    stopped = stop.any(1)
+    iterations = np.where(stopped, stop.argmax(1) + 1, steps)
+    after = np.arange(steps)[None] >= iterations[:, None]  # iterations past the stop
+    last = w[np.arange(n), iterations - 1]
+    w = np.where(after[..., None], last[:, None], w)
+    with np.errstate(all="ignore"):
+        train_mae = np.abs(np.asarray(TRAIN_T) - _predict(w, np.asarray(TRAIN_X))).mean(-1)
+        test_mae = np.abs(np.asarray(TEST_T) - _predict(w, np.asarray(TEST_X))).mean(-1)
+    return {
+        "b": w[..., 0],
+        "W": w[..., 1],
+        "predicted": np.where(after, np.nan, predicted),
+        "error": np.where(after, np.nan, error),
+        "train_mae": train_mae,
+        "test_mae": test_mae,
+        "final": last,
+        "stopped": stopped,
+        "iterations": iterations,
+    }
+
+
+def _clip(z):
+    """``250 if z > 250 else z`` (NaN stays NaN, as in the article's Python)."""
+    return np.where(z > CLIP, CLIP, z)
+
+
+def _predict(w, xs):
+    """Outputs ``[..., len(xs)]`` of weights ``w[..., 2]`` on the inputs ``xs``."""
+    return _clip(w[..., :1] * 1 + w[..., 1:] * xs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,7 +220,7 @@ def build_runs(lrs, rule_names, trace) -> tuple[pd.DataFrame, pd.DataFrame]:
     with np.errstate(all="ignore"):
         init_mae = float(np.mean(np.abs(np.asarray(TRAIN_T) - np.minimum(
             INITIAL[0] + INITIAL[1] * np.asarray(TRAIN_X), CLIP))))  # fmt: skip
-    epochs = MAX_ITERATIONS // len(TRAIN_X)
+    epochs = trace["b"].shape[1] // len(TRAIN_X)
     ends = np.arange(1, epochs + 1) * len(TRAIN_X) - 1
     rows, curves = [], []
     for i in range(n):
@@ -510,14 +516,13 @@ def _part(trace, where: slice):
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
-    """Trains every run (both rules × article lrs, ``sweep.lrs`` and a fine grid) in one
-    jitted, vmapped program and writes the results folder."""
-    runner.own_loop(sweep, NAME)
+    """Trains every run (both rules × article lrs, ``sweep.lrs`` and a fine grid) through the
+    engine, one program per rule, and writes the results folder."""
     progress = runner.Progress(quiet)
     start = time.perf_counter()
     lrs, names, where = _batch(sweep.lrs)
-    progress.say(f"{NAME}: {len(lrs)} runs (2 rules × {len(lrs) // 2} lrs) in one program ...")
-    trace = train(lrs, names)
+    progress.say(f"{NAME}: {len(lrs)} runs (2 rules × {len(lrs) // 2} lrs), a program per rule")
+    trace = train(lrs, names, sweep)
     train_seconds = time.perf_counter() - start
     part = {p: (lrs[s], names[s], _part(trace, s)) for p, s in where.items()}
     runs, curves = build_runs(*part["sweep"])
@@ -544,7 +549,7 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
             "fine_lrs": FINE_LRS,
         },
         "n_runs": len(lrs),
-        "programs": 1,
+        "programs": len(RULES),  # one per rule: the bias input is the task's
         "train_seconds_with_compile": round(train_seconds, 3),
         "wall_seconds": round(time.perf_counter() - start, 3),
         **results.environment(),
@@ -642,15 +647,17 @@ def readme(tables: dict[str, pd.DataFrame], article_runs: pd.DataFrame, meta: di
         "`(60, 40, 100, 300, −50, 310) → (60, 40, 150, 250, −50, 250)`, start `[b, W] = [0.05, 0.1]`,",
         "samples visited in turn for at least 2000 iterations and then until one sample's error is",
         "below 0.01. Every run of the experiment (2 rules × "
-        f"{meta['n_runs'] // 2} learning rates) is one jitted, vmapped `lax.scan` program in float64",
+        f"{meta['n_runs'] // 2} learning rates) is trained by the engine (the `perceptron` task,",
+        "one program per rule, float64), which records the weights after every iteration; the",
+        "article's stopping rule is read off them "
         f"({meta['train_seconds_with_compile']:.1f} s with compilation on {meta['backend']}).",
         "",
         "**Two rules.** The article's code updates `weights + lr·(desired − predicted)·x` for *both*",
         "weights, so the bias moves by `x` times the error too: the delta rule with bias input `x`.",
         "Both weights always move by the same amount, so `W − b = 0.05` for ever and the neuron has",
         "one free parameter. The textbook delta rule (bias input +1, as the article's own figure",
-        'draws it) runs beside it. Both are `rules.make("delta")` fed with `rules.delta_signal`; they',
-        "differ only in the bias input.",
+        'draws it) runs beside it. Both are `rules.make("delta")` on the perceptron task\'s error,',
+        "which passes the clip as if it were not there; they differ only in the task's bias input.",
         "",
         "**Metrics.** `train_mae` / `test_mae`: mean absolute error over the six training / four",
         "test samples with the final weights. `test_acc` (`final_test_acc` in `runs.csv`): the share",

@@ -1,9 +1,9 @@
 """Twin audit: every update rule written by hand against its optax twin.
 
-Each rule trains the same MLP on the same data from the same initial weights (the seed's,
-as the engine draws them), full batch, for 1,000 steps, once written by hand
-(``lrbench.rules``) and once as its optax twin, in float32 and in float64; the learning rate
-and hyperparameters are traced inputs of the program, as in the engine. Per rule the table
+Each rule trains the same MLP on the same data from the same initial weights (the seed's),
+full batch, for 1,000 steps, once written by hand (``lrbench.rules``) and once as its optax
+twin (the engine's ``impl`` axis), in float32 and in float64; the engine returns each run's
+final parameters (``Static.final_params``) and its training-set loss after every step. Per rule the table
 gives:
 
 - the largest relative parameter difference after training, max over layers of
@@ -12,7 +12,7 @@ gives:
   1 + a few units in the last place. Two implementations that round differently cannot be
   expected to end closer than that;
 - the final training loss of each, and each one's speed in model-steps per second (the
-  compiled 1,000-step program, best of two executions, compile excluded);
+  engine's compiled 1,000-step program, best of two executions, compile excluded);
 - a note saying how the pair agrees, and why where it does not.
 
 Every point of the sweep's optimizer axis is a row (a rule at its defaults, or at the
@@ -29,21 +29,45 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import pandas as pd
 
-from lrbench import data, models, report, results, rules, runner
+from lrbench import claims, data, probes, report, results, rules, runner
+from lrbench.claims import Claim, Select
 from lrbench.errors import ConfigError
 from lrbench.models import MLPConfig
-from lrbench.sweep import Optimizer, Sweep, run_id
+from lrbench.sweep import Optimizer, Sweep
+from lrbench.tasks import Classifier
 
 DTYPES = ("float32", "float64")
 # Relative change of θ₀ that measures how chaotic a run is: a few units in the last place.
 NUDGE = {"float32": 1e-6, "float64": 1e-15}
 AGREE = 1e-10  # float64 agreement the tests require
 REPEATS = 2  # timed executions of each program; the best counts
+
+ARTICLE = "lrbench's contract: every hand-written rule has an optax twin, checked against it"
+CLAIMS = (
+    Claim(
+        id="float64_twins_agree",
+        quote="every update rule written by hand and its optax twin train to the same weights",
+        quantity="largest max rel Δθ between hand and optax over every rule point, float64",
+        measure=Select("runs", "max_rel_diff", {"dtype": "float64"}, "max"),
+        comparison="<=",
+        threshold=AGREE,
+    ),
+    Claim(
+        id="most_twins_are_bitwise",
+        quote="most pairs compile to the same operations",
+        quantity="share of rule points whose float64 weights are bitwise identical",
+        measure=lambda t: float(
+            (
+                t["runs"].query("dtype == 'float64'").groupby("rule")["max_rel_diff"].max() == 0
+            ).mean()
+        ),
+        comparison=">=",
+        threshold=0.5,
+    ),
+)
 
 
 def get_config() -> Sweep:
@@ -60,7 +84,34 @@ def get_config() -> Sweep:
         optimizers=tuple(Optimizer(name) for name in rules.names()),  # at their defaults
         seeds=(0,),
         impls=("hand", "optax"),
+        validation_freq=1000,  # the test set once, after the last step
     )
+
+
+def ci_config() -> Sweep:
+    """Three rules (two bitwise pairs, RMSProp, which differs by rounding), 100 steps."""
+    return dataclasses.replace(
+        get_config(),
+        epochs=100,
+        validation_freq=100,
+        optimizers=tuple(Optimizer(name) for name in ("sgd", "adam", "rmsprop")),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Nudged(Classifier):
+    """The classifier started from ``θ₀·(1 + nudge)``, θ₀ in the run's dtype: the floor of a
+    dtype is how far the optax twin ends from itself started so (the nudge is applied after
+    the cast, so ``1e-15`` is not lost to a float32 product)."""
+
+    nudge: float = 0.0
+
+    def init(self, key, x):
+        params = super().init(key, x)
+        return jax.tree_util.tree_map(lambda p: p.astype(x.dtype) * (1 + self.nudge), params)
+
+    def config(self):
+        return {**super().config(), "nudge": self.nudge}
 
 
 def _label(name: str, hp: dict) -> str:
@@ -70,141 +121,85 @@ def _label(name: str, hp: dict) -> str:
     return f"{name}({changed})" if changed else name
 
 
-def _max_rel_diff(a, b) -> float:
-    return max(
-        float(
-            np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)))
-            / np.max(np.abs(y))
-        )
+def _max_rel_diff(a, b) -> np.ndarray:
+    """Per run (leaves ``[N, ...]``): max over layers of ‖a − b‖∞ / ‖b‖∞."""
+    per_leaf = [
+        np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).reshape(len(x), -1), 1)
+        / np.max(np.abs(np.asarray(y, np.float64)).reshape(len(y), -1), 1)
         for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
-    )
+    ]
+    return np.max(per_leaf, 0)
 
 
-def _compile(sweep: Sweep, name: str, impl: str, dtype: str, net, arrays):
-    """The compiled ``train(params0, lr, hparams) -> (params, train loss, test loss, test acc)``."""
-    x_tr, y_tr, x_te, y_te = arrays
-
-    def loss_fn(params, x, y):
-        logits = net.apply({"params": params}, x)
-        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
-
-    def train(params, lr, hp):
-        def step(carry, _):
-            p, s = carry
-            g = jax.grad(loss_fn)(p, x_tr, y_tr)
-            updates, s = rules.make(name, impl, learning_rate=lr, **hp).update(g, s, p)
-            return (optax.apply_updates(p, updates), s), None
-
-        state = rules.make(name, impl, learning_rate=lr, **hp).init(params)
-        (p, _), _ = jax.lax.scan(step, (params, state), None, length=sweep.epochs)
-        logits = net.apply({"params": p}, x_te)
-        acc = jnp.mean((jnp.argmax(logits, -1) == y_te).astype(dtype))
-        return p, loss_fn(p, x_tr, y_tr), loss_fn(p, x_te, y_te), acc
-
-    spec = lambda shape: jax.ShapeDtypeStruct(shape, jnp.dtype(dtype))  # noqa: E731
-    params_spec = jax.tree_util.tree_map(
-        lambda p: spec(p.shape), net.init(jax.random.PRNGKey(0), x_tr[:1])["params"]
-    )
-    hp_spec = {k: spec(()) for k in rules.spec(name).hparams}
-    start = time.perf_counter()
-    exe = jax.jit(train).lower(params_spec, spec(()), hp_spec).compile()
-    return exe, time.perf_counter() - start
-
-
-def _timed(exe, steps: int, *args):
-    """The program's outputs and its speed in steps/s (best of ``REPEATS`` executions)."""
-    best = np.inf
+def _train(sweep: Sweep) -> tuple[probes.Probed, float, float]:
+    """One rule's runs of one impl through the engine ``REPEATS`` times: the probed sweep
+    (final parameters, training-set loss after every step), the best training seconds and the
+    seconds spent compiling."""
+    best, compile_s = np.inf, 0.0
     for _ in range(REPEATS):
-        start = time.perf_counter()
-        out = jax.block_until_ready(exe(*args))
-        best = min(best, time.perf_counter() - start)
-    return out, steps / best
+        got = probes.train(sweep, probes=("train_loss",), final_params=True)
+        best = min(best, got.timing["train_seconds"])
+        compile_s += got.timing["compile_seconds"]  # the second execution reuses the program
+    return got, best, compile_s
 
 
 def audit(sweep: Sweep, progress: runner.Progress | None = None) -> pd.DataFrame:
     """One row per (rule point, impl, dtype, lr, seed): final metrics, the difference to the
     other implementation, the floor of that dtype, speed and compile time."""
     progress = progress or runner.Progress(quiet=True)
-    ds = data.load(sweep.dataset)
+    ds = sweep.task_spec.data()
     if sweep.batch_size != len(ds.x_train):
         raise ConfigError(
             "batch_size",
             f"batch_size={sweep.batch_size} must be {len(ds.x_train)}, the size of the "
             f"training set of {sweep.dataset!r}: the twin audit trains full-batch",
         )
-    net = models.build(sweep.model, ds.num_classes)
-    compiled = {}  # (rule, impl, dtype) -> (executable, compile seconds)
-    rows = []
+    parts = []
     for dtype in DTYPES:
         for opt in sweep.optimizers:
-            for hp in opt.points():
-                for lr in sweep.lrs:
-                    for seed in sweep.seeds:
-                        rows += _audit_one(
-                            sweep, net, ds, compiled, progress, dtype, opt.name, hp, lr, seed
-                        )
-    runs = pd.DataFrame(rows)
+            progress.say(f"{opt.name} {dtype}: hand, optax and the nudged twin ...")
+            one = dataclasses.replace(sweep, optimizers=(opt,), dtype=dtype)
+            got = {impl: _train(dataclasses.replace(one, impls=(impl,))) for impl in rules.IMPLS}
+            nudged = dataclasses.replace(
+                one,
+                impls=("optax",),
+                task=Nudged(dataset=sweep.dataset, model=sweep.model, nudge=NUDGE[dtype]),
+                dataset=Sweep.dataset,
+                model=Sweep.model,
+            )
+            floor = probes.train(nudged, final_params=True).probes.params
+            final = {impl: got[impl][0].probes.params for impl in rules.IMPLS}
+            diff = _max_rel_diff(final["hand"], final["optax"])
+            for run, seconds, compile_s in got.values():
+                h = run.history
+                parts.append(
+                    run.runs.assign(
+                        dtype=dtype,
+                        rule=[_label(opt.name, hp) for hp in _points(run.runs, opt.name)],
+                        steps=sweep.epochs,
+                        final_train_loss=run.probes.steps["train_loss"][:, -1],
+                        final_test_loss=h.test_loss[:, -1],
+                        final_test_acc=h.test_acc[:, -1],
+                        max_rel_diff=diff,
+                        floor=_max_rel_diff(floor, final["optax"]),
+                        steps_per_second=sweep.epochs * len(run.runs) / seconds,
+                        compile_seconds=compile_s,
+                    )
+                )
+    runs = pd.concat(parts, ignore_index=True)
     # Hyperparameter columns sit between ``rule`` and ``seed``, as in every runs table.
     first = ["run_id", "experiment", "dataset", "model", "optimizer", "impl", "dtype", "rule", "lr"]
     last = ["seed", "steps", "final_train_loss", "final_test_loss", "final_test_acc",
             "max_rel_diff", "floor", "steps_per_second", "compile_seconds"]  # fmt: skip
-    middle = [c for c in runs.columns if c not in first + last]
+    hparams = {k for name in runs["optimizer"].unique() for k in rules.spec(name).hparams}
+    middle = [c for c in runs.columns if c in hparams]
     return runs[[*first, *middle, *last]]
 
 
-def _audit_one(sweep, net, ds, compiled, progress, dtype, name, hp, lr, seed) -> list[dict]:
-    """Both implementations of one rule point at one dtype, learning rate and seed."""
-    arrays = tuple(
-        jnp.asarray(a, dtype) if a.dtype.kind == "f" else jnp.asarray(a)
-        for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test)
-    )
-    for impl in rules.IMPLS:  # hyperparameters are inputs: one program per rule and dtype
-        if (name, impl, dtype) not in compiled:
-            progress.say(f"compiling {name}/{impl} {dtype} ...")
-            compiled[name, impl, dtype] = _compile(sweep, name, impl, dtype, net, arrays)
-    init_key, _ = jax.random.split(jax.random.PRNGKey(seed))  # the engine's initial weights
-    params0 = net.init(init_key, arrays[0][:1])["params"]
-    params0 = jax.tree_util.tree_map(lambda p: p.astype(dtype), params0)
-    args = (jnp.asarray(lr, dtype), {k: jnp.asarray(v, dtype) for k, v in hp.items()})
-    out, speed = {}, {}
-    for impl in rules.IMPLS:
-        out[impl], speed[impl] = _timed(
-            compiled[name, impl, dtype][0], sweep.epochs, params0, *args
-        )
-    diff = _max_rel_diff(out["hand"][0], out["optax"][0])
-    nudged = jax.tree_util.tree_map(lambda p: p * (1 + NUDGE[dtype]), params0)
-    floor = _max_rel_diff(compiled[name, "optax", dtype][0](nudged, *args)[0], out["optax"][0])
-    rows = []
-    for impl in rules.IMPLS:
-        _, train_loss, test_loss, test_acc = out[impl]
-        config = {"audit": sweep.experiment, "dataset": sweep.dataset,
-                  "model": dataclasses.asdict(sweep.model), "steps": sweep.epochs,
-                  "optimizer": name, "impl": impl, "dtype": dtype, "hparams": hp,
-                  "lr": float(lr), "seed": int(seed)}  # fmt: skip
-        rows.append(
-            {
-                "run_id": run_id(config),
-                "experiment": sweep.experiment,
-                "dataset": sweep.dataset,
-                "model": sweep.model.name,
-                "optimizer": name,
-                "impl": impl,
-                "dtype": dtype,
-                "rule": _label(name, hp),
-                "lr": float(lr),
-                **hp,
-                "seed": int(seed),
-                "steps": sweep.epochs,
-                "final_train_loss": float(train_loss),
-                "final_test_loss": float(test_loss),
-                "final_test_acc": float(test_acc),
-                "max_rel_diff": diff,
-                "floor": floor,
-                "steps_per_second": speed[impl],
-                "compile_seconds": compiled[name, impl, dtype][1],
-            }
-        )
-    return rows
+def _points(runs: pd.DataFrame, name: str) -> list[dict]:
+    """Each run's hyperparameters of rule ``name``."""
+    names = list(rules.spec(name).hparams)
+    return [{k: float(r[k]) for k in names} for r in runs[names].to_dict("records")]
 
 
 def _note(name: str, diff64: float, floor64: float) -> str:
@@ -253,7 +248,7 @@ def twin_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).set_index("rule")
 
 
-def _readme(sweep: Sweep, table: pd.DataFrame, meta: dict) -> str:
+def _readme(sweep: Sweep, table: pd.DataFrame, meta: dict, verdicts: pd.DataFrame) -> str:
     n_train = len(data.load(sweep.dataset).x_train)
     lrs = ", ".join(f"{lr:g}" for lr in sweep.lrs)
     seeds = ", ".join(map(str, sweep.seeds))
@@ -263,17 +258,20 @@ def _readme(sweep: Sweep, table: pd.DataFrame, meta: dict) -> str:
 its optax twin — on the same MLP ({sweep.model.name}, {sweep.model.kernel_init}), the same
 data (`{sweep.dataset}`, {n_train} training rows, full batch), the same initial weights (seed
 {seeds}) and learning rate ({lrs}), for {sweep.epochs:,} steps, in float32 and float64, each
-rule at its default hyperparameters. The learning rate and hyperparameters are traced inputs
-of the compiled program, as in the engine.
+rule at its default hyperparameters. Every run is trained by the engine (`lrbench.engine`,
+which returns the final parameters when asked, `Static.final_params`): the hand rule and its
+twin are its `impl` axis, the learning rate and hyperparameters traced inputs.
 
 - **max rel Δθ**: max over layers of ‖θ_hand − θ_optax‖∞ / ‖θ_optax‖∞ after training.
 - **floor**: the optax twin against itself, started from θ₀·(1 + {NUDGE["float32"]:g}) in
   float32 and θ₀·(1 + {NUDGE["float64"]:g}) in float64: how far apart two runs end that
   differ by a rounding error at the start. Two implementations that round differently cannot
   be expected to agree much below it.
-- **loss**: final full-batch training loss (cross-entropy) of each implementation.
-- **steps/s**: model-steps per second of the compiled {sweep.epochs:,}-step program (best of
-  {REPEATS} executions, compile excluded; {meta["backend"]}, {len(meta["devices"])} device(s)).
+- **loss**: full-batch training loss (cross-entropy) after the last step, of each
+  implementation (the engine's `train_loss` step probe).
+- **steps/s**: model-steps per second of the engine's compiled {sweep.epochs:,}-step program
+  (best of {REPEATS} executions, compile excluded, the minibatch orders and transfers included;
+  {meta["backend"]}, {len(meta["devices"])} device(s)).
 
 {report.to_markdown(table)}
 How to read it. Most pairs compile to the same operations and are bitwise identical. AdaGrad
@@ -287,6 +285,9 @@ cannot agree (centered RMSProp at ε_root = 1e-8 on that problem) optax cannot a
 itself either. Settings optax cannot express (ε outside the root of AdaGrad and RMSProp,
 PyTorch's convention) have no twin: `rules.make(..., impl="optax")` refuses them.
 
+## The claims ({claims.count(verdicts)}; `claims`)
+
+{report.to_markdown(claims.view(verdicts))}
 Wall time {meta["wall_seconds"]:.0f} s, of which compiling {meta["compile_seconds"]:.0f} s
 ({meta["programs"]} programs).
 """
@@ -294,7 +295,6 @@ Wall time {meta["wall_seconds"]:.0f} s, of which compiling {meta["compile_second
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     """Runs the audit (float32 and float64, hand and optax) and writes ``out`` atomically."""
-    runner.own_loop(sweep, sweep.experiment)
     progress = runner.Progress(quiet)
     start = time.perf_counter()
     previous = jax.config.jax_enable_x64
@@ -304,12 +304,16 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     finally:
         jax.config.update("jax_enable_x64", previous)
     table = twin_table(runs)
+    verdicts = claims.evaluate(CLAIMS, {"runs": runs}, ARTICLE)
     meta = {
         "experiment": sweep.experiment,
         "config": sweep.to_dict(),
         "n_runs": len(runs),
-        "programs": len(compiled := runs.groupby(["optimizer", "impl", "dtype"])),
-        "compile_seconds": round(float(compiled["compile_seconds"].first().sum()), 3),
+        # hand, optax and the nudged optax twin: three programs per rule and dtype
+        "programs": 3 * runs.groupby(["optimizer", "dtype"]).ngroups,
+        "compile_seconds": round(
+            float(runs.groupby(["optimizer", "impl", "dtype"])["compile_seconds"].first().sum()), 3
+        ),
         "wall_seconds": round(time.perf_counter() - start, 3),
         **results.environment(),
     }
@@ -323,7 +327,8 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
             caption = f"{sweep.experiment}: hand-written rules vs optax twins, {sweep.epochs} steps"
             report.write_table(tmp, "table", table, caption)
-            (tmp / "README.md").write_text(_readme(sweep, table, meta))
+            claims.write(tmp, verdicts)
+            (tmp / "README.md").write_text(_readme(sweep, table, meta, verdicts))
 
         folder = results.write_atomically(out, write)
     return runner.Result(runs, curves, meta, folder)

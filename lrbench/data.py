@@ -200,16 +200,22 @@ def drug_trial() -> Dataset:
     return _pack("drug_trial", scale(x_train), y_train, scale(x_test), y_test, 2)
 
 
-@register("line")
-def line() -> Dataset:
-    """A noisy line for one linear neuron (seed 000): ``t = 2·x + ε``, ``x ~ U(−√3, √3)``
-    (unit variance), ``ε ~ N(0, 0.5²)``; 50 training and 200 test examples, the test
-    targets noise-free. Seeded: the same arrays always. A regression set (``num_classes``
-    0, float targets)."""
-    rng = np.random.default_rng(0)
+def noisy_line(seed: int) -> Dataset:
+    """A noisy line for one linear neuron (seed 000), drawn with ``seed``: ``t = 2·x + ε``,
+    ``x ~ U(−√3, √3)`` (unit variance), ``ε ~ N(0, 0.5²)``; 50 training and 200 test
+    examples, the test targets noise-free; float64 (a run casts it to its dtype). A
+    regression set (``num_classes`` 0, float targets)."""
+    rng = np.random.default_rng(seed)
     half = np.sqrt(3.0)
     x = rng.uniform(-half, half, 50)
     t = 2.0 * x + 0.5 * rng.normal(size=50)
     x_test = rng.uniform(-half, half, 200)
+    return Dataset("line", x[:, None], t, x_test[:, None], 2.0 * x_test, 0)
+
+
+@register("line")
+def line() -> Dataset:
+    """:func:`noisy_line` of seed 0 in float32: the same arrays always."""
+    d = noisy_line(0)
     f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
-    return Dataset("line", f32(x[:, None]), f32(t), f32(x_test[:, None]), f32(2.0 * x_test), 0)
+    return Dataset("line", f32(d.x_train), f32(d.y_train), f32(d.x_test), f32(d.y_test), 0)

@@ -27,6 +27,12 @@ an epoch, has diverged: its ``diverged_at`` is that 1-based epoch, that epoch an
 ones are NaN, and its closed-loop schedule state is frozen. Its weights are not checked or
 selected at every step (that cost 7% of a blobs step): they may go on as NaN, which touches
 no other run, and nothing reads them again.
+
+Probes (off by default, so the default program is unchanged): ``Static.probes`` names what to
+record after every step (:data:`STEP_PROBES`: the minibatch loss, the learning rate, the full
+training-set loss, the parameters) and ``Static.final_params`` asks for the parameters at the
+end; the program then returns ``(History, Probes)``. Step records are raw: a diverged run's
+non-finite values are kept, as a learning-rate range test needs them.
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ class Static(NamedTuple):
     schedule_impl: str = "hand"  # "optax": the runs' lr comes from their optax twin schedules
     plateau_twin: tuple[float, float] | None = None  # optax reduce_on_plateau (factor, min_delta)
     validation_freq: int = 1  # test evaluation every k epochs (Keras); 0: none
+    probes: tuple[str, ...] = ()  # recorded after every step (``STEP_PROBES``); () records none
+    final_params: bool = False  # also return every run's parameters after the last step
 
 
 class RunData(NamedTuple):
@@ -84,6 +92,36 @@ class History(NamedTuple):
     test_acc: Any
     initial_train_loss: Any  # [N] full training-set loss before the first step
     diverged_at: Any  # [N] int32: 1-based epoch where the run turned non-finite, 0 if never
+
+
+# What ``Static.probes`` may name, each recorded once per step (its update):
+STEP_PROBES = {
+    "loss": "the minibatch loss the step's gradient is taken of (before its update)",
+    "lr": "the step's learning rate",
+    "train_loss": "the full training-set loss after the update, E(w) = mean_i loss_i + penalty",
+    "params": "the parameters after the update",
+}
+
+
+class Probes(NamedTuple):
+    """Step-resolution records and final parameters (``Static.probes``, ``final_params``)."""
+
+    steps: dict[str, Any]  # name -> [N, total steps, ...]: after step k (0-based) at index k
+    params: Any  # the parameters after the last step, leaves [N, ...]; None unless asked
+
+
+def records(static: Static) -> bool:
+    """Whether the program of ``static`` returns ``(History, Probes)`` (else ``History``)."""
+    return bool(static.probes) or static.final_params
+
+
+def _check_probes(static: Static) -> None:
+    unknown = [p for p in static.probes if p not in STEP_PROBES]
+    if unknown or len(set(static.probes)) != len(static.probes):
+        raise ConfigError(
+            "probes",
+            f"{static.probes!r} must name distinct step probes; allowed: {', '.join(STEP_PROBES)}",
+        )
 
 
 class _Carry(NamedTuple):
@@ -112,6 +150,9 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
 def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
     """Builds ``train(arrays, runs, orders)`` for one static signature (not yet jitted).
 
+    It returns a :class:`History`, or ``(History, Probes)`` when ``static`` asks for probes
+    (:func:`records`).
+
     ``arrays`` is ``(x_train, y_train, x_test, y_test)``; ``runs`` a :class:`RunData` whose
     leaves have leading ``[groups, slots]`` axes, every group holding runs of one seed
     (:func:`plan` lays a chunk out so); ``orders`` is ``[groups, epochs, n_train]``, each
@@ -120,6 +161,7 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
     ``runs``. The last minibatch of an epoch is partial, as in Keras and PyTorch's
     ``DataLoader``: it is padded and masked, so every step has the same shape.
     """
+    _check_probes(static)
     task = static.task
     ds = task.data()
     dtype = jnp.dtype(static.dtype)
@@ -199,6 +241,13 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
             _, state = twin_plateau.update(jnp.zeros([], dtype), carry.plateau_twin, value=value)
             return carry.plateau._replace(lr=(run.lr * state.scale).astype(dtype)), state
 
+        def probe(params, loss, lr):
+            """This step's records (``Static.probes``), after its update."""
+            record = {"loss": loss, "lr": lr, "params": params}
+            if "train_loss" in static.probes:  # a pass over the training set: only when asked
+                record["train_loss"] = evaluate(params, x_tr, y_tr)[0]
+            return {name: record[name] for name in static.probes}
+
         def train_step(carry: _Carry, minibatch):
             x, y, share, lr = minibatch
             loss, grads = jax.value_and_grad(loss_fn)(carry.params, x, y, share)
@@ -214,6 +263,8 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
                 plateau=carry.plateau,
                 plateau_twin=carry.plateau_twin,
             )
+            if static.probes:
+                return carry, (loss, probe(params, loss, lr))
             return carry, loss
 
         def train_epoch(carry: _Carry, epoch_order):
@@ -222,6 +273,9 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
             lrs = epoch_lrs(carry.step, carry.plateau.lr)
             minibatches = (x_tr[idx], y_tr[idx], shares, lrs)  # gathered once an epoch
             carry, losses = jax.lax.scan(train_step, carry, minibatches)
+            steps = {}
+            if static.probes:
+                losses, steps = losses
             test_loss, test_acc = validate(carry.params, epoch, x_te, y_te)
             alive = carry.alive & _all_finite(carry.params)
             train_loss = jnp.sum(losses * sizes) / n_train
@@ -239,7 +293,7 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
                 plateau=_select(alive, plateau, carry.plateau),
                 plateau_twin=_select(alive, plateau_twin, carry.plateau_twin),
             )
-            return carry, record
+            return carry, (record, steps)
 
         carry = _Carry(
             params=params,
@@ -251,10 +305,15 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
             plateau_twin=None if twin_plateau is None else twin_plateau.init(params),
         )
         initial_loss, _ = evaluate(params, x_tr, y_tr)
-        carry, (lr, train_loss, test_loss, test_acc) = jax.lax.scan(
+        carry, ((lr, train_loss, test_loss, test_acc), steps) = jax.lax.scan(
             train_epoch, carry, (jnp.arange(static.epochs, dtype=jnp.int32), orders)
         )
-        return History(lr, train_loss, test_loss, test_acc, initial_loss, carry.diverged_at)
+        history = History(lr, train_loss, test_loss, test_acc, initial_loss, carry.diverged_at)
+        if not records(static):
+            return history
+        # [epochs, steps per epoch, ...] -> [total steps, ...]: step k of the run at index k
+        steps = jax.tree_util.tree_map(lambda a: a.reshape(-1, *a.shape[2:]), steps)
+        return history, Probes(steps, carry.params if static.final_params else None)
 
     # Runs of one seed share their initial weights and minibatches: the vmap keeps those
     # unbatched, so each minibatch is gathered once per seed and a layer's product with it
@@ -442,8 +501,6 @@ def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
     return _COMPILED[key], time.perf_counter() - start
 
 
-
-
 def train_size(static: Static) -> int:
     return len(static.task.data().x_train)
 
@@ -460,11 +517,10 @@ def orders_spec(static: Static, groups: int) -> jax.ShapeDtypeStruct:
 def group_orders(static: Static, runs: RunData, positions: np.ndarray) -> np.ndarray:
     """``[groups, epochs, n_train]``: the minibatch orders of a chunk laid out as
     ``positions`` (``[groups, slots]`` rows of ``runs``), one per group (its seed's)."""
-    return data.minibatch_orders(
-        np.asarray(runs.seed)[positions[:, 0]], static.epochs, train_size(static)
-    )
-
-
+    n = train_size(static)
+    if not static.task.shuffle:  # the stored order, every epoch
+        return np.broadcast_to(np.arange(n, dtype=np.int32), (len(positions), static.epochs, n))
+    return data.minibatch_orders(np.asarray(runs.seed)[positions[:, 0]], static.epochs, n)
 
 
 def take(tree, positions):
@@ -495,23 +551,56 @@ def train_group(
     histories (a caller can write them out before the next chunk starts). ``slots`` caps
     the runs of a seed group (default :func:`max_slots`).
     """
+    if records(static):
+        raise ConfigError("probes", "a group with probes is trained by engine.probe_group")
+    (history, _), timing = _train_chunks(static, runs, max_chunk, skip, on_chunk, slots)
+    return history, timing
+
+
+def probe_group(
+    static: Static, runs: RunData, max_chunk: int = 4096, slots: int | None = None
+) -> tuple[History, Probes, Timing]:
+    """:func:`train_group` for a group whose ``static`` asks for probes (``Static.probes``,
+    ``final_params``): NumPy histories and probes in the runs' order."""
+    if not records(static):
+        raise ConfigError("probes", "no probes asked for: set Static.probes or final_params")
+    (history, probes), timing = _train_chunks(static, runs, max_chunk, None, None, slots)
+    return history, probes, timing
+
+
+def _train_chunks(static, runs, max_chunk, skip, on_chunk, slots):
+    """Every chunk of the group through its one compiled program: ``((History, Probes or
+    None), Timing)``, NumPy, in the runs' order."""
     n = len(runs.seed)
     layout, chunks = plan_group(static, runs.seed, max_chunk, slots)
     exe, compile_s = compiled(static, layout, tuple(sorted(runs.hparams)))
     arrays = _replicated_arrays(static.task, static.dtype)
-    history = _missing(static, n)
+    history, probes = _missing(static, n), None
     start = time.perf_counter()
     for k, positions in enumerate(chunks):
         rows = np.unique(positions)
         if skip is not None and skip(rows):
             continue
         out = exe(arrays, take(runs, positions), group_orders(static, runs, positions))
-        for whole, part in zip(history, out, strict=True):
-            part = np.asarray(part)  # [groups, slots, ...]; a padding copy equals its original
-            whole[positions.reshape(-1)] = part.reshape(positions.size, *part.shape[2:])
+        out_history, out_probes = out if records(static) else (out, None)
+        _scatter(history, out_history, positions)
+        if out_probes is not None:
+            if probes is None:  # shaped after the program's output; NaN until trained
+                probes = jax.tree_util.tree_map(
+                    lambda a: np.full((n, *a.shape[2:]), np.nan, a.dtype), out_probes
+                )
+            _scatter(probes, out_probes, positions)
         if on_chunk:
             on_chunk(k, rows, take(history, rows))
-    return history, Timing(compile_s, time.perf_counter() - start)
+    return (history, probes), Timing(compile_s, time.perf_counter() - start)
+
+
+def _scatter(whole, part, positions: np.ndarray) -> None:
+    """Writes a chunk's outputs (leaves ``[groups, slots, ...]``) into the rows ``positions``
+    of ``whole`` (leaves ``[N, ...]``); a padding copy equals its original."""
+    for w, p in zip(jax.tree_util.tree_leaves(whole), jax.tree_util.tree_leaves(part), strict=True):
+        p = np.asarray(p)
+        w[positions.reshape(-1)] = p.reshape(positions.size, *p.shape[2:])
 
 
 def _missing(static: Static, n: int) -> History:

@@ -9,6 +9,9 @@ smoothed loss exceeds ``4×`` its best or turns non-finite.
 *Grid test*: ``N`` short runs at fixed, log-spaced learning rates, trained together in one
 program by the engine; the same suggestions are read off their final training losses.
 
+Both run in the engine (the range test records the minibatch loss of every step, a step
+probe); no finder owns a training loop.
+
 Suggestions (fastai's names), from a curve of loss against learning rate:
   ``valley``      the learning rate two thirds of the way down the longest descending
                   stretch of the curve (fastai's default);
@@ -22,14 +25,12 @@ import dataclasses
 import math
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
-from lrbench import data, models, rules
+from lrbench import engine, rules, schedules
 from lrbench.errors import ConfigError
 from lrbench.models import MLPConfig
+from lrbench.tasks import Classifier, Task
 
 SMOOTHING = 0.98
 STOP_FACTOR = 4.0
@@ -116,31 +117,6 @@ def exponential_ramp(start_lr: float, end_lr: float, num_steps: int) -> np.ndarr
     return start_lr * (end_lr / start_lr) ** (np.arange(num_steps) / max(num_steps - 1, 1))
 
 
-def range_test_fn(
-    loss_fn, params, optimizer: str, lrs, impl: str = "hand", **hparams
-) -> np.ndarray:
-    """Runs the ramp on any differentiable ``loss_fn(params, step) -> scalar``.
-
-    Returns the loss at every step (one jitted ``lax.scan``; non-finite values are kept).
-    """
-    lrs = jnp.asarray(lrs)
-
-    def step(carry, inputs):
-        params, state = carry
-        i, lr = inputs
-        loss, grads = jax.value_and_grad(loss_fn)(params, i)
-        updates, state = rules.make(optimizer, impl, learning_rate=lr, **hparams).update(
-            grads, state, params
-        )
-        return (optax.apply_updates(params, updates), state), loss
-
-    state = rules.make(optimizer, impl, learning_rate=1.0, **hparams).init(params)
-    _, losses = jax.jit(lambda p, s: jax.lax.scan(step, (p, s), (jnp.arange(len(lrs)), lrs)))(
-        params, state
-    )
-    return np.asarray(losses, np.float64)
-
-
 def curve_from_steps(lrs: np.ndarray, raw: np.ndarray) -> Curve:
     """Smooths, cuts at the stop, and suggests from the kept points less the first tenth and
     the last five (fastai's ``lr_find`` skips them: the start is noise, the end the blow-up)."""
@@ -153,7 +129,8 @@ def curve_from_steps(lrs: np.ndarray, raw: np.ndarray) -> Curve:
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
-    """What a finder trains: data set, model, optimizer and its hyperparameters."""
+    """What a finder trains: data set, model, optimizer and its hyperparameters (or a
+    :class:`lrbench.tasks.Task` of one's own, which brings its data set and model)."""
 
     dataset: str = "blobs"
     model: MLPConfig = MLPConfig()
@@ -162,32 +139,58 @@ class Problem:
     hparams: dict = dataclasses.field(default_factory=dict)
     batch_size: int = 32
     seed: int = 0
+    task: Task | None = None
+
+    @property
+    def task_spec(self) -> Task:
+        return self.task or Classifier(dataset=self.dataset, model=self.model)
 
 
 def range_test(
     problem: Problem, start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100
 ) -> Curve:
-    """Smith's range test on an MLP problem: minibatches in a seeded shuffled order."""
+    """Smith's range test through the engine: one run of ``num_steps`` minibatches (the
+    seed's orders, epoch after epoch, the last minibatch of an epoch partial) whose learning
+    rate follows :func:`exponential_ramp`, recording the minibatch loss of every step.
+
+    The ramp reaches the engine as a per-step table of multipliers of ``start_lr``
+    (``RunData.lr_table``), so any ramp runs in the program compiled for the problem.
+    """
     if not 0 < start_lr < end_lr:
         raise ConfigError("start_lr", f"need 0 < start_lr < end_lr, got {start_lr=}, {end_lr=}")
     if num_steps < 2:
         raise ConfigError("num_steps", f"{num_steps=} must be >= 2")
-    ds = data.load(problem.dataset)
-    net = models.build(problem.model, ds.num_classes)
-    params = net.init(data.seed_keys(problem.seed)[0], jnp.asarray(ds.x_train[:1]))["params"]
-    n, batch = len(ds.x_train), problem.batch_size
-    epochs = math.ceil(num_steps * batch / n)
-    order = data.minibatch_orders(problem.seed, epochs, n).reshape(-1)
-    order = order[: num_steps * batch].reshape(num_steps, batch)
-    x, y, order = jnp.asarray(ds.x_train), jnp.asarray(ds.y_train), jnp.asarray(order)
-
-    def loss_fn(p, i):
-        idx = order[i]
-        losses = models.per_example_loss(problem.model, net.apply({"params": p}, x[idx]), y[idx])
-        return losses.mean() + models.penalty(problem.model, p)
-
+    task = problem.task_spec
+    hparams = rules.resolve(problem.optimizer, problem.hparams)
+    rules.check_impl(problem.optimizer, problem.impl, hparams)
+    n = len(task.data().x_train)
+    per_epoch = math.ceil(n / problem.batch_size)
+    static = engine.Static(
+        task=task,
+        optimizer=problem.optimizer,
+        impl=problem.impl,
+        epochs=math.ceil(num_steps / per_epoch),
+        batch_size=problem.batch_size,
+        schedule_impl="optax",  # the lr of every step from ``lr_table``
+        validation_freq=0,
+        probes=("loss",),
+    )
     lrs = exponential_ramp(start_lr, end_lr, num_steps)
-    raw = range_test_fn(loss_fn, params, problem.optimizer, lrs, problem.impl, **problem.hparams)
+    table = np.ones(engine.total_steps(static))
+    table[:num_steps] = lrs / start_lr
+    table[num_steps:] = table[num_steps - 1]  # steps past the ramp are trained and dropped
+    one = lambda v, dtype=np.float32: np.asarray([v], dtype)  # noqa: E731  a run axis of 1
+    runs = engine.RunData(
+        seed=one(problem.seed, np.int32),
+        lr=one(start_lr),
+        hparams={k: one(v) for k, v in hparams.items()},
+        schedule_kind=one(schedules.index("constant"), np.int32),
+        schedule_params={k: one(v) for k, v in schedules.default_params().items()},
+        unit_is_step=one(True, bool),
+        lr_table=table[None].astype(np.float32),
+    )
+    _, recorded, _ = engine.probe_group(static, runs)
+    raw = np.asarray(recorded.steps["loss"][0, :num_steps], np.float64)
     return curve_from_steps(lrs, raw)
 
 
@@ -211,8 +214,11 @@ def grid_test(
     lrs = tuple(float(v) for v in np.geomspace(start_lr, end_lr, num_lrs))
     sweep = Sweep(
         experiment="lr_find",
-        dataset=problem.dataset,
-        model=problem.model,
+        **(
+            {"task": problem.task}
+            if problem.task
+            else {"dataset": problem.dataset, "model": problem.model}
+        ),
         epochs=epochs,
         batch_size=problem.batch_size,
         lrs=lrs,

@@ -397,17 +397,6 @@ def headline(sweep: Sweep | Study) -> tuple[str, str]:
     return "final_test_acc", "final test accuracy"
 
 
-def own_loop(sweep: Sweep, experiment: str) -> None:
-    """For an experiment with its own training loop, which evaluates every epoch: refuses a
-    sweep that asks for another ``validation_freq`` rather than ignoring it."""
-    if sweep.validation_freq != 1:
-        raise ConfigError(
-            "validation_freq",
-            f"validation_freq={sweep.validation_freq}: {experiment} trains with its own loop "
-            "and evaluates every epoch; allowed: 1",
-        )
-
-
 def write(
     folder: Path, sweep: Sweep | Study, runs: pd.DataFrame, curves: pd.DataFrame, meta: dict
 ) -> None:

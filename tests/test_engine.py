@@ -10,10 +10,11 @@ import numpy as np
 import optax
 import pytest
 
-from lrbench import data, engine, models, results, runner
+from lrbench import data, engine, models, probes, results, runner, spec
 from lrbench.errors import ConfigError
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Schedule, Sweep
+from lrbench.sweep import expand as sweep_expand
 
 SMALL = Sweep(
     experiment="test",
@@ -284,3 +285,83 @@ def test_results_folder_without_every_epoch_evaluated(k, tmp_path, monkeypatch):
     for lr, row in result.runs.groupby("lr")[column].agg(["mean", "std"]).iterrows():
         assert f"{lr:g},{row['mean']:.3f} ± {row['std']:.3f}" in table
     assert drawn and all(len(y) == (4 if k == 0 else 2) and np.isfinite(y).all() for y in drawn)
+
+
+# ---------------------------------------------------------------------------------------------
+# Probes: step-resolution records and final parameters
+
+ANNEAL = Schedule("inverse_time", {"decay_rate": 1.0, "decay_steps": 4.0, "unit": "step"})
+
+
+@pytest.mark.slow
+def test_probes_match_a_plain_optax_loop(x64):
+    """Every step's minibatch loss, learning rate, full training-set loss and parameters, and
+    the final parameters, against a plain Python loop over optax (float64; the learning rate
+    ``η_k = 0.05 / (1 + k/4)`` written out here, the last minibatch of each epoch partial)."""
+    sweep = dataclasses.replace(
+        SMALL, lrs=(0.05,), seeds=(7,), epochs=2, batch_size=96, dtype="float64",
+        optimizers=(Optimizer("momentum", {"momentum": 0.9}),), schedules=(ANNEAL,),
+    )  # fmt: skip
+    names = ("loss", "lr", "train_loss", "params")
+    got = probes.train(sweep, probes=names, final_params=True)
+    ds = data.load("blobs")
+    net = models.build(sweep.model, ds.num_classes)
+    init_key, order_key = jax.random.split(jax.random.PRNGKey(7))
+    params = net.init(init_key, jnp.asarray(ds.x_train[:1]))["params"]
+    params = jax.tree_util.tree_map(lambda p: p.astype(jnp.float64), params)
+    x_train = ds.x_train.astype(np.float64)
+    # optax counts steps in int32; the rate is computed in float64 as the engine's is
+    tx = optax.sgd(lambda k: 0.05 / (1 + k.astype(jnp.float64) / 4), momentum=0.9)
+    state = tx.init(params)
+
+    def loss_fn(p, x, y):
+        logits = net.apply({"params": p}, x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    n, k = len(ds.x_train), 0
+    for epoch in range(sweep.epochs):
+        order = np.asarray(jax.random.permutation(jax.random.fold_in(order_key, epoch), n))
+        for lo in range(0, n, sweep.batch_size):
+            idx = order[lo : lo + sweep.batch_size]
+            loss, g = jax.value_and_grad(loss_fn)(params, x_train[idx], ds.y_train[idx])
+            updates, state = tx.update(g, state, params)
+            params = optax.apply_updates(params, updates)
+            step = {name: a[0, k] for name, a in got.probes.steps.items() if name != "params"}
+            np.testing.assert_allclose(step["loss"], loss, rtol=1e-12)
+            np.testing.assert_allclose(step["lr"], 0.05 / (1 + k / 4), rtol=1e-14)
+            np.testing.assert_allclose(
+                step["train_loss"], loss_fn(params, x_train, ds.y_train), rtol=1e-12
+            )
+            jax.tree_util.tree_map(
+                lambda a, b, k=k: np.testing.assert_allclose(a[0, k], b, rtol=1e-12),
+                got.probes.steps["params"],
+                params,
+            )
+            k += 1
+    assert got.probes.steps["loss"].shape == (1, k)
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a[0], b, rtol=1e-12), got.probes.params, params
+    )
+
+
+@pytest.mark.slow
+def test_probes_leave_the_training_bitwise_unchanged():
+    """The same grid with and without probes: identical histories, bit for bit."""
+    sweep = dataclasses.replace(SMALL, lrs=(1.0, 0.1), seeds=(0, 1), schedules=(ANNEAL,))
+    _, plain, _ = _train(sweep)
+    got = probes.train(sweep, probes=("loss", "train_loss"), final_params=True)
+    for a, b in zip(plain, got.history, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The per-epoch training loss is the sample-weighted mean of the step losses.
+    n, batch = 500, SMALL.batch_size
+    sizes = np.diff(np.minimum(np.arange(0, n + batch, batch), n)).astype(np.float32)
+    per_epoch = got.probes.steps["loss"].reshape(4, sweep.epochs, -1) @ sizes / n
+    np.testing.assert_allclose(per_epoch, plain.train_loss, rtol=1e-6)
+
+
+def test_unknown_probe_names_its_field():
+    static = next(iter(spec.static_groups(SMALL, sweep_expand(SMALL))))[0]
+    with pytest.raises(ConfigError, match="probes"):
+        engine.make_train(static._replace(probes=("hessian",)))
+    with pytest.raises(ConfigError, match="probes"):
+        engine.train_group(static._replace(final_params=True), None)

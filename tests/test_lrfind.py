@@ -3,12 +3,13 @@ and the blobs suggestion against the sweep's best."""
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
+import dataclasses
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
-from lrbench import cli, lrfind, runner
+from lrbench import cli, data, lrfind, runner, tasks
 
 
 def test_smoothing_is_debiased():
@@ -42,21 +43,50 @@ def test_suggestions_by_hand():
     assert lrfind.suggest(lrs10, longer)["valley"] == pytest.approx(lrs10[3])
 
 
+@dataclasses.dataclass(frozen=True)
+class NoisyBowl(tasks.Quadratic):
+    """``½·L·Σ_i (w_i − 1 − ε_{k,i})²`` at step k (4 coordinates): the quadratic bowl of
+    curvature L written as least squares, one example per coordinate per step, in turn
+    (``shuffle`` False), each step's targets moved by its own noise ε ~ N(0, 1)."""
+
+    steps: int = 150
+    shuffle: ClassVar[bool] = False
+
+    def data(self):
+        d, lam = len(self.eigenvalues), np.asarray(self.eigenvalues)
+        noise = np.random.default_rng(0).normal(size=(self.steps, d))
+        x = np.tile(np.diag(np.sqrt(d * lam)), (self.steps, 1))  # rows: step k, coordinate i
+        t = (np.sqrt(d * lam) * (1 + noise)).reshape(-1)
+        return data.Dataset("noisy_bowl", x, t, x, t, 0)
+
+
 @pytest.mark.parametrize("curvature", [0.5, 10.0, 100.0, 1000.0])
 def test_range_test_finds_the_stability_limit(curvature):
-    """Gradient descent on a quadratic of curvature L is stable for lr < 2/L: the range test's
-    divergence point lies within a factor of 2 of it (noisy minibatch-like gradients)."""
+    """Gradient descent on a quadratic of curvature L is stable for lr < 2/L (closed form):
+    the range test's divergence point lies within a factor of 2 of it (a minibatch of 4 is
+    one step on the bowl, with noisy targets)."""
     steps = 150
-    lrs = lrfind.exponential_ramp(1e-5, 10.0, steps)
-    noise = jax.random.normal(jax.random.PRNGKey(0), (steps, 4))
-
-    def loss(p, i):
-        return 0.5 * curvature * jnp.sum((p - noise[i]) ** 2)
-
-    curve = lrfind.curve_from_steps(lrs, lrfind.range_test_fn(loss, jnp.full(4, 3.0), "sgd", lrs))
+    task = NoisyBowl(eigenvalues=(curvature,) * 4, w0=3.0, steps=steps)
+    problem = lrfind.Problem(task=task, optimizer="sgd", batch_size=4)
+    curve = lrfind.range_test(problem, 1e-5, 10.0, steps)
     assert curve.stop < steps  # it did stop
     limit = 2.0 / curvature
     assert limit / 2 <= curve.lrs[-1] <= 2 * limit
+
+
+def test_range_test_records_the_minibatch_loss_at_the_ramped_rate():
+    """The range test's raw losses are those of a plain NumPy loop of gradient descent on the
+    same bowl at ``lr_i = start·(end/start)^(i/(k−1))`` (float32 program: rtol 1e-4)."""
+    steps, lam = 40, 2.0
+    task = NoisyBowl(eigenvalues=(lam,) * 4, w0=3.0, steps=steps)
+    curve = lrfind.range_test(lrfind.Problem(task=task, batch_size=4), 1e-3, 1.0, steps)
+    ds = task.data()
+    w, losses = np.full(4, 3.0), []
+    for i in range(steps):
+        target = ds.y_train[4 * i : 4 * i + 4] / np.sqrt(4 * lam)  # the step's minimum
+        losses.append(0.5 * lam * np.sum((w - target) ** 2))
+        w = w - 1e-3 * 1000.0 ** (i / (steps - 1)) * lam * (w - target)
+    np.testing.assert_allclose(curve.raw, losses, rtol=1e-4)
 
 
 @pytest.mark.slow

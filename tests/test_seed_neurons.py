@@ -123,7 +123,9 @@ def test_sweep_stops_diverging_between_1e3_and_3e4(perceptron, rule):
         assert finite == (lr <= 3e-4), (lr, run["final"])
 
 
-def test_learning_rate_and_rule_are_traced(compile_counter):
+def test_learning_rate_is_traced_and_each_rule_compiles_once(compile_counter):
+    """The learning rate is per-run data; the rule (the task's bias input) selects one of two
+    programs, each compiled once."""
     kp.train([1e-3, 1e-5], ["article", "textbook"])
     with compile_counter.counting():
         kp.train([0.5, 2e-6], ["textbook", "article"])

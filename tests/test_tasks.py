@@ -146,3 +146,41 @@ def test_bad_task_settings_name_their_field(kwargs, field):
 def test_quadratic_refuses_bad_eigenvalues():
     with pytest.raises(ConfigError, match="eigenvalues"):
         tasks.Quadratic(eigenvalues=(1.0, -2.0))
+
+
+def test_neuron_data_seed_draws_the_line_with_that_seed():
+    """``data_seed`` s: ``t = 2x + ε`` drawn with NumPy's ``default_rng(s)`` in float64 (written
+    out here); seed 0 is the shipped ``line`` set; the default neuron's run_ids stay as they
+    were (no ``data_seed`` in its configuration)."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-np.sqrt(3), np.sqrt(3), 50)
+    t = 2 * x + 0.5 * rng.normal(size=50)
+    x_test = rng.uniform(-np.sqrt(3), np.sqrt(3), 200)
+    ds = tasks.Neuron(data_seed=3).data()
+    assert ds.x_train.dtype == np.float64 and ds.num_classes == 0
+    np.testing.assert_array_equal(ds.x_train[:, 0], x)
+    np.testing.assert_array_equal(ds.y_train, t)
+    np.testing.assert_array_equal(ds.y_test, 2 * x_test)
+    shipped = data.load("line")
+    np.testing.assert_array_equal(
+        tasks.Neuron(data_seed=0).data().x_train.astype(np.float32), shipped.x_train
+    )
+    assert "data_seed" not in tasks.Neuron().config()
+    assert tasks.Neuron(data_seed=3).config()["data_seed"] == 3
+    with pytest.raises(ConfigError, match="data_seed"):
+        tasks.Neuron(dataset="blobs", data_seed=1)
+
+
+@pytest.mark.parametrize(("bias_input", "s"), [("one", lambda x: 1.0), ("x", lambda x: x)])
+def test_perceptron_error_passes_the_clip_as_if_it_were_not_there(bias_input, s, x64):
+    """The gradient of ``½·(t − y)²`` is the perceptron's signal ``−(t − y)·[s, x]``, also
+    where ``y = min(b + W·x, 250)`` is clipped (written out here); the output is clipped."""
+    task = tasks.Perceptron(bias_input=bias_input)
+    params = {"w": jnp.asarray([0.05, 2.0], jnp.float64)}
+    for x, t in ((60.0, 60.0), (300.0, 250.0), (-50.0, -50.0)):
+        xs = jnp.asarray([x], jnp.float64)
+        y = min(0.05 * 1 + 2.0 * x, 250.0)
+        assert float(task.apply(params, xs)) == y
+        grad = jax.grad(lambda p, xs=xs, t=t: task.loss(task.apply(p, xs), t))(params)["w"]
+        np.testing.assert_array_equal(grad, [-(t - y) * s(x), -(t - y) * x])
+    assert not task.shuffle and tasks.Neuron.shuffle

@@ -19,7 +19,8 @@ vmapped program:
 Built in: :class:`Classifier` (the MLP of every seed experiment, softmax cross-entropy or
 Keras' sigmoid head), :class:`Regressor` (the MLP with mean squared error), :class:`Neuron`
 (one linear neuron trained by the delta rule, i.e. SGD on half the squared error) and
-:class:`Quadratic` (a quadratic bowl with known Hessian eigenvalues). A researcher's own
+:class:`Quadratic` (a quadratic bowl with known Hessian eigenvalues) and :class:`Perceptron`
+(KDnuggets' clipped one-input neuron with a bias). A researcher's own
 task is a subclass in their own file (``docs/tasks.md``).
 """
 
@@ -43,6 +44,9 @@ class Task:
 
     per_example: ClassVar[bool] = True  # init/apply take one example; the engine vmaps apply
     kind: ClassVar[str] = ""  # the runs table's ``task`` column (default: the class's name)
+    # True: a fresh random order of the training examples every epoch (a seed's, shared by its
+    # runs); False: their stored order, every epoch (a loop that visits samples in turn)
+    shuffle: ClassVar[bool] = True
 
     def data(self) -> data.Dataset:
         return data.load(self.dataset)
@@ -117,8 +121,8 @@ def _leaves(tree):
 
 
 from lrbench.tasks.mlp import Classifier, Regressor  # noqa: E402
-from lrbench.tasks.neuron import Neuron, Quadratic  # noqa: E402
+from lrbench.tasks.neuron import Neuron, Perceptron, Quadratic  # noqa: E402
 
-BUILT_IN = {t.kind: t for t in (Classifier, Regressor, Neuron, Quadratic)}
+BUILT_IN = {t.kind: t for t in (Classifier, Regressor, Neuron, Quadratic, Perceptron)}
 
-__all__ = ["BUILT_IN", "Classifier", "Neuron", "Quadratic", "Regressor", "Task"]
+__all__ = ["BUILT_IN", "Classifier", "Neuron", "Perceptron", "Quadratic", "Regressor", "Task"]

@@ -1,0 +1,63 @@
+"""A sweep trained through the engine with step-resolution probes and final parameters.
+
+``train(sweep, probes=("loss",), final_params=True)`` is :func:`lrbench.runner.train` for an
+experiment that needs more than per-epoch histories: every static group of the sweep's runs
+table (:func:`lrbench.spec.static_groups`) gets ``Static.probes`` / ``final_params`` and goes
+through :func:`lrbench.engine.probe_group`, one program per group. No resume: a probed
+sweep is small (its records grow with the number of steps).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+import pandas as pd
+
+from lrbench import engine, spec
+from lrbench.engine import History, Probes
+from lrbench.sweep import Sweep, expand
+
+
+class Probed(NamedTuple):
+    """A probed sweep: its runs table and, in the table's row order, histories and probes."""
+
+    runs: pd.DataFrame  # one row per run (:func:`lrbench.sweep.expand`)
+    history: History  # [N, epochs] arrays
+    probes: Probes  # steps: name -> [N, total steps, ...]; params: leaves [N, ...] or None
+    timing: dict[str, Any]
+
+
+def train(
+    sweep: Sweep, probes: tuple[str, ...] = (), final_params: bool = False, max_chunk: int = 4096
+) -> Probed:
+    """Trains every run of ``sweep``, recording ``probes`` after every step
+    (``engine.STEP_PROBES``) and, with ``final_params``, the parameters after the last one."""
+    runs = expand(sweep)
+    if sweep.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    parts: list[tuple[np.ndarray, History, Probes]] = []
+    timing = {"compile_seconds": 0.0, "train_seconds": 0.0, "programs": 0}
+    for static, index in spec.static_groups(sweep, runs):
+        static = static._replace(probes=tuple(probes), final_params=final_params)
+        rows = runs.loc[index]
+        history, recorded, t = engine.probe_group(static, spec.run_data(static, rows), max_chunk)
+        parts.append((runs.index.get_indexer(index), history, recorded))
+        timing["compile_seconds"] += t.compile_seconds
+        timing["train_seconds"] += t.train_seconds
+        timing["programs"] += 1
+    return Probed(runs, *_in_table_order(parts, len(runs)), timing)
+
+
+def _in_table_order(parts, n: int) -> tuple[History, Probes]:
+    """Every group's outputs (leaves ``[rows of the group, ...]``) placed at its rows."""
+    _, history, recorded = parts[0]
+    whole = jax.tree_util.tree_map(
+        lambda a: np.empty((n, *a.shape[1:]), a.dtype), (history, recorded)
+    )
+    for positions, *part in parts:
+        leaves = jax.tree_util.tree_leaves(tuple(part))
+        for w, p in zip(jax.tree_util.tree_leaves(whole), leaves, strict=True):
+            w[positions] = p
+    return whole
