@@ -297,12 +297,8 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     """Runs the audit (float32 and float64, hand and optax) and writes ``out`` atomically."""
     progress = runner.Progress(quiet)
     start = time.perf_counter()
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)  # float64 programs; float32 ones stay float32
-    try:
+    with jax.enable_x64(True):  # float64 programs; float32 ones stay float32
         runs = audit(sweep, progress)
-    finally:
-        jax.config.update("jax_enable_x64", previous)
     table = twin_table(runs)
     verdicts = claims.evaluate(CLAIMS, {"runs": runs}, ARTICLE)
     meta = {

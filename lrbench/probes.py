@@ -35,18 +35,18 @@ def train(
     """Trains every run of ``sweep``, recording ``probes`` after every step
     (``engine.STEP_PROBES``) and, with ``final_params``, the parameters after the last one."""
     runs = expand(sweep)
-    if sweep.dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
     parts: list[tuple[np.ndarray, History, Probes]] = []
     timing = {"compile_seconds": 0.0, "train_seconds": 0.0, "programs": 0}
-    for static, index in spec.static_groups(sweep, runs):
-        static = static._replace(probes=tuple(probes), final_params=final_params)
-        rows = runs.loc[index]
-        history, recorded, t = engine.probe_group(static, spec.run_data(static, rows), max_chunk)
-        parts.append((runs.index.get_indexer(index), history, recorded))
-        timing["compile_seconds"] += t.compile_seconds
-        timing["train_seconds"] += t.train_seconds
-        timing["programs"] += 1
+    with spec.precision(sweep):
+        for static, index in spec.static_groups(sweep, runs):
+            static = static._replace(probes=tuple(probes), final_params=final_params)
+            rows = runs.loc[index]
+            data = spec.run_data(static, rows)
+            history, recorded, t = engine.probe_group(static, data, max_chunk)
+            parts.append((runs.index.get_indexer(index), history, recorded))
+            timing["compile_seconds"] += t.compile_seconds
+            timing["train_seconds"] += t.train_seconds
+            timing["programs"] += 1
     return Probed(runs, *_in_table_order(parts, len(runs)), timing)
 
 

@@ -71,11 +71,7 @@ def train(
     """
     compile_cache.configure()
     hits, misses = compile_cache.counts()
-    # Scoped, not jax.config.update: a global flip would silently turn every later float32
-    # computation of the caller's process into float64 ones.
-    float64 = any(part.dtype == "float64" for _, part in sweep.parts())
-    x64 = jax.enable_x64(True) if float64 else contextlib.nullcontext()
-    with x64:
+    with spec.precision(sweep):
         runs, history, timing = _train(
             sweep, progress or Progress(quiet=True), max_chunk, runs, store
         )

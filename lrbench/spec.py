@@ -9,11 +9,23 @@ seed); the engine itself never sees a DataFrame.
 
 from __future__ import annotations
 
+import contextlib
+
+import jax
 import numpy as np
 import pandas as pd
 
 from lrbench import rules, schedules
 from lrbench.engine import RunData, Static, steps_per_epoch, total_steps, train_size
+
+
+def precision(sweep):
+    """The context a sweep trains in: ``jax.enable_x64(True)`` when any of its parts is
+    float64, else nothing. Scoped, never ``jax.config.update``: a global flip would silently
+    turn every later float32 computation of the caller's process into a float64 one."""
+    if any(part.dtype == "float64" for _, part in sweep.parts()):
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
 
 
 def static_groups(sweep, runs_table: pd.DataFrame):
