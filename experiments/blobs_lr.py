@@ -7,8 +7,8 @@ Dense(3, softmax), categorical cross-entropy, 200 epochs, batch 32, SGD with
 lr in {1, 1e-1, ..., 1e-7}. The tutorial reports that lr 1.0 oscillates, 1e-6 and 1e-7 learn
 nothing, and 1e-1 ... 1e-3 learn, more slowly as the rate falls.
 
-The experiment runs through the generic runner (so it resumes, shards and merges); its
-claims are read off the ``runs`` table, by ``lrbench check`` on the rerun's folder.
+The experiment runs through the generic runner (so it resumes, shards and merges), which
+measures its claims on the ``runs`` table and writes the claims table and this README.
 """
 
 import numpy as np
@@ -17,6 +17,7 @@ from lrbench.claims import Claim, over_seeds
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep
 
+TITLE = "the learning-rate grid of Machine Learning Mastery's blobs tutorial"
 ARTICLE = (
     'Machine Learning Mastery, "Understanding the Impact of Learning Rate on Neural Network '
     'Performance"'

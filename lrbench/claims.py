@@ -335,7 +335,7 @@ def readme(
     title: str,
     article: str,
     says: str,
-    claims: pd.DataFrame,
+    claims: pd.DataFrame | None,
     meta: Mapping[str, Any],
     setting: pd.DataFrame | None = None,
     tables: Mapping[str, tuple[pd.DataFrame, str]] = (),
@@ -349,7 +349,8 @@ def readme(
       title: what it reproduces, in a few words.
       article: the source (authors, title, year).
       says: what the article says and how the experiment tests it (Markdown).
-      claims: the table from :func:`evaluate`.
+      claims: the table from :func:`evaluate`; ``None`` for an experiment that tests no
+        article's claims (the README then has no claims section).
       meta: the run's ``meta.json`` (versions, backend, devices, wall time).
       setting: the config table (:func:`setting`), when the experiment is a sweep.
       tables: ``{stem: (table, caption)}``, each written beside the README.
@@ -362,7 +363,8 @@ def readme(
     out = [f"# {name}: {title}", "", f"**Article:** {article}", "", says.strip(), ""]
     if setting is not None:
         out += ["## Setting", "", report.to_markdown(setting)]
-    out += [f"## The claims ({count(claims)}; `claims`)", "", report.to_markdown(view(claims))]
+    if claims is not None:
+        out += [f"## The claims ({count(claims)}; `claims`)", "", report.to_markdown(view(claims))]
     for stem, (table, caption) in dict(tables).items():
         out += [f"## {caption} (`{stem}`)", "", report.to_markdown(table)]
     if notes:
@@ -402,12 +404,14 @@ def _run_line(meta: Mapping[str, Any]) -> str:
 def write_report(
     folder: Path,
     *,
-    claims: pd.DataFrame,
+    claims: pd.DataFrame | None,
     tables: Mapping[str, tuple[pd.DataFrame, str]] = (),
     **template,
 ) -> None:
-    """Writes the claims table, every other table (.md/.tex/.csv) and the README."""
-    write(folder, claims)
+    """Writes the claims table (unless ``claims`` is None), every other table (.md/.tex/.csv)
+    and the README."""
+    if claims is not None:
+        write(folder, claims)
     for stem, (table, caption) in dict(tables).items():
         report.write_table(folder, stem, table, caption)
     text = readme(claims=claims, tables=tables, **template)

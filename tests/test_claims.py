@@ -82,6 +82,17 @@ def test_readme_template_renders_the_claims_table(tmp_path):
     assert pd.read_csv(tmp_path / "claims.csv", index_col=0).loc["lr_works", "held"] == "yes"
 
 
+def test_readme_template_without_claims(tmp_path):
+    meta = {"versions": {"jax": "0.10.2"}, "backend": "cpu", "devices": ["cpu:0"]}
+    claims.write_report(
+        tmp_path, claims=None, tables={"runs": (TABLES["runs"], "Every run")}, name="x",
+        title="t", article="none", says="What it shows.", meta=meta,
+    )  # fmt: skip
+    text = (tmp_path / "README.md").read_text()
+    assert text.startswith("# x: t") and "What it shows." in text and "Every run" in text
+    assert "claims" not in text and not (tmp_path / "claims.csv").exists()
+
+
 def _folder(tmp_path, acc):
     pd.DataFrame({"lr": [0.1, 0.01], "acc": acc, "train_seconds": [1.0, 2.0]}).to_csv(
         tmp_path / "runs.csv", index=False
