@@ -144,6 +144,115 @@ def write_table(folder: Path, stem: str, table: pd.DataFrame, caption: str = "")
     table.to_csv(folder / f"{stem}.csv")
 
 
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on a server or in CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _panels(n: int, ncols: int, size: tuple[float, float] = (4.2, 3.2)):
+    """A figure of ``n`` panels, ``ncols`` a row at most; the unused ones hidden."""
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig, grid = _pyplot().subplots(
+        nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False
+    )
+    for ax in list(grid.flat)[n:]:
+        ax.axis("off")
+    return fig, list(grid.flat)[:n]
+
+
+def _save(fig, path: Path, title: str = ""):
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return fig
+
+
+def _groups(frame: pd.DataFrame, columns: str | list[str] | None):
+    """``(label, rows)`` per value of ``columns`` in the table's order; one group when None."""
+    if not columns:
+        return [("", frame)]
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    out = []
+    for key, rows in frame.groupby(columns, sort=False, dropna=False):
+        values = dict(zip(columns, key if isinstance(key, tuple) else (key,), strict=True))
+        out.append((column_label(values, columns) or str(key), rows))
+    return out
+
+
+def _label(metric: str) -> str:
+    return metric.replace("_", " ")
+
+
+def lr_figure(
+    runs: pd.DataFrame,
+    path: Path,
+    metrics: str | list[str],
+    line: str | None = None,
+    panel: str | list[str] | None = None,
+    logy: tuple[str, ...] = (),
+    ncols: int = 3,
+    title: str = "",
+):
+    """Each of ``metrics`` against the learning rate (log axis), mean over seeds with a ± std
+    band: one line per value of the runs' column ``line``, one panel per metric and value of
+    ``panel``; the metrics in ``logy`` on a log axis. Returns the (closed) figure."""
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    panels = [(m, key, rows) for key, rows in _groups(runs, panel) for m in metrics]
+    fig, axes = _panels(len(panels), ncols)
+    for ax, (metric, key, rows) in zip(axes, panels, strict=True):
+        for name, frame in _groups(rows, line):
+            stats = frame.groupby("lr")[metric].agg(["mean", "std"]).dropna(subset=["mean"])
+            (drawn,) = ax.plot(stats.index, stats["mean"], marker=".", label=name or None)
+            std = stats["std"].fillna(0.0)  # one seed: no band
+            low, high = stats["mean"] - std, stats["mean"] + std
+            ax.fill_between(stats.index, low, high, color=drawn.get_color(), alpha=0.2)
+        ax.set(xscale="log", yscale="log" if metric in logy else "linear",
+               xlabel="learning rate", ylabel=_label(metric), title=key or _label(metric))  # fmt: skip
+        ax.grid(alpha=0.3)
+    if line:
+        axes[0].legend(fontsize=7)
+    return _save(fig, path, title)
+
+
+def curve_figure(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    path: Path,
+    metrics: str | list[str],
+    line: str | list[str] | None = "lr",
+    panel: str | list[str] | None = None,
+    logy: tuple[str, ...] = (),
+    ncols: int = 3,
+    title: str = "",
+):
+    """Each of ``metrics`` per epoch, the mean over the runs of a group (the seeds): one line
+    per value of the runs' column(s) ``line``, one panel per metric and value of ``panel``;
+    the metrics in ``logy`` on a log axis. Only the curves of ``runs`` are drawn. Returns the
+    (closed) figure."""
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    by_run = curves.sort_values("epoch").groupby("run_id", sort=False)
+    panels = [(m, key, rows) for key, rows in _groups(runs, panel) for m in metrics]
+    fig, axes = _panels(len(panels), ncols)
+    for ax, (metric, key, rows) in zip(axes, panels, strict=True):
+        for name, frame in _groups(rows, line):
+            mine = pd.concat([by_run.get_group(i) for i in frame["run_id"]])
+            mean = mine.groupby("epoch")[metric].mean().dropna()  # no evaluation: NaN
+            ax.plot(mean.index, mean.values, label=name or None)
+        ax.set(yscale="log" if metric in logy else "linear", xlabel="epoch",
+               ylabel=_label(metric), title=key or _label(metric))  # fmt: skip
+        ax.grid(alpha=0.3)
+    if line:
+        axes[0].legend(fontsize=7)
+    return _save(fig, path, title)
+
+
 def curves_figure(
     runs: pd.DataFrame,
     curves: pd.DataFrame,
@@ -153,39 +262,6 @@ def curves_figure(
 ) -> None:
     """One panel per combination of the varying axes; one line per learning rate (seed mean);
     ``yscale="log"`` for a loss."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    axes = axis_columns(runs)
-    merged = curves.merge(
-        runs[["run_id", "lr", *axes]].rename(columns={"lr": "base_lr"}), on="run_id"
-    )
-    panels = (
-        list(merged.groupby(axes, sort=False, dropna=False)) if axes else [("all runs", merged)]
-    )
-    ncols = min(3, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    fig, grid = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
-    lrs = sorted(merged["base_lr"].unique(), reverse=True)
-    colors = plt.cm.viridis(np.linspace(0, 1, max(len(lrs), 2)))
-    for ax, (key, frame) in zip(grid.flat, panels, strict=False):
-        mean = frame.groupby(["base_lr", "epoch"])[metric].mean()
-        for color, lr in zip(colors, lrs, strict=False):
-            if lr in mean.index.get_level_values(0):
-                line = mean.loc[lr].dropna()  # epochs without a test evaluation are NaN
-                ax.plot(line.index, line.values, color=color, label=f"lr={lr:g}")
-        values = key if isinstance(key, tuple) else (key,)
-        title = column_label(dict(zip(axes, values, strict=False)), axes) if axes else key
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric.replace("_", " "))
-        ax.set_yscale(yscale)
-        ax.grid(alpha=0.3)
-    for ax in list(grid.flat)[len(panels) :]:
-        ax.axis("off")
-    grid.flat[0].legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    runs = runs.sort_values("lr", ascending=False, kind="stable")
+    logy = (metric,) if yscale == "log" else ()
+    curve_figure(runs, curves, path, metric, "lr", axis_columns(runs) or None, logy)
