@@ -95,6 +95,21 @@ def mean_std_table(
     return table
 
 
+def mean_std_by_lr(
+    runs: pd.DataFrame, rows: list[str], metric: str = "final_test_acc", digits: int = 3
+) -> pd.DataFrame:
+    """Rows: the values of the columns ``rows`` (joined with " / ", in the table's order);
+    columns: learning rate (high to low); cells: ``mean ± std`` of ``metric`` over seeds."""
+    agg = results.aggregate(runs, [*rows, "lr"], metric)
+    agg["row"] = agg[rows].astype(str).agg(" / ".join, axis=1)
+    agg["cell"] = [mean_std(m, s, digits) for m, s in zip(agg["mean"], agg["std"], strict=True)]
+    table = agg.pivot(index="row", columns="lr", values="cell")
+    table = table.loc[list(dict.fromkeys(agg["row"])), sorted(table.columns, reverse=True)]
+    table.columns = [f"lr={lr:g}" for lr in table.columns]
+    table.index.name = " / ".join(rows)
+    return table
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     """A GitHub Markdown table; missing cells as "—"."""
     table = shown(table)

@@ -87,3 +87,13 @@ def test_mean_std_table_cells_are_the_pandas_mean_and_std(digits):
     for (lr, o), row in stats.iterrows():
         want = f"{row['mean']:.{digits}f} ± {row['std']:.{digits}f}"
         assert table.loc[f"{lr:g}", o] == want
+
+
+def test_mean_std_by_lr_has_a_row_per_group_and_a_column_per_lr():
+    runs = _runs()
+    table = report.mean_std_by_lr(runs, ["optimizer", "schedule"], "loss", 2)
+    assert list(table.columns) == ["lr=1", "lr=0.1", "lr=0.01"]
+    assert list(table.index) == ["sgd / constant", "sgd / step", "adam / constant", "adam / step"]
+    stats = runs.groupby(["optimizer", "schedule", "lr"])["loss"].agg(["mean", "std"])
+    for (o, s, lr), row in stats.iterrows():
+        assert table.loc[f"{o} / {s}", f"lr={lr:g}"] == f"{row['mean']:.2f} ± {row['std']:.2f}"
