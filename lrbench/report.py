@@ -31,6 +31,37 @@ def mean_std(mean: float, std: float, digits: int = 3, n: int | None = None, of:
     return text if n is None or n == of else f"{text} (n={n})"
 
 
+def group_stats(frame: pd.DataFrame, by: str, columns) -> pd.DataFrame:
+    """One row per value of column ``by`` (in the table's order): ``<column>_mean``,
+    ``<column>_std`` (over rows, ddof 1) and ``<column>_n`` (its finite values) of each of
+    ``columns``; a column that is not numeric counts as missing."""
+    rows = {}
+    for key, part in frame.groupby(by, sort=False):
+        row = rows.setdefault(key, {})
+        for c in columns:
+            # Series.mean/std per group, not groupby's own: the same floats, bit for bit, as
+            # the tables written before this function existed
+            v = pd.to_numeric(part[c], errors="coerce")
+            row.update({f"{c}_mean": v.mean(), f"{c}_std": v.std(), f"{c}_n": int(v.count())})
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(by)
+
+
+def mean_std_columns(stats: pd.DataFrame, columns, digits: dict[str, int], of: int) -> pd.DataFrame:
+    """The ``mean ± std`` cells of a :func:`group_stats` table, one column per name of
+    ``columns`` (underscores as spaces); ``digits`` per column (3 when not given), ``(n=k)``
+    where fewer than ``of`` values count."""
+    return pd.DataFrame(
+        {
+            c.replace("_", " "): [
+                mean_std(r[f"{c}_mean"], r[f"{c}_std"], digits.get(c, 3), int(r[f"{c}_n"]), of)
+                for _, r in stats.iterrows()
+            ]
+            for c in columns
+        },
+        index=stats.index,
+    )
+
+
 def shown(table: pd.DataFrame) -> pd.DataFrame:
     """Missing cells as "—" (Markdown and LaTeX; the CSV keeps them empty)."""
     return table.astype(object).where(table.notna(), "—")

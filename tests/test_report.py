@@ -97,3 +97,21 @@ def test_mean_std_by_lr_has_a_row_per_group_and_a_column_per_lr():
     stats = runs.groupby(["optimizer", "schedule", "lr"])["loss"].agg(["mean", "std"])
     for (o, s, lr), row in stats.iterrows():
         assert table.loc[f"{o} / {s}", f"lr={lr:g}"] == f"{row['mean']:.2f} ± {row['std']:.2f}"
+
+
+def test_group_stats_and_their_cells_are_the_pandas_ones():
+    runs = _runs()
+    runs.loc[0, "loss"] = np.nan  # one value missing: n = 17 of 18
+    stats = report.group_stats(runs, "optimizer", ["acc", "loss"])
+    assert list(stats.index) == ["sgd", "adam"]  # the table's order
+    want = runs.groupby("optimizer")[["acc", "loss"]].agg(["mean", "std", "count"])
+    for o in ("sgd", "adam"):
+        for c in ("acc", "loss"):
+            assert stats.loc[o, f"{c}_mean"] == pytest.approx(want.loc[o, (c, "mean")])
+            assert stats.loc[o, f"{c}_std"] == pytest.approx(want.loc[o, (c, "std")])
+            assert stats.loc[o, f"{c}_n"] == want.loc[o, (c, "count")]
+    cells = report.mean_std_columns(stats, ["acc", "loss"], {"loss": 1}, of=18)
+    assert list(cells.columns) == ["acc", "loss"]
+    sgd = want.loc["sgd"]
+    assert cells.loc["sgd", "acc"] == f"{sgd[('acc', 'mean')]:.3f} ± {sgd[('acc', 'std')]:.3f}"
+    assert cells.loc["sgd", "loss"].endswith("(n=17)") and "(n=" not in cells.loc["adam", "loss"]
