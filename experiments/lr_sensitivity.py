@@ -19,12 +19,13 @@ initial loss) scores chance accuracy, 1/10, whatever accuracy it had before it b
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lrbench import claims, diagnose, report, results, runner
+from lrbench import claims, diagnose, report, runner
 from lrbench.claims import NO, YES, Claim
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep
@@ -321,42 +322,31 @@ rate; the widths answer it for this problem only. `curves.csv` keeps epoch 1, ev
 {CURVE_EPOCHS}th epoch and the last; `sensitivity_numbers.csv` is the table unformatted."""
 
 
+def figure(runs: pd.DataFrame, path: Path) -> None:
+    """Score and final train loss (diverged runs left out) against the lr, per optimizer."""
+    kept = runs["final_train_loss"].where(runs["status"] != "diverged").clip(lower=1e-9)
+    report.lr_figure(runs.assign(final_train_loss=kept), path, ["score", "final_train_loss"],
+                     "optimizer", logy=("final_train_loss",), ncols=2, title="mean ± std over "
+                     "seeds; diverged: score = chance, loss left out; a loss of 0 drawn at 1e-9")  # fmt: skip
+
+
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     result = runner.run(sweep, out=None, quiet=quiet)
     runs = add_scores(result.runs, result.curves)
-    curves = thin_curves(result.curves, sweep.epochs)
-    meta = {**result.meta, "chance": CHANCE, "within": WITHIN, "curve_epochs": CURVE_EPOCHS}
     table = sensitivity(runs)
-    found = claims.evaluate(CLAIMS, {"runs": runs, "sensitivity": table}, ARTICLE)
-
-    def folder(tmp: Path) -> None:
-        write(tmp, sweep, runs, curves, meta, table, found)
-
-    extra = {"sensitivity": table, "tables": {"sensitivity": paper_table(table)}}
-    return runner.finish(runs, curves, meta, out, folder, runner.Progress(quiet), claims=found,
-                         **extra)  # fmt: skip
-
-
-def write(folder: Path, sweep: Sweep, runs, curves, meta, table, found) -> None:
-    """The tidy tables, the sensitivity table (formatted and raw), the figure and the README."""
-    results.write_tables(folder, runs, curves, meta)
-    table.to_csv(folder / "sensitivity_numbers.csv", index=False)
-    kept = runs["final_train_loss"].where(runs["status"] != "diverged").clip(lower=1e-9)
-    report.lr_figure(runs.assign(final_train_loss=kept), folder / "sensitivity.png",
-                     ["score", "final_train_loss"], "optimizer", logy=("final_train_loss",),
-                     ncols=2, title="mean ± std over seeds; diverged: score = chance, loss left "
-                     "out; a loss of 0 drawn at 1e-9")  # fmt: skip
+    meta = {**result.meta, "chance": CHANCE, "within": WITHIN, "curve_epochs": CURVE_EPOCHS}
     caption = f"lr sensitivity on digits, {len(sweep.seeds)} seeds, {sweep.epochs} epochs"
-    shown = {
-        "sensitivity": (paper_table(table), caption),
-        "divergence": (divergence(runs), "Diverged runs"),
-        "large_rates": (large_rates(runs), "How the runs at lr ≥ 1 end"),
-    }
-    claims.write_report(
-        folder, claims=found, tables=shown, name=NAME, title=TITLE, article=ARTICLE,
-        says=__doc__.split("\n", 1)[1], meta=meta, setting=claims.setting(sweep), notes=NOTES,
-        figures={"sensitivity.png": "score and final train loss against the learning rate, "
-                 "mean ± std over seeds"},
+    return claims.finish(
+        sys.modules[__name__], sweep, runs, thin_curves(result.curves, sweep.epochs), meta, out,
+        quiet, found=claims.evaluate(CLAIMS, {"runs": runs, "sensitivity": table}, ARTICLE),
+        tables={
+            "sensitivity": (paper_table(table), caption),
+            "divergence": (divergence(runs), "Diverged runs"),
+            "large_rates": (large_rates(runs), "How the runs at lr ≥ 1 end"),
+        },
+        figures={"sensitivity.png": (lambda path: figure(runs, path), "score and final train "
+                                     "loss against the learning rate, mean ± std over seeds")},
+        files={"sensitivity_numbers.csv": table}, notes=NOTES, sensitivity=table,
     )  # fmt: skip
 
 

@@ -41,6 +41,7 @@ otherwise "no", and the interval tells an opposite sign from noise. Group claims
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -410,9 +411,9 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     """Trains every kind and, when ``out`` is given, writes its folder atomically."""
     start = time.perf_counter()
     runs, curves, timing = train(sweep, quiet)
-    tables = analyse(runs, curves, len(sweep.seeds))
+    analysis = analyse(runs, curves, len(sweep.seeds))
     per_run = ["run_id", *[m for m in MEASURES if m not in runs.columns and m != "lr_sensitivity"]]
-    runs = runs.merge(tables["measured"][per_run], on="run_id")
+    runs = runs.merge(analysis["measured"][per_run], on="run_id")
     meta = {
         "experiment": sweep.experiment,
         "config": sweep.to_dict(),
@@ -422,43 +423,27 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         "wall_seconds": round(time.perf_counter() - start, 3),
         **results.environment(),
     }
-
-    def folder(tmp: Path) -> None:
-        write(tmp, sweep, runs, curves, meta, tables)
-
-    return runner.finish(runs, curves, meta, out, folder, runner.Progress(quiet), tables=tables)
-
-
-def write(folder: Path, sweep: Sweep, runs, curves, meta, tables) -> None:
-    """The tidy tables, the kinds' numbers, the figure and the README."""
-    results.write_tables(folder, runs, curves, meta)
-    tables["numbers"].to_csv(folder / "kind_numbers.csv", index=False)
-    report.curve_figure(tables["best"], curves, folder / "curves.png", ["train_loss", "lr"],
-                        "kind", logy=("train_loss", "lr"), ncols=2)  # fmt: skip
     caption = (
         f"Each kind of learning rate at its best base lr: mean ± std over {len(sweep.seeds)} "
         f"seeds ({sweep.epochs} epochs; epochs to {TARGET:.0%} test accuracy)"
     )
-    shown = {
-        "table": (tables["table"], caption),
-        "step_sizes": (
-            report.rounded(tables["step_sizes"].set_index("setting")),
-            "Step decay: best lr and accuracy per step size",
-        ),
-        "untested": (UNTESTED, "What the article says that this setting cannot test"),
-    }
-    claims.write_report(
-        folder, claims=tables["claims"], tables=shown, name=NAME, title=TITLE, article=ARTICLE,
-        says=__doc__.split("\n", 1)[1], meta=meta, setting=setting(sweep),
+    step_sizes = report.rounded(analysis["step_sizes"].set_index("setting"))
+    return claims.finish(
+        sys.modules[__name__], sweep, runs, curves, meta, out, quiet, found=analysis["claims"],
+        tables={
+            "table": (analysis["table"], caption),
+            "step_sizes": (step_sizes, "Step decay: best lr and accuracy per step size"),
+            "untested": (UNTESTED, "What the article says that this setting cannot test"),
+        },
+        figures={"curves.png": (lambda path: report.curve_figure(
+            analysis["best"], curves, path, ["train_loss", "lr"], "kind",
+            logy=("train_loss", "lr"), ncols=2),
+            "train loss and lr per epoch, each kind at its best lr (seed mean)")},
+        files={"kind_numbers.csv": analysis["numbers"]}, setting_table=setting(sweep),
         notes=CAVEATS + "\n`kind_numbers.csv`: the table's numbers, unformatted.",
-        figures={"curves.png": "train loss and lr per epoch, each kind at its best lr "
-                 "(seed mean)"},
+        analysis=analysis,
     )  # fmt: skip
 
 
 def summary(result: runner.Result) -> str:
-    meta = {
-        "tables": {"table": result.meta["tables"]["table"]},
-        "claims": result.meta["tables"]["claims"],
-    }
-    return claims.summary(f"{NAME}: each kind of learning rate at its best base lr", meta)
+    return claims.summary(f"{NAME}: each kind of learning rate at its best base lr", result.meta)

@@ -20,12 +20,12 @@ experiment tests no article's claims: it shows the schedules side by side.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from lrbench import claims, report, results, runner, schedules
+from lrbench import claims, report, runner, schedules
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Schedule, Sweep
 
@@ -84,20 +84,9 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     """The generic run, written with a kind × learning-rate table and two figures (the
     generic per-column table and curve panels would be 18 columns wide)."""
     result = runner.run(sweep, out=None, quiet=quiet)
-
-    def folder(tmp: Path) -> None:
-        write(tmp, sweep, result.runs, result.curves, result.meta)
-
-    return runner.finish(result.runs, result.curves, result.meta, out, folder)
-
-
-def write(folder: Path, sweep: Sweep, runs: pd.DataFrame, curves: pd.DataFrame, meta) -> None:
-    """The tidy tables, the accuracy table, the two figures and the README."""
-    floats = ("lr", "train_loss", "test_loss", "test_acc")
-    results.write_tables(folder, runs, curves.astype(dict.fromkeys(floats, np.float32)), meta)
-    seeds = runs["seed"].nunique()
+    runs, seeds = result.runs, result.runs["seed"].nunique()
+    curves = result.curves  # written at float32 precision (results.write_tables)
     by = ["optimizer", "schedule"] if runs["optimizer"].nunique() > 1 else ["schedule"]
-    table = report.mean_std_by_lr(runs, by, "final_test_acc")
     caption = (
         f"{NAME}: final test accuracy, mean ± std over {seeds} seeds, by schedule and learning rate"
     )
@@ -105,22 +94,23 @@ def write(folder: Path, sweep: Sweep, runs: pd.DataFrame, curves: pd.DataFrame, 
     lr = lrs[np.argmin(np.abs(np.log(lrs / FIGURE_LR)))]
     at = runs[(runs["lr"] == lr) & (runs["optimizer"] == runs["optimizer"].iloc[0])]
     closed = ", ".join(schedules.closed_loop_kinds())
-    report.curve_figure(at, curves, folder / "schedules.png", "lr", "seed", "schedule", ncols=6,
-                        title=f"learning rate applied per epoch at base lr {lr:g} "
-                        f"({at['optimizer'].iloc[0]}; the seeds differ only for {closed})")  # fmt: skip
-    report.lr_figure(runs, folder / "sensitivity.png", "final_test_acc", "optimizer", "schedule",
-                     ncols=6, title=f"final test accuracy against the base learning rate "
-                     f"(mean ± std over {seeds} seeds)")  # fmt: skip
-    claims.write_report(
-        folder, claims=None, tables={"table": (table, caption)}, name=NAME, title=TITLE,
-        article=ARTICLE, says=__doc__.split("\n", 1)[1], meta=meta,
-        setting=claims.setting(sweep), figures={
-            "schedules.png": f"the learning rate each kind applied per epoch, base lr {lr:g}",
-            "sensitivity.png": "final test accuracy against the base learning rate, per kind",
+    return claims.finish(
+        sys.modules[__name__], sweep, runs, curves, result.meta, out, quiet,
+        tables={"table": (report.mean_std_by_lr(runs, by, "final_test_acc"), caption)},
+        figures={
+            "schedules.png": (lambda path: report.curve_figure(
+                at, curves, path, "lr", "seed", "schedule", ncols=6,
+                title=f"learning rate applied per epoch at base lr {lr:g} ({at['optimizer'].iloc[0]}; "
+                f"the seeds differ only for {closed})"),
+                f"the learning rate each kind applied per epoch, base lr {lr:g}"),
+            "sensitivity.png": (lambda path: report.lr_figure(
+                runs, path, "final_test_acc", "optimizer", "schedule", ncols=6,
+                title=f"final test accuracy against the base learning rate (mean ± std over "
+                f"{seeds} seeds)"),
+                "final test accuracy against the base learning rate, per kind"),
         },
     )  # fmt: skip
 
 
 def summary(result: runner.Result) -> str:
-    by = ["optimizer", "schedule"] if result.runs["optimizer"].nunique() > 1 else ["schedule"]
-    return "\n" + report.to_markdown(report.mean_std_by_lr(result.runs, by, "final_test_acc"))
+    return claims.summary(f"{NAME}: final test accuracy", result.meta)

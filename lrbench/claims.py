@@ -277,9 +277,11 @@ def view(table: pd.DataFrame) -> pd.DataFrame:
 
 def summary(title: str, meta: Mapping[str, Any]) -> str:
     """What ``lrbench run`` prints: the experiment's tables (``meta["tables"]``) and its claims
-    (``meta["claims"]``) with their count."""
+    (``meta["claims"]``, when it has any) with their count."""
     out = [f"\n{title}\n", *(report.to_markdown(t) for t in meta.get("tables", {}).values())]
-    table = meta["claims"]
+    table = meta.get("claims")
+    if table is None:
+        return "\n".join(out)
     return "\n".join([*out, f"claims: {count(table)}\n", report.to_markdown(view(table))])
 
 
@@ -416,3 +418,52 @@ def write_report(
         report.write_table(folder, stem, table, caption)
     text = readme(claims=claims, tables=tables, **template)
     (folder / "README.md").write_text(text)
+
+
+def finish(
+    module,
+    sweep,
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    meta: dict,
+    out: str | Path | None,
+    quiet: bool = False,
+    *,
+    found: pd.DataFrame | None = None,
+    tables: Mapping[str, tuple[pd.DataFrame, str]] = (),
+    figures: Mapping[str, tuple[Callable[[Path], Any], str]] = (),
+    files: Mapping[str, pd.DataFrame] = (),
+    setting_table: pd.DataFrame | None = None,
+    notes: str = "",
+    **extra,
+):
+    """An experiment's last step: its results folder, written atomically when ``out`` is
+    given, and its ``runner.Result``.
+
+    The folder holds the tidy tables and meta, ``files`` (``{name: table}``, as CSV), each
+    figure of ``figures`` (``{file: (draw, caption)}``, drawn by ``draw(path)``), the tables,
+    the claims table ``found`` (None: the experiment tests no claims) and the README, whose
+    name, title, article and text are the module's ``NAME``, ``TITLE``, ``ARTICLE`` and
+    docstring (after its first line); ``setting_table`` defaults to the sweep's config. The
+    Result's meta gains ``claims``, ``tables`` (for :func:`summary`) and ``extra``.
+    """
+    from lrbench import results, runner
+
+    tables, figures = dict(tables), dict(figures)
+
+    def write(folder: Path) -> None:
+        results.write_tables(folder, runs, curves, meta)
+        for name, table in dict(files).items():
+            table.to_csv(folder / name, index=False)
+        for file, (draw, _) in figures.items():
+            draw(folder / file)
+        write_report(
+            folder, claims=found, tables=tables, name=module.NAME, title=module.TITLE,
+            article=module.ARTICLE, says=module.__doc__.split("\n", 1)[1], meta=meta,
+            setting=setting(sweep) if setting_table is None else setting_table, notes=notes,
+            figures={file: caption for file, (_, caption) in figures.items()},
+        )  # fmt: skip
+
+    shown = {"claims": found, "tables": {stem: t for stem, (t, _) in tables.items()}}
+    progress = runner.Progress(quiet)
+    return runner.finish(runs, curves, meta, out, write, progress, **shown, **extra)

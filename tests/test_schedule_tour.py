@@ -159,7 +159,7 @@ def test_schedules_end_at_a_tenth():
 def ci(tmp_path_factory):
     sweep = st.ci_config()
     result = st.run(sweep, out=tmp_path_factory.mktemp("ci") / st.NAME, quiet=True)
-    return sweep, result, result.meta["tables"]
+    return sweep, result, result.meta["analysis"]
 
 
 @pytest.mark.slow
