@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from lrbench import claims, diagnose, report, runner
-from lrbench.claims import Claim, over_seeds
+from lrbench.claims import Claim, over_seeds, per_seed
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep
 
@@ -73,11 +73,6 @@ def loss_rises(train_loss: np.ndarray) -> float:
     """Share of epochs (after the first) whose training loss is above the previous one's."""
     finite = train_loss[np.isfinite(train_loss)]
     return float(np.mean(np.diff(finite) > 0)) if len(finite) > 1 else float("nan")
-
-
-def per_seed(runs: pd.DataFrame, lr: float, column: str) -> pd.Series:
-    """``column`` of the runs at ``lr``, indexed by seed."""
-    return runs[np.isclose(runs["lr"], lr)].set_index("seed")[column]
 
 
 def in_range(runs: pd.DataFrame) -> pd.DataFrame:

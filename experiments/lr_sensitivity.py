@@ -325,9 +325,9 @@ rate; the widths answer it for this problem only. `curves.csv` keeps epoch 1, ev
 def figure(runs: pd.DataFrame, path: Path) -> None:
     """Score and final train loss (diverged runs left out) against the lr, per optimizer."""
     kept = runs["final_train_loss"].where(runs["status"] != "diverged").clip(lower=1e-9)
+    title = "mean ± std over seeds; diverged: score = chance, loss left out; a loss of 0 at 1e-9"
     report.lr_figure(runs.assign(final_train_loss=kept), path, ["score", "final_train_loss"],
-                     "optimizer", logy=("final_train_loss",), ncols=2, title="mean ± std over "
-                     "seeds; diverged: score = chance, loss left out; a loss of 0 drawn at 1e-9")  # fmt: skip
+                     "optimizer", logy=("final_train_loss",), ncols=2, title=title)  # fmt: skip
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:

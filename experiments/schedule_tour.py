@@ -249,8 +249,9 @@ def kind_numbers(best: pd.DataFrame) -> pd.DataFrame:
 def paper_table(numbers: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
     digits = {"final_test_acc": 3, "epochs_to_target": 1, "loss_auc": 3, "up_share": 2}
     numbers = numbers.set_index("kind")
-    head = pd.DataFrame({"best lr": [f"{v:g}" for v in numbers["best_lr"]],
-                         "setting": numbers["setting"].replace("", "—")}, index=numbers.index)  # fmt: skip
+    best_lr = [f"{v:g}" for v in numbers["best_lr"]]
+    setting = numbers["setting"].replace("", "—")
+    head = pd.DataFrame({"best lr": best_lr, "setting": setting}, index=numbers.index)
     return head.join(report.mean_std_columns(numbers, MEASURES, digits, n_seeds))
 
 

@@ -100,8 +100,8 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         figures={
             "schedules.png": (lambda path: report.curve_figure(
                 at, curves, path, "lr", "seed", "schedule", ncols=6,
-                title=f"learning rate applied per epoch at base lr {lr:g} ({at['optimizer'].iloc[0]}; "
-                f"the seeds differ only for {closed})"),
+                title=f"learning rate applied per epoch at base lr {lr:g} "
+                f"({at['optimizer'].iloc[0]}; the seeds differ only for {closed})"),
                 f"the learning rate each kind applied per epoch, base lr {lr:g}"),
             "sensitivity.png": (lambda path: report.lr_figure(
                 runs, path, "final_test_acc", "optimizer", "schedule", ncols=6,

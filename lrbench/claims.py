@@ -61,6 +61,12 @@ def over_seeds(values, detail: str = "") -> Measured:
     return Measured(float(v.mean()), float(v.min()), float(v.max()), detail)
 
 
+def per_seed(runs: pd.DataFrame, lr: float, column: str) -> pd.Series:
+    """``column`` of the runs at learning rate ``lr``, indexed by seed: two such series
+    subtract seed by seed (a paired comparison, common random numbers)."""
+    return runs[np.isclose(runs["lr"], lr)].set_index("seed")[column]
+
+
 def difference(a, b, detail: str = "") -> Measured:
     """``mean(a) - mean(b)`` of two independent samples with ``± 2`` standard errors (Welch)
     as its interval; no interval when a side has fewer than two finite values."""

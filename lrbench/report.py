@@ -259,8 +259,8 @@ def lr_figure(
             std = stats["std"].fillna(0.0)  # one seed: no band
             low, high = stats["mean"] - std, stats["mean"] + std
             ax.fill_between(stats.index, low, high, color=drawn.get_color(), alpha=0.2)
-        ax.set(xscale="log", yscale="log" if metric in logy else "linear",
-               xlabel="learning rate", ylabel=_label(metric), title=key or _label(metric))  # fmt: skip
+        ax.set(xscale="log", yscale="log" if metric in logy else "linear", xlabel="learning rate",
+               ylabel=_label(metric), title=key or _label(metric))  # fmt: skip
         ax.grid(alpha=0.3)
     if line:
         axes[0].legend(fontsize=7)
