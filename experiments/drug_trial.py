@@ -21,13 +21,14 @@ initial weights and minibatch order); their interval is the range over seeds.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lrbench import claims, diagnose, report, runner
-from lrbench.claims import Claim, over_seeds
+from lrbench.claims import Claim, over_seeds, per_seed
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep
 
@@ -72,11 +73,6 @@ def loss_rises(train_loss: np.ndarray) -> float:
     """Share of epochs (after the first) whose training loss is above the previous one's."""
     finite = train_loss[np.isfinite(train_loss)]
     return float(np.mean(np.diff(finite) > 0)) if len(finite) > 1 else float("nan")
-
-
-def per_seed(runs: pd.DataFrame, lr: float, column: str) -> pd.Series:
-    """``column`` of the runs at ``lr``, indexed by seed."""
-    return runs[np.isclose(runs["lr"], lr)].set_index("seed")[column]
 
 
 def in_range(runs: pd.DataFrame) -> pd.DataFrame:
@@ -166,44 +162,32 @@ def lr_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.sort_index(ascending=False)
 
 
-# ---------------------------------------------------------------------------------------------
-# Run, summary
-
-
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     result = runner.run(sweep, out=None, quiet=quiet)
     rises = result.curves.groupby("run_id")["train_loss"].apply(lambda s: loss_rises(s.to_numpy()))
     runs = result.runs.assign(loss_rises=result.runs["run_id"].map(rises))
-    claim_table = claims.evaluate(CLAIMS, {"runs": runs}, ARTICLE)
-    caption = (
-        f"Drug trial, Adam: final test accuracy, training loss, epochs to {TARGET:.0%} and share "
-        f"of rising-loss epochs, over {len(sweep.seeds)} seeds"
-    )
-    tables = {"learning_rates": (report.rounded(lr_table(runs)), caption)}
+    seeds = len(sweep.seeds)
     region = diagnose.good_region(runs, within=0.02).iloc[0]
-    notes = (
-        f"Learning rates within 2% of the best mean test accuracy (best: lr "
+    return claims.finish(
+        sys.modules[__name__], sweep, result.runs, result.curves, result.meta, out, quiet,
+        found=claims.evaluate(CLAIMS, {"runs": runs}, ARTICLE),
+        tables={
+            "learning_rates": (report.rounded(lr_table(runs)), f"Drug trial, Adam: final test "
+                               f"accuracy, training loss, epochs to {TARGET:.0%} and share of "
+                               f"rising-loss epochs, over {seeds} seeds"),
+            "table": (report.mean_std_table(result.runs),
+                      f"{NAME}: final test accuracy, mean ± std over {seeds} seeds"),
+        },
+        figures={
+            "loss_curves.png": (lambda path: report.curves_figure(
+                result.runs, result.curves, path, "train_loss", "log"),
+                "training loss (with L2) per epoch, one line per learning rate (seed mean)"),
+            "curves.png": (lambda path: report.curves_figure(result.runs, result.curves, path),
+                           "test accuracy per epoch, one line per learning rate"),
+        },
+        notes=f"Learning rates within 2% of the best mean test accuracy (best: lr "
         f"{region['best_lr']:g}, {region['best']:.3f}) span {region['width_decades']:.1f} "
-        f"decades ({region['lo_lr']:g} … {region['hi_lr']:g})."
-    )
-
-    def write(folder: Path) -> None:
-        runner.write(folder, sweep, result.runs, result.curves, result.meta)
-        report.curves_figure(result.runs, result.curves, folder / "loss_curves.png",
-                             "train_loss", "log")  # fmt: skip
-        claims.write_report(
-            folder, claims=claim_table, tables=tables, name=NAME, title=TITLE, article=ARTICLE,
-            says=__doc__.split("\n", 1)[1], meta=result.meta, setting=claims.setting(sweep),
-            notes=notes, figures={
-                "loss_curves.png": "training loss (with L2) per epoch, one line per learning "
-                "rate (seed mean)",
-                "curves.png": "test accuracy per epoch, one line per learning rate",
-            },
-        )  # fmt: skip
-
-    return runner.finish(
-        result.runs, result.curves, result.meta, out, write, runner.Progress(quiet),
-        tables={name: table for name, (table, _) in tables.items()}, claims=claim_table,
+        f"decades ({region['lo_lr']:g} … {region['hi_lr']:g}).",
     )  # fmt: skip
 
 

@@ -19,12 +19,13 @@ initial loss) scores chance accuracy, 1/10, whatever accuracy it had before it b
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lrbench import claims, diagnose, results, runner
+from lrbench import claims, diagnose, report, runner
 from lrbench.claims import NO, YES, Claim
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep
@@ -290,45 +291,6 @@ def large_rates(runs: pd.DataFrame, threshold: float = 1.0) -> pd.DataFrame:
     return out
 
 
-def sensitivity_figure(runs: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
-    """Score (mean ± std over seeds) vs lr, log x, one line per optimizer, best lr marked;
-    a second panel with the median final train loss."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, frame in runs.groupby("optimizer", sort=False):
-        stats = frame.groupby("lr")["score"].agg(["mean", "std"])
-        (line,) = left.plot(stats.index, stats["mean"], marker=".", label=name)
-        low, high = (
-            (stats["mean"] - stats["std"]).clip(0, 1),
-            (stats["mean"] + stats["std"]).clip(0, 1),
-        )
-        left.fill_between(stats.index, low, high,
-                          color=line.get_color(), alpha=0.2)  # fmt: skip
-        best = table.set_index("optimizer").loc[name]
-        left.plot([best["best_lr"]], [best["score_mean"]], marker="*", markersize=14,
-                  color=line.get_color(), markeredgecolor="black")  # fmt: skip
-        loss = frame.assign(
-            loss=frame["final_train_loss"].where(frame["status"] != "diverged").clip(lower=1e-9)
-        )
-        right.plot(stats.index, loss.groupby("lr")["loss"].median().reindex(stats.index),
-                   marker=".", color=line.get_color(), label=name)  # fmt: skip
-    left.axhline(CHANCE, color="gray", linestyle=":", label="chance")
-    left.set(xscale="log", xlabel="learning rate", ylabel="final test accuracy (diverged = chance)",
-             title="lr sensitivity (mean ± std over seeds, ★ best)")  # fmt: skip
-    right.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="final train loss (median)",
-              title="final train loss (diverged runs left out, 0 drawn at 1e-9)")  # fmt: skip
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def thin_curves(curves: pd.DataFrame, epochs: int) -> pd.DataFrame:
     """The curves at epoch 1, every ``CURVE_EPOCHS``-th epoch and the last."""
     keep = (
@@ -360,35 +322,32 @@ rate; the widths answer it for this problem only. `curves.csv` keeps epoch 1, ev
 {CURVE_EPOCHS}th epoch and the last; `sensitivity_numbers.csv` is the table unformatted."""
 
 
+def figure(runs: pd.DataFrame, path: Path) -> None:
+    """Score and final train loss (diverged runs left out) against the lr, per optimizer."""
+    kept = runs["final_train_loss"].where(runs["status"] != "diverged").clip(lower=1e-9)
+    title = "mean ± std over seeds; diverged: score = chance, loss left out; a loss of 0 at 1e-9"
+    report.lr_figure(runs.assign(final_train_loss=kept), path, ["score", "final_train_loss"],
+                     "optimizer", logy=("final_train_loss",), ncols=2, title=title)  # fmt: skip
+
+
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     result = runner.run(sweep, out=None, quiet=quiet)
     runs = add_scores(result.runs, result.curves)
-    curves = thin_curves(result.curves, sweep.epochs)
     table = sensitivity(runs)
-    claim_table = claims.evaluate(CLAIMS, {"runs": runs, "sensitivity": table}, ARTICLE)
     meta = {**result.meta, "chance": CHANCE, "within": WITHIN, "curve_epochs": CURVE_EPOCHS}
     caption = f"lr sensitivity on digits, {len(sweep.seeds)} seeds, {sweep.epochs} epochs"
-    shown = {
-        "sensitivity": (paper_table(table), caption),
-        "divergence": (divergence(runs), "Diverged runs"),
-        "large_rates": (large_rates(runs), "How the runs at lr ≥ 1 end"),
-    }
-
-    def write(folder: Path) -> None:
-        results.write_tables(folder, runs, curves, meta)
-        table.to_csv(folder / "sensitivity_numbers.csv", index=False)
-        sensitivity_figure(runs, table, folder / "sensitivity.png")
-        claims.write_report(
-            folder, claims=claim_table, tables=shown, name=NAME, title=TITLE, article=ARTICLE,
-            says=__doc__.split("\n", 1)[1], meta=meta, setting=claims.setting(sweep),
-            notes=NOTES, figures={"sensitivity.png": "score (mean ± std over seeds) and median "
-                                  "final train loss against the learning rate, ★ best"},
-        )  # fmt: skip
-
-    extra = {"sensitivity": table, "tables": {"sensitivity": paper_table(table)}}
-    return runner.finish(
-        runs, curves, meta, out, write, runner.Progress(quiet), claims=claim_table, **extra
-    )
+    return claims.finish(
+        sys.modules[__name__], sweep, runs, thin_curves(result.curves, sweep.epochs), meta, out,
+        quiet, found=claims.evaluate(CLAIMS, {"runs": runs, "sensitivity": table}, ARTICLE),
+        tables={
+            "sensitivity": (paper_table(table), caption),
+            "divergence": (divergence(runs), "Diverged runs"),
+            "large_rates": (large_rates(runs), "How the runs at lr ≥ 1 end"),
+        },
+        figures={"sensitivity.png": (lambda path: figure(runs, path), "score and final train "
+                                     "loss against the learning rate, mean ± std over seeds")},
+        files={"sensitivity_numbers.csv": table}, notes=NOTES, sensitivity=table,
+    )  # fmt: skip
 
 
 def summary(result: runner.Result) -> str:

@@ -41,6 +41,7 @@ otherwise "no", and the interval tells an opposite sign from noise. Group claims
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -237,34 +238,21 @@ def best_runs(measured: pd.DataFrame) -> pd.DataFrame:
 
 
 def kind_numbers(best: pd.DataFrame) -> pd.DataFrame:
-    """One row per kind: best lr and setting, and mean/std over seeds of every measure."""
-    rows = []
-    for kind in [k for k in KINDS if k in set(best["kind"])]:
-        b = best[best["kind"] == kind]
-        row = {"kind": kind, "best_lr": float(b["lr"].iloc[0]), "setting": b["setting"].iloc[0]}
-        for m in MEASURES:
-            v = pd.to_numeric(b[m], errors="coerce")
-            row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = v.mean(), v.std(), int(v.count())
-        rows.append(row)
-    return pd.DataFrame(rows)
+    """One row per kind: best lr and setting, and mean/std/n over seeds of every measure."""
+    first = best.groupby("kind", sort=False)[["lr", "setting"]].first()
+    numbers = first.rename(columns={"lr": "best_lr"}).join(
+        report.group_stats(best, "kind", MEASURES)
+    )
+    return numbers.loc[[k for k in KINDS if k in numbers.index]].reset_index()
 
 
 def paper_table(numbers: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
     digits = {"final_test_acc": 3, "epochs_to_target": 1, "loss_auc": 3, "up_share": 2}
-
-    def cell(row, m):
-        mean, std, n = row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"]
-        return report.mean_std(mean, std, digits.get(m, 3), n, n_seeds)
-
-    table = pd.DataFrame(
-        {
-            "kind": numbers["kind"],
-            "best lr": [f"{v:g}" for v in numbers["best_lr"]],
-            "setting": numbers["setting"].replace("", "—"),
-            **{m.replace("_", " "): [cell(r, m) for _, r in numbers.iterrows()] for m in MEASURES},
-        }
-    )
-    return table.set_index("kind")
+    numbers = numbers.set_index("kind")
+    best_lr = [f"{v:g}" for v in numbers["best_lr"]]
+    setting = numbers["setting"].replace("", "—")
+    head = pd.DataFrame({"best lr": best_lr, "setting": setting}, index=numbers.index)
+    return head.join(report.mean_std_columns(numbers, MEASURES, digits, n_seeds))
 
 
 def step_size_table(measured: pd.DataFrame) -> pd.DataFrame:
@@ -394,35 +382,7 @@ CAVEATS = """## Caveats
 
 
 # ---------------------------------------------------------------------------------------------
-# Figure, run, summary
-
-
-def curves_figure(best: pd.DataFrame, curves: pd.DataFrame, path: Path) -> None:
-    """Train loss (left, log) and lr (right, log) vs epoch, one line per kind (seed mean)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_lr) = plt.subplots(1, 2, figsize=(10, 3.8))
-    merged = curves.merge(best[["run_id", "kind"]], on="run_id")
-    colors = plt.cm.tab10(np.arange(len(KINDS)))
-    for color, kind in zip(colors, KINDS, strict=True):
-        c = merged[merged["kind"] == kind]
-        if c.empty:
-            continue
-        mean = c.groupby("epoch")[["train_loss", "lr"]].mean()
-        style = "-" if kind in SCHEDULE_KINDS else "--"
-        ax_loss.plot(mean.index, mean["train_loss"], style, color=color, label=kind)
-        ax_lr.plot(mean.index, mean["lr"], style, color=color, label=kind)
-    ax_loss.set(yscale="log", xlabel="epoch", ylabel="train loss", title="train loss (best lr)")
-    ax_lr.set(yscale="log", xlabel="epoch", ylabel="learning rate", title="learning rate")
-    for ax in (ax_loss, ax_lr):
-        ax.grid(alpha=0.3)
-    ax_lr.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+# Run, summary
 
 
 def analyse(runs: pd.DataFrame, curves: pd.DataFrame, n_seeds: int) -> dict[str, pd.DataFrame]:
@@ -450,12 +410,11 @@ def setting(sweep: Sweep) -> pd.DataFrame:
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     """Trains every kind and, when ``out`` is given, writes its folder atomically."""
-    progress = runner.Progress(quiet)
     start = time.perf_counter()
     runs, curves, timing = train(sweep, quiet)
-    tables = analyse(runs, curves, len(sweep.seeds))
+    analysis = analyse(runs, curves, len(sweep.seeds))
     per_run = ["run_id", *[m for m in MEASURES if m not in runs.columns and m != "lr_sensitivity"]]
-    runs = runs.merge(tables["measured"][per_run], on="run_id")
+    runs = runs.merge(analysis["measured"][per_run], on="run_id")
     meta = {
         "experiment": sweep.experiment,
         "config": sweep.to_dict(),
@@ -469,33 +428,23 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         f"Each kind of learning rate at its best base lr: mean ± std over {len(sweep.seeds)} "
         f"seeds ({sweep.epochs} epochs; epochs to {TARGET:.0%} test accuracy)"
     )
-    shown = {
-        "table": (tables["table"], caption),
-        "step_sizes": (
-            report.rounded(tables["step_sizes"].set_index("setting")),
-            "Step decay: best lr and accuracy per step size",
-        ),
-        "untested": (UNTESTED, "What the article says that this setting cannot test"),
-    }
-
-    def write(folder: Path) -> None:
-        results.write_tables(folder, runs, curves, meta)
-        tables["numbers"].to_csv(folder / "kind_numbers.csv", index=False)
-        curves_figure(tables["best"], curves, folder / "curves.png")
-        claims.write_report(
-            folder, claims=tables["claims"], tables=shown, name=NAME, title=TITLE,
-            article=ARTICLE, says=__doc__.split("\n", 1)[1], meta=meta, setting=setting(sweep),
-            notes=CAVEATS + "\n`kind_numbers.csv`: the table's numbers, unformatted.",
-            figures={"curves.png": "train loss and lr per epoch, each kind at its best lr "
-                     "(seed mean)"},
-        )  # fmt: skip
-
-    return runner.finish(runs, curves, meta, out, write, progress, tables=tables)
+    step_sizes = report.rounded(analysis["step_sizes"].set_index("setting"))
+    return claims.finish(
+        sys.modules[__name__], sweep, runs, curves, meta, out, quiet, found=analysis["claims"],
+        tables={
+            "table": (analysis["table"], caption),
+            "step_sizes": (step_sizes, "Step decay: best lr and accuracy per step size"),
+            "untested": (UNTESTED, "What the article says that this setting cannot test"),
+        },
+        figures={"curves.png": (lambda path: report.curve_figure(
+            analysis["best"], curves, path, ["train_loss", "lr"], "kind",
+            logy=("train_loss", "lr"), ncols=2),
+            "train loss and lr per epoch, each kind at its best lr (seed mean)")},
+        files={"kind_numbers.csv": analysis["numbers"]}, setting_table=setting(sweep),
+        notes=CAVEATS + "\n`kind_numbers.csv`: the table's numbers, unformatted.",
+        analysis=analysis,
+    )  # fmt: skip
 
 
 def summary(result: runner.Result) -> str:
-    meta = {
-        "tables": {"table": result.meta["tables"]["table"]},
-        "claims": result.meta["tables"]["claims"],
-    }
-    return claims.summary(f"{NAME}: each kind of learning rate at its best base lr", meta)
+    return claims.summary(f"{NAME}: each kind of learning rate at its best base lr", result.meta)

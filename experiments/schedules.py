@@ -10,25 +10,31 @@ he_uniform) -> Dense(3), batch 32): 432 runs, one compiled program. Add optimize
 tutorial's callback: ``ReduceLROnPlateau(monitor='val_loss', factor=0.1, patience=10,
 min_delta=1e-7)``.
 
-Writes, besides the tidy tables (curves at float32 precision, which is what the engine
-computes): ``schedules.png`` (the learning rate each kind applied, epoch by epoch, at base
-rate 0.1), ``sensitivity.png`` (final test accuracy against the base rate, per kind) and
-``table.md`` (the same numbers, mean ± std over seeds).
+The README's table gives the final test accuracy of every kind at every base rate (mean ±
+std over seeds); ``schedules.png`` shows the learning rate each kind applied, epoch by epoch,
+at base rate 0.1, and ``sensitivity.png`` the final test accuracy against the base rate, per
+kind. The curves are kept at float32 precision, which is what the engine computes. This
+experiment tests no article's claims: it shows the schedules side by side.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from lrbench import report, results, runner, schedules
+from lrbench import claims, report, runner, schedules
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Schedule, Sweep
 
+NAME = "schedules"
+TITLE = "every learning-rate schedule kind on the blobs problem"
+ARTICLE = (
+    "the schedules the seed articles name (Coursera, Machine Learning Mastery, All About "
+    "Circuits) and the rest of the Keras / PyTorch / optax family"
+)
 # Parameters for a 200-epoch run (unit: epochs, except time_based: iterations, as in Keras).
 PARAMS: dict[str, dict[str, float]] = {
     "constant": {},
@@ -51,13 +57,12 @@ PARAMS: dict[str, dict[str, float]] = {
     "increase_on_plateau": {"monitor": 1, "factor": 2.0, "patience": 10, "max_lr": 1.0},
 }
 FIGURE_LR = 0.1
-LOG_AXIS = {"exponential", "multistep", "piecewise_constant", "reduce_on_plateau"}
 
 
 def get_config() -> Sweep:
     assert set(PARAMS) == set(schedules.kinds()), "every schedule kind runs here"
     return Sweep(
-        experiment="schedules",
+        experiment=NAME,
         description="every schedule kind x 8 learning rates x 3 seeds, SGD, blobs, 200 epochs: "
         "one compiled program per optimizer",
         dataset="blobs",
@@ -76,162 +81,36 @@ def ci_config() -> Sweep:
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
-    """The generic run; its folder holds the tidy tables, a kind × learning-rate table and
-    the two figures (the generic per-column table and curve panels would be 18 columns wide)."""
+    """The generic run, written with a kind × learning-rate table and two figures (the
+    generic per-column table and curve panels would be 18 columns wide)."""
     result = runner.run(sweep, out=None, quiet=quiet)
-    if out is None:
-        return result
-
-    def write(folder: Path) -> None:
-        floats = ("lr", "train_loss", "test_loss", "test_acc")
-        curves = result.curves.astype(dict.fromkeys(floats, np.float32))
-        results.write_tables(folder, result.runs, curves, result.meta)
-        caption = (
-            f"{sweep.experiment}: final test accuracy, mean ± std over "
-            f"{result.runs['seed'].nunique()} seeds, by schedule and learning rate"
-        )
-        report.write_table(folder, "table", accuracy_table(result.runs), caption)
-        figure(result.runs, result.curves, folder / "schedules.png", sweep)
-        sensitivity_figure(result.runs, folder / "sensitivity.png")
-
-    folder = results.write_atomically(out, write)
-    return result._replace(folder=folder)
-
-
-def accuracy_table(runs: pd.DataFrame, metric: str = "final_test_acc") -> pd.DataFrame:
-    """Rows: schedule kind (per optimizer when there are several); columns: learning rate
-    (high to low); cells: mean ± std over seeds."""
+    runs, seeds = result.runs, result.runs["seed"].nunique()
+    curves = result.curves  # written at float32 precision (results.write_tables)
     by = ["optimizer", "schedule"] if runs["optimizer"].nunique() > 1 else ["schedule"]
-    agg = results.aggregate(runs, [*by, "lr"], metric)
-    agg["row"] = agg[by].astype(str).agg(" / ".join, axis=1)
-    agg["cell"] = [report.mean_std(m, s) for m, s in zip(agg["mean"], agg["std"], strict=True)]
-    table = agg.pivot(index="row", columns="lr", values="cell")
-    table = table.loc[list(dict.fromkeys(agg["row"])), sorted(table.columns, reverse=True)]
-    table.columns = [f"lr={lr:g}" for lr in table.columns]
-    table.index.name = " / ".join(by)
-    return table
+    caption = (
+        f"{NAME}: final test accuracy, mean ± std over {seeds} seeds, by schedule and learning rate"
+    )
+    lrs = runs["lr"].unique()
+    lr = lrs[np.argmin(np.abs(np.log(lrs / FIGURE_LR)))]
+    at = runs[(runs["lr"] == lr) & (runs["optimizer"] == runs["optimizer"].iloc[0])]
+    closed = ", ".join(schedules.closed_loop_kinds())
+    return claims.finish(
+        sys.modules[__name__], sweep, runs, curves, result.meta, out, quiet,
+        tables={"table": (report.mean_std_by_lr(runs, by, "final_test_acc"), caption)},
+        figures={
+            "schedules.png": (lambda path: report.curve_figure(
+                at, curves, path, "lr", "seed", "schedule", ncols=6,
+                title=f"learning rate applied per epoch at base lr {lr:g} "
+                f"({at['optimizer'].iloc[0]}; the seeds differ only for {closed})"),
+                f"the learning rate each kind applied per epoch, base lr {lr:g}"),
+            "sensitivity.png": (lambda path: report.lr_figure(
+                runs, path, "final_test_acc", "optimizer", "schedule", ncols=6,
+                title=f"final test accuracy against the base learning rate (mean ± std over "
+                f"{seeds} seeds)"),
+                "final test accuracy against the base learning rate, per kind"),
+        },
+    )  # fmt: skip
 
 
 def summary(result: runner.Result) -> str:
-    return "\n" + report.to_markdown(accuracy_table(result.runs))
-
-
-def _params_text(sweep: Sweep | None, kind: str) -> str:
-    if sweep is None:
-        return ""
-    given = next((dict(s.params) for s in sweep.schedules if s.kind == kind), {})
-    return ", ".join(
-        f"{k}={v:g}" if isinstance(v, float | int) else f"{k}={v}" for k, v in given.items()
-    )
-
-
-def figure(
-    runs: pd.DataFrame,
-    curves: pd.DataFrame,
-    path: Path,
-    sweep: Sweep | None = None,
-    lr: float = FIGURE_LR,
-) -> None:
-    """One panel per kind: the learning rate the engine applied in each epoch (base ``lr``,
-    first optimizer; one line per seed, which differ only for the closed-loop kinds).
-    Multiplicative decays get a log axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    lrs = runs["lr"].unique()
-    lr = lrs[np.argmin(np.abs(np.log(lrs) - math.log(lr)))]
-    chosen = runs[(runs["lr"] == lr) & (runs["optimizer"] == runs["optimizer"].iloc[0])]
-    kinds = list(dict.fromkeys(chosen["schedule"]))
-    ncols = 6
-    nrows = math.ceil(len(kinds) / ncols)
-    fig, grid = plt.subplots(nrows, ncols, figsize=(2.9 * ncols, 2.3 * nrows), sharex=True)
-    for ax, kind in zip(grid.flat, kinds, strict=False):
-        ids = chosen.loc[chosen["schedule"] == kind, "run_id"]
-        frame = curves[curves["run_id"].isin(ids)]
-        color = "tab:red" if kind in schedules.closed_loop_kinds() else "tab:blue"
-        for _, one in frame.groupby("run_id", sort=False):
-            ax.plot(one["epoch"], one["lr"], color=color, lw=1.3, alpha=0.8)
-        if kind in LOG_AXIS:
-            ax.set_yscale("log")
-        else:
-            ax.set_ylim(0, 1.08 * frame["lr"].max())
-        ax.set_title(kind.replace("_", " "), fontsize=10, fontweight="bold")
-        text = _params_text(sweep, kind)
-        if text:
-            ax.text(
-                0.98,
-                0.96,
-                text.replace(", ", "\n"),
-                transform=ax.transAxes,
-                ha="right",
-                va="top",
-                fontsize=6.5,
-                color="0.3",
-                bbox={"fc": "white", "ec": "none", "alpha": 0.7, "pad": 1},
-            )
-        ax.grid(alpha=0.3, which="both", lw=0.5)
-        ax.tick_params(labelsize=7)
-    _label_grid(grid, len(kinds), "epoch", "learning rate")
-    optimizer = chosen["optimizer"].iloc[0]
-    fig.suptitle(
-        f"Learning rate applied by each schedule over {int(curves['epoch'].max())} epochs "
-        f"(base lr {lr:g}, {optimizer}; red: closed loop on test loss, one line per seed)",
-        fontsize=11,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _label_grid(grid, used: int, xlabel: str, ylabel: str) -> None:
-    """Axis labels on the outer panels of a grid of subplots; panels past ``used`` hidden."""
-    for ax in grid[-1]:
-        ax.set_xlabel(xlabel, fontsize=8)
-    for ax in grid[:, 0]:
-        ax.set_ylabel(ylabel, fontsize=8)
-    for ax in list(grid.flat)[used:]:
-        ax.axis("off")
-
-
-def sensitivity_figure(runs: pd.DataFrame, path: Path, metric: str = "final_test_acc") -> None:
-    """One panel per kind: ``metric`` against the base learning rate (log axis), mean ± std
-    over seeds, one line per optimizer; the constant schedule dashed on every panel."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    agg = results.aggregate(runs, ["optimizer", "schedule", "lr"], metric).sort_values("lr")
-    kinds = list(dict.fromkeys(runs["schedule"]))
-    optimizers = list(dict.fromkeys(runs["optimizer"]))
-    colors = dict(zip(optimizers, plt.cm.tab10.colors, strict=False))
-    ncols = 6
-    nrows = math.ceil(len(kinds) / ncols)
-    fig, grid = plt.subplots(
-        nrows, ncols, figsize=(2.9 * ncols, 2.3 * nrows), sharex=True, sharey=True, squeeze=False
-    )
-    for ax, kind in zip(grid.flat, kinds, strict=False):
-        for optimizer in optimizers:
-            mine = agg[(agg["optimizer"] == optimizer) & (agg["schedule"] == kind)]
-            ax.errorbar(mine["lr"], mine["mean"], yerr=mine["std"].fillna(0.0), color=colors[optimizer],
-                        lw=1.5, marker="o", ms=3, capsize=2, label=optimizer)  # fmt: skip
-            if kind != "constant":
-                base = agg[(agg["optimizer"] == optimizer) & (agg["schedule"] == "constant")]
-                ax.plot(base["lr"], base["mean"], color=colors[optimizer], lw=1, ls="--", alpha=0.6)
-        ax.set_xscale("log")
-        ax.set_title(kind.replace("_", " "), fontsize=10, fontweight="bold")
-        ax.grid(alpha=0.3, lw=0.5)
-        ax.tick_params(labelsize=7)
-    _label_grid(grid, len(kinds), "base learning rate", metric.replace("_", " "))
-    if len(optimizers) > 1:
-        grid.flat[0].legend(fontsize=7, loc="lower center")
-    fig.suptitle(
-        f"{metric.replace('_', ' ')} against the base learning rate ({', '.join(optimizers)}; "
-        f"mean ± std over {runs['seed'].nunique()} seeds; dashed: the constant schedule)",
-        fontsize=11,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return claims.summary(f"{NAME}: final test accuracy", result.meta)

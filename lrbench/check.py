@@ -146,8 +146,8 @@ def claim_verdicts(name: str, module, folder: Path) -> pd.DataFrame:
     if path.is_file():
         found = pd.read_csv(path, index_col=0)["held"].to_dict()
     else:
-        # An experiment run by the generic runner writes no claims table: its claims read the
-        # folder's tables (``runs``, ``curves``, ...) here.
+        # A folder without a claims table (written before the generic runner wrote one): the
+        # claims read the folder's tables (``runs``, ``curves``, ...) here.
         tables = {p.stem: pd.read_csv(p) for p in sorted(folder.glob("*.csv"))}
         found = claims.evaluate(declared, tables)["held"].to_dict() if declared else {}
     rows = []

@@ -61,6 +61,12 @@ def over_seeds(values, detail: str = "") -> Measured:
     return Measured(float(v.mean()), float(v.min()), float(v.max()), detail)
 
 
+def per_seed(runs: pd.DataFrame, lr: float, column: str) -> pd.Series:
+    """``column`` of the runs at learning rate ``lr``, indexed by seed: two such series
+    subtract seed by seed (a paired comparison, common random numbers)."""
+    return runs[np.isclose(runs["lr"], lr)].set_index("seed")[column]
+
+
 def difference(a, b, detail: str = "") -> Measured:
     """``mean(a) - mean(b)`` of two independent samples with ``± 2`` standard errors (Welch)
     as its interval; no interval when a side has fewer than two finite values."""
@@ -277,9 +283,11 @@ def view(table: pd.DataFrame) -> pd.DataFrame:
 
 def summary(title: str, meta: Mapping[str, Any]) -> str:
     """What ``lrbench run`` prints: the experiment's tables (``meta["tables"]``) and its claims
-    (``meta["claims"]``) with their count."""
+    (``meta["claims"]``, when it has any) with their count."""
     out = [f"\n{title}\n", *(report.to_markdown(t) for t in meta.get("tables", {}).values())]
-    table = meta["claims"]
+    table = meta.get("claims")
+    if table is None:
+        return "\n".join(out)
     return "\n".join([*out, f"claims: {count(table)}\n", report.to_markdown(view(table))])
 
 
@@ -335,7 +343,7 @@ def readme(
     title: str,
     article: str,
     says: str,
-    claims: pd.DataFrame,
+    claims: pd.DataFrame | None,
     meta: Mapping[str, Any],
     setting: pd.DataFrame | None = None,
     tables: Mapping[str, tuple[pd.DataFrame, str]] = (),
@@ -349,7 +357,8 @@ def readme(
       title: what it reproduces, in a few words.
       article: the source (authors, title, year).
       says: what the article says and how the experiment tests it (Markdown).
-      claims: the table from :func:`evaluate`.
+      claims: the table from :func:`evaluate`; ``None`` for an experiment that tests no
+        article's claims (the README then has no claims section).
       meta: the run's ``meta.json`` (versions, backend, devices, wall time).
       setting: the config table (:func:`setting`), when the experiment is a sweep.
       tables: ``{stem: (table, caption)}``, each written beside the README.
@@ -362,7 +371,8 @@ def readme(
     out = [f"# {name}: {title}", "", f"**Article:** {article}", "", says.strip(), ""]
     if setting is not None:
         out += ["## Setting", "", report.to_markdown(setting)]
-    out += [f"## The claims ({count(claims)}; `claims`)", "", report.to_markdown(view(claims))]
+    if claims is not None:
+        out += [f"## The claims ({count(claims)}; `claims`)", "", report.to_markdown(view(claims))]
     for stem, (table, caption) in dict(tables).items():
         out += [f"## {caption} (`{stem}`)", "", report.to_markdown(table)]
     if notes:
@@ -402,13 +412,64 @@ def _run_line(meta: Mapping[str, Any]) -> str:
 def write_report(
     folder: Path,
     *,
-    claims: pd.DataFrame,
+    claims: pd.DataFrame | None,
     tables: Mapping[str, tuple[pd.DataFrame, str]] = (),
     **template,
 ) -> None:
-    """Writes the claims table, every other table (.md/.tex/.csv) and the README."""
-    write(folder, claims)
+    """Writes the claims table (unless ``claims`` is None), every other table (.md/.tex/.csv)
+    and the README."""
+    if claims is not None:
+        write(folder, claims)
     for stem, (table, caption) in dict(tables).items():
         report.write_table(folder, stem, table, caption)
     text = readme(claims=claims, tables=tables, **template)
     (folder / "README.md").write_text(text)
+
+
+def finish(
+    module,
+    sweep,
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    meta: dict,
+    out: str | Path | None,
+    quiet: bool = False,
+    *,
+    found: pd.DataFrame | None = None,
+    tables: Mapping[str, tuple[pd.DataFrame, str]] = (),
+    figures: Mapping[str, tuple[Callable[[Path], Any], str]] = (),
+    files: Mapping[str, pd.DataFrame] = (),
+    setting_table: pd.DataFrame | None = None,
+    notes: str = "",
+    **extra,
+):
+    """An experiment's last step: its results folder, written atomically when ``out`` is
+    given, and its ``runner.Result``.
+
+    The folder holds the tidy tables and meta, ``files`` (``{name: table}``, as CSV), each
+    figure of ``figures`` (``{file: (draw, caption)}``, drawn by ``draw(path)``), the tables,
+    the claims table ``found`` (None: the experiment tests no claims) and the README, whose
+    name, title, article and text are the module's ``NAME``, ``TITLE``, ``ARTICLE`` and
+    docstring (after its first line); ``setting_table`` defaults to the sweep's config. The
+    Result's meta gains ``claims``, ``tables`` (for :func:`summary`) and ``extra``.
+    """
+    from lrbench import results, runner
+
+    tables, figures = dict(tables), dict(figures)
+
+    def write(folder: Path) -> None:
+        results.write_tables(folder, runs, curves, meta)
+        for name, table in dict(files).items():
+            table.to_csv(folder / name, index=False)
+        for file, (draw, _) in figures.items():
+            draw(folder / file)
+        write_report(
+            folder, claims=found, tables=tables, name=module.NAME, title=module.TITLE,
+            article=module.ARTICLE, says=module.__doc__.split("\n", 1)[1], meta=meta,
+            setting=setting(sweep) if setting_table is None else setting_table, notes=notes,
+            figures={file: caption for file, (_, caption) in figures.items()},
+        )  # fmt: skip
+
+    shown = {"claims": found, "tables": {stem: t for stem, (t, _) in tables.items()}}
+    progress = runner.Progress(quiet)
+    return runner.finish(runs, curves, meta, out, write, progress, **shown, **extra)

@@ -31,6 +31,37 @@ def mean_std(mean: float, std: float, digits: int = 3, n: int | None = None, of:
     return text if n is None or n == of else f"{text} (n={n})"
 
 
+def group_stats(frame: pd.DataFrame, by: str, columns) -> pd.DataFrame:
+    """One row per value of column ``by`` (in the table's order): ``<column>_mean``,
+    ``<column>_std`` (over rows, ddof 1) and ``<column>_n`` (its finite values) of each of
+    ``columns``; a column that is not numeric counts as missing."""
+    rows = {}
+    for key, part in frame.groupby(by, sort=False):
+        row = rows.setdefault(key, {})
+        for c in columns:
+            # Series.mean/std per group, not groupby's own: the same floats, bit for bit, as
+            # the tables written before this function existed
+            v = pd.to_numeric(part[c], errors="coerce")
+            row.update({f"{c}_mean": v.mean(), f"{c}_std": v.std(), f"{c}_n": int(v.count())})
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(by)
+
+
+def mean_std_columns(stats: pd.DataFrame, columns, digits: dict[str, int], of: int) -> pd.DataFrame:
+    """The ``mean ± std`` cells of a :func:`group_stats` table, one column per name of
+    ``columns`` (underscores as spaces); ``digits`` per column (3 when not given), ``(n=k)``
+    where fewer than ``of`` values count."""
+    return pd.DataFrame(
+        {
+            c.replace("_", " "): [
+                mean_std(r[f"{c}_mean"], r[f"{c}_std"], digits.get(c, 3), int(r[f"{c}_n"]), of)
+                for _, r in stats.iterrows()
+            ]
+            for c in columns
+        },
+        index=stats.index,
+    )
+
+
 def shown(table: pd.DataFrame) -> pd.DataFrame:
     """Missing cells as "—" (Markdown and LaTeX; the CSV keeps them empty)."""
     return table.astype(object).where(table.notna(), "—")
@@ -95,6 +126,21 @@ def mean_std_table(
     return table
 
 
+def mean_std_by_lr(
+    runs: pd.DataFrame, rows: list[str], metric: str = "final_test_acc", digits: int = 3
+) -> pd.DataFrame:
+    """Rows: the values of the columns ``rows`` (joined with " / ", in the table's order);
+    columns: learning rate (high to low); cells: ``mean ± std`` of ``metric`` over seeds."""
+    agg = results.aggregate(runs, [*rows, "lr"], metric)
+    agg["row"] = agg[rows].astype(str).agg(" / ".join, axis=1)
+    agg["cell"] = [mean_std(m, s, digits) for m, s in zip(agg["mean"], agg["std"], strict=True)]
+    table = agg.pivot(index="row", columns="lr", values="cell")
+    table = table.loc[list(dict.fromkeys(agg["row"])), sorted(table.columns, reverse=True)]
+    table.columns = [f"lr={lr:g}" for lr in table.columns]
+    table.index.name = " / ".join(rows)
+    return table
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     """A GitHub Markdown table; missing cells as "—"."""
     table = shown(table)
@@ -144,6 +190,115 @@ def write_table(folder: Path, stem: str, table: pd.DataFrame, caption: str = "")
     table.to_csv(folder / f"{stem}.csv")
 
 
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on a server or in CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _panels(n: int, ncols: int, size: tuple[float, float] = (4.2, 3.2)):
+    """A figure of ``n`` panels, ``ncols`` a row at most; the unused ones hidden."""
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig, grid = _pyplot().subplots(
+        nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False
+    )
+    for ax in list(grid.flat)[n:]:
+        ax.axis("off")
+    return fig, list(grid.flat)[:n]
+
+
+def _save(fig, path: Path, title: str = ""):
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return fig
+
+
+def _groups(frame: pd.DataFrame, columns: str | list[str] | None):
+    """``(label, rows)`` per value of ``columns`` in the table's order; one group when None."""
+    if not columns:
+        return [("", frame)]
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    out = []
+    for key, rows in frame.groupby(columns, sort=False, dropna=False):
+        values = dict(zip(columns, key if isinstance(key, tuple) else (key,), strict=True))
+        out.append((column_label(values, columns) or str(key), rows))
+    return out
+
+
+def _label(metric: str) -> str:
+    return metric.replace("_", " ")
+
+
+def lr_figure(
+    runs: pd.DataFrame,
+    path: Path,
+    metrics: str | list[str],
+    line: str | None = None,
+    panel: str | list[str] | None = None,
+    logy: tuple[str, ...] = (),
+    ncols: int = 3,
+    title: str = "",
+):
+    """Each of ``metrics`` against the learning rate (log axis), mean over seeds with a ± std
+    band: one line per value of the runs' column ``line``, one panel per metric and value of
+    ``panel``; the metrics in ``logy`` on a log axis. Returns the (closed) figure."""
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    panels = [(m, key, rows) for key, rows in _groups(runs, panel) for m in metrics]
+    fig, axes = _panels(len(panels), ncols)
+    for ax, (metric, key, rows) in zip(axes, panels, strict=True):
+        for name, frame in _groups(rows, line):
+            stats = frame.groupby("lr")[metric].agg(["mean", "std"]).dropna(subset=["mean"])
+            (drawn,) = ax.plot(stats.index, stats["mean"], marker=".", label=name or None)
+            std = stats["std"].fillna(0.0)  # one seed: no band
+            low, high = stats["mean"] - std, stats["mean"] + std
+            ax.fill_between(stats.index, low, high, color=drawn.get_color(), alpha=0.2)
+        ax.set(xscale="log", yscale="log" if metric in logy else "linear", xlabel="learning rate",
+               ylabel=_label(metric), title=key or _label(metric))  # fmt: skip
+        ax.grid(alpha=0.3)
+    if line:
+        axes[0].legend(fontsize=7)
+    return _save(fig, path, title)
+
+
+def curve_figure(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    path: Path,
+    metrics: str | list[str],
+    line: str | list[str] | None = "lr",
+    panel: str | list[str] | None = None,
+    logy: tuple[str, ...] = (),
+    ncols: int = 3,
+    title: str = "",
+):
+    """Each of ``metrics`` per epoch, the mean over the runs of a group (the seeds): one line
+    per value of the runs' column(s) ``line``, one panel per metric and value of ``panel``;
+    the metrics in ``logy`` on a log axis. Only the curves of ``runs`` are drawn. Returns the
+    (closed) figure."""
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    by_run = curves.sort_values("epoch").groupby("run_id", sort=False)
+    panels = [(m, key, rows) for key, rows in _groups(runs, panel) for m in metrics]
+    fig, axes = _panels(len(panels), ncols)
+    for ax, (metric, key, rows) in zip(axes, panels, strict=True):
+        for name, frame in _groups(rows, line):
+            mine = pd.concat([by_run.get_group(i) for i in frame["run_id"]])
+            mean = mine.groupby("epoch")[metric].mean().dropna()  # no evaluation: NaN
+            ax.plot(mean.index, mean.values, label=name or None)
+        ax.set(yscale="log" if metric in logy else "linear", xlabel="epoch",
+               ylabel=_label(metric), title=key or _label(metric))  # fmt: skip
+        ax.grid(alpha=0.3)
+    if line:
+        axes[0].legend(fontsize=7)
+    return _save(fig, path, title)
+
+
 def curves_figure(
     runs: pd.DataFrame,
     curves: pd.DataFrame,
@@ -153,39 +308,6 @@ def curves_figure(
 ) -> None:
     """One panel per combination of the varying axes; one line per learning rate (seed mean);
     ``yscale="log"`` for a loss."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    axes = axis_columns(runs)
-    merged = curves.merge(
-        runs[["run_id", "lr", *axes]].rename(columns={"lr": "base_lr"}), on="run_id"
-    )
-    panels = (
-        list(merged.groupby(axes, sort=False, dropna=False)) if axes else [("all runs", merged)]
-    )
-    ncols = min(3, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    fig, grid = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
-    lrs = sorted(merged["base_lr"].unique(), reverse=True)
-    colors = plt.cm.viridis(np.linspace(0, 1, max(len(lrs), 2)))
-    for ax, (key, frame) in zip(grid.flat, panels, strict=False):
-        mean = frame.groupby(["base_lr", "epoch"])[metric].mean()
-        for color, lr in zip(colors, lrs, strict=False):
-            if lr in mean.index.get_level_values(0):
-                line = mean.loc[lr].dropna()  # epochs without a test evaluation are NaN
-                ax.plot(line.index, line.values, color=color, label=f"lr={lr:g}")
-        values = key if isinstance(key, tuple) else (key,)
-        title = column_label(dict(zip(axes, values, strict=False)), axes) if axes else key
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric.replace("_", " "))
-        ax.set_yscale(yscale)
-        ax.grid(alpha=0.3)
-    for ax in list(grid.flat)[len(panels) :]:
-        ax.axis("off")
-    grid.flat[0].legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    runs = runs.sort_values("lr", ascending=False, kind="stable")
+    logy = (metric,) if yscale == "log" else ()
+    curve_figure(runs, curves, path, metric, "lr", axis_columns(runs) or None, logy)

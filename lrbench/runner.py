@@ -396,7 +396,9 @@ def headline(sweep: Sweep | Study) -> tuple[str, str]:
 def write(
     folder: Path, sweep: Sweep | Study, runs: pd.DataFrame, curves: pd.DataFrame, meta: dict
 ) -> None:
-    """Everything a results folder holds: tidy tables, meta, the paper table and a figure."""
+    """Everything a results folder holds: tidy tables, meta, the paper table and a figure; for
+    an experiment that trains through this runner and declares ``CLAIMS``, also its claims
+    table and README (:func:`lrbench.claims.write_report`)."""
     results.write_tables(folder, runs, curves, meta)
     column, words = headline(sweep)
     runs = runs.drop_duplicates("run_id")  # a study's run in two grids counts once
@@ -405,3 +407,30 @@ def write(
     report.write_table(folder, "table", table, caption)
     metric = column.removeprefix("final_")
     report.curves_figure(runs, curves, folder / "curves.png", metric)
+    module = _generic_experiment(sweep.experiment)
+    if module is None or not getattr(module, "CLAIMS", ()):
+        return
+    from lrbench import claims
+
+    article = getattr(module, "ARTICLE", "")
+    found = claims.evaluate(module.CLAIMS, {"runs": runs, "curves": curves}, article)
+    figure = f"{metric.replace('_', ' ')} per epoch, one line per learning rate (seed mean)"
+    claims.write_report(
+        folder, claims=found, tables={"table": (table, caption)}, name=sweep.experiment,
+        title=getattr(module, "TITLE", sweep.description), article=article,
+        says=(module.__doc__ or "").split("\n", 1)[-1], meta=meta,
+        setting=claims.setting(sweep), figures={"curves.png": figure},
+    )  # fmt: skip
+
+
+def _generic_experiment(name: str):
+    """The module of experiment ``name`` when it trains through this runner (it has no ``run``
+    hook of its own, which writes its own report); None for a sweep built by hand."""
+    try:
+        import experiments  # the repository's modules; lrbench trains sweeps without them
+    except ImportError:
+        return None
+    if name not in experiments.names():
+        return None
+    module = experiments.load(name)
+    return None if hasattr(module, "run") else module

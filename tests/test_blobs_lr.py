@@ -1,14 +1,16 @@
-"""blobs_lr: its claims on a hand-built runs table and on the committed full run."""
+"""blobs_lr: its claims on a hand-built runs table and on the committed full run, and the
+claims table and README the generic runner writes for it."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from experiments import blobs_lr
-from lrbench import check, claims
+from lrbench import check, claims, runner
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "blobs_lr"
 
@@ -41,3 +43,22 @@ def test_claims_on_a_hand_built_table():
 def test_the_committed_full_run_reaches_the_declared_verdicts():
     verdicts = check.claim_verdicts("blobs_lr", blobs_lr, RESULTS)
     assert len(verdicts) == len(blobs_lr.CLAIMS) and verdicts["ok"].all(), verdicts
+
+
+@pytest.mark.slow
+def test_the_generic_runner_writes_its_claims_and_readme(tmp_path):
+    sweep = dataclasses.replace(blobs_lr.get_config(), epochs=3, lrs=(1.0, 1e-2), seeds=(0,))
+    folder = runner.run(sweep, out=tmp_path / "blobs_lr", quiet=True).folder
+    table = pd.read_csv(folder / "claims.csv", index_col=0)
+    assert list(table.index) == [c.id for c in blobs_lr.CLAIMS]
+    # lr 1e-3, 1e-6 and 1e-7 were not trained: those claims cannot be measured
+    assert table.loc["tiny_lrs_learn_nothing", "held"] == "not measured"
+    readme = (folder / "README.md").read_text()
+    assert readme.startswith(f"# blobs_lr: {blobs_lr.TITLE}")
+    assert "## The claims (" in readme and "(`table`)" in readme and "curves.png" in readme
+
+
+def test_only_experiments_without_a_run_hook_get_the_generic_report():
+    assert runner._generic_experiment("blobs_lr") is blobs_lr
+    assert runner._generic_experiment("drug_trial") is None  # writes its own README
+    assert runner._generic_experiment("sweep") is None  # a sweep built by hand

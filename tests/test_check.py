@@ -96,7 +96,8 @@ def test_claim_verdicts_read_the_ci_verdict_of_a_ci_rerun(tmp_path):
 
 
 def test_claims_of_a_generic_run_are_read_off_its_tables(tmp_path):
-    """No claims.csv (the generic runner writes none): the claims measure the folder's CSVs."""
+    """No claims.csv (a folder written before the runner wrote one): the claims measure the
+    folder's CSVs."""
     from types import SimpleNamespace
 
     from lrbench.claims import Claim, Select

@@ -82,6 +82,17 @@ def test_readme_template_renders_the_claims_table(tmp_path):
     assert pd.read_csv(tmp_path / "claims.csv", index_col=0).loc["lr_works", "held"] == "yes"
 
 
+def test_readme_template_without_claims(tmp_path):
+    meta = {"versions": {"jax": "0.10.2"}, "backend": "cpu", "devices": ["cpu:0"]}
+    claims.write_report(
+        tmp_path, claims=None, tables={"runs": (TABLES["runs"], "Every run")}, name="x",
+        title="t", article="none", says="What it shows.", meta=meta,
+    )  # fmt: skip
+    text = (tmp_path / "README.md").read_text()
+    assert text.startswith("# x: t") and "What it shows." in text and "Every run" in text
+    assert "claims" not in text and not (tmp_path / "claims.csv").exists()
+
+
 def _folder(tmp_path, acc):
     pd.DataFrame({"lr": [0.1, 0.01], "acc": acc, "train_seconds": [1.0, 2.0]}).to_csv(
         tmp_path / "runs.csv", index=False
@@ -150,3 +161,34 @@ def test_mean_std_cells():
     assert report.mean_std(math.nan, 0.1) == "—"
     assert report.mean_std(2.5, 0.5, 1, n=2, of=3) == "2.5 ± 0.5 (n=2)"
     assert report.mean_std(2.5, 0.5, 1, n=3, of=3) == "2.5 ± 0.5"
+
+
+def test_finish_writes_the_folder_from_the_module_declarations(tmp_path):
+    from types import SimpleNamespace
+
+    module = SimpleNamespace(NAME="x", TITLE="a title", ARTICLE="Someone (2017)",
+                             __doc__="One line.\n\nWhat it says.")  # fmt: skip
+    runs = pd.DataFrame({"run_id": ["a", "b"], "lr": [0.1, 0.01], "acc": [0.9, 0.4]})
+    curves = pd.DataFrame({"run_id": ["a", "b"], "epoch": [1, 1], "lr": [0.1, 0.01],
+                           "train_loss": [0.3, 0.9], "test_loss": [0.3, 0.9],
+                           "test_acc": [0.9, 0.4]})  # fmt: skip
+    c = Claim("c", "q", "x", Select("runs", "acc", {"lr": 0.1}), ">", 0.5)
+    found = claims.evaluate((c,), {"runs": runs})
+    drawn = []
+    kwargs = dict(
+        found=found, tables={"t": (runs.set_index("run_id"), "Every run")},
+        figures={"f.png": (drawn.append, "a figure")}, files={"raw.csv": runs},
+        setting_table=pd.DataFrame({"value": ["1"]}, index=pd.Index(["epochs"], name="field")),
+        kept=1,
+    )  # fmt: skip
+    result = claims.finish(module, None, runs, curves, {"n_runs": 2}, tmp_path / "x", **kwargs)
+    folder = result.folder
+    assert [p.name for p in drawn] == ["f.png"]  # drawn into the folder before its rename
+    assert result.meta["kept"] == 1 and result.meta["claims"] is found
+    assert list(result.meta["tables"]) == ["t"]
+    text = (folder / "README.md").read_text()
+    assert text.startswith("# x: a title") and "What it says." in text and "One line" not in text
+    assert "## The claims (1 of 1 held; `claims`)" in text and "| epochs | 1 |" in text
+    for name in ("runs.csv", "curves.csv", "meta.json", "raw.csv", "t.tex", "claims.csv"):
+        assert (folder / name).is_file(), name
+    assert claims.finish(module, None, runs, curves, {}, None, **kwargs).folder is None

@@ -600,3 +600,20 @@ def test_all_kinds_compile_once_per_optimizer(compile_counter):
             np.testing.assert_allclose(h.lr[i], want, rtol=2e-6, err_msg=f"{kind} run {i}")
     # the closed loop really acted in this grid
     assert changed["reduce_on_plateau"] > 0 and changed["increase_on_plateau"] > 0
+
+
+@pytest.mark.slow
+def test_the_experiment_writes_its_table_figures_and_a_readme_without_claims(tmp_path):
+    from experiments import schedules as experiment
+
+    sweep = dataclasses.replace(experiment.get_config(), epochs=3, lrs=(0.3, 0.1), seeds=(0,))
+    result = experiment.run(sweep, out=tmp_path / "schedules", quiet=True)
+    table = result.meta["tables"]["table"]
+    assert list(table.index) == list(experiment.PARAMS)
+    assert list(table.columns) == ["lr=0.3", "lr=0.1"]
+    readme = (result.folder / "README.md").read_text()
+    assert readme.startswith(f"# schedules: {experiment.TITLE}") and "## The claims" not in readme
+    for name in ("table.md", "schedules.png", "sensitivity.png", "curves.csv"):
+        assert (result.folder / name).is_file(), name
+    text = experiment.summary(result)
+    assert "| constant |" in text and "claims:" not in text

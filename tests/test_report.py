@@ -1,0 +1,117 @@
+"""report: the figures and tables shared by the experiments, checked against pandas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lrbench import report
+
+
+def _runs() -> pd.DataFrame:
+    """Two optimizers x two schedules x three lrs x three seeds, with random scores."""
+    rng = np.random.default_rng(0)
+    rows = [
+        {"run_id": f"{o}-{s}-{lr}-{seed}", "optimizer": o, "schedule": s, "lr": lr, "seed": seed,
+         "acc": rng.uniform(), "loss": rng.uniform(0.1, 2)}
+        for o in ("sgd", "adam") for s in ("constant", "step") for lr in (1.0, 0.1, 0.01)
+        for seed in range(3)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _curves(runs: pd.DataFrame, epochs: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    return pd.DataFrame(
+        [
+            {"run_id": r, "epoch": e, "train_loss": rng.uniform(0.1, 1), "lr": 0.5}
+            for r in runs["run_id"]
+            for e in range(epochs, 0, -1)
+        ]  # fmt: skip
+    )
+
+
+def test_lr_figure_draws_the_seed_mean_per_line_and_panel(tmp_path):
+    runs = _runs()
+    fig = report.lr_figure(runs, tmp_path / "f.png", ["acc", "loss"], "optimizer", "schedule",
+                           logy=("loss",))  # fmt: skip
+    assert (tmp_path / "f.png").stat().st_size > 5_000
+    axes = [ax for ax in fig.axes if ax.lines]
+    assert [ax.get_title() for ax in axes] == ["constant", "constant", "step", "step"]
+    assert [ax.get_yscale() for ax in axes] == ["linear", "log"] * 2
+    want = runs.groupby(["schedule", "optimizer", "lr"])[["acc", "loss"]].mean()
+    for ax, (metric, schedule) in zip(axes, [(m, s) for s in ("constant", "step")
+                                             for m in ("acc", "loss")], strict=True):  # fmt: skip
+        assert ax.get_xscale() == "log" and ax.get_ylabel() == metric
+        for drawn in ax.lines:
+            expect = want.loc[(schedule, drawn.get_label()), metric]
+            np.testing.assert_allclose(drawn.get_ydata(), expect.to_numpy())
+            np.testing.assert_allclose(drawn.get_xdata(), expect.index.to_numpy())
+        assert {d.get_label() for d in ax.lines} == {"sgd", "adam"}
+
+
+def test_curve_figure_draws_the_mean_curve_of_each_group(tmp_path):
+    runs = _runs()
+    curves = _curves(runs)
+    fig = report.curve_figure(runs, curves, tmp_path / "c.png", ["train_loss", "lr"],
+                              line="schedule", logy=("train_loss",))  # fmt: skip
+    loss, lr = (ax for ax in fig.axes if ax.lines)
+    assert loss.get_yscale() == "log" and lr.get_yscale() == "linear"
+    merged = curves.merge(runs[["run_id", "schedule"]], on="run_id")
+    want = merged.groupby(["schedule", "epoch"])["train_loss"].mean()
+    for drawn in loss.lines:
+        np.testing.assert_allclose(drawn.get_xdata(), [1, 2, 3, 4])
+        np.testing.assert_allclose(drawn.get_ydata(), want.loc[drawn.get_label()].to_numpy())
+    assert [d.get_label() for d in loss.lines] == ["constant", "step"]
+
+
+def test_curves_figure_has_a_panel_per_axis_combination_and_a_line_per_lr(tmp_path):
+    runs = _runs()
+    runs.insert(runs.columns.get_loc("seed"), "width", 8)  # an axis that does not vary
+    fig = report.curve_figure(runs, _curves(runs), tmp_path / "c.png", "train_loss",
+                              panel=report.axis_columns(runs))  # fmt: skip
+    titles = [ax.get_title() for ax in fig.axes if ax.lines]
+    assert titles == ["sgd", "adam"]  # the raw schedule column is not an axis
+    assert [d.get_label() for d in fig.axes[0].lines] == ["lr=1", "lr=0.1", "lr=0.01"]
+    report.curves_figure(runs, _curves(runs), tmp_path / "d.png", "train_loss", "log")
+    assert (tmp_path / "d.png").stat().st_size > 5_000
+
+
+@pytest.mark.parametrize("digits", [2, 3])
+def test_mean_std_table_cells_are_the_pandas_mean_and_std(digits):
+    runs = _runs().query("schedule == 'constant'")
+    table = report.mean_std_table(runs, "acc", digits)
+    stats = runs.groupby(["lr", "optimizer"])["acc"].agg(["mean", "std"])
+    assert list(table.index) == ["1", "0.1", "0.01"]
+    for (lr, o), row in stats.iterrows():
+        want = f"{row['mean']:.{digits}f} ± {row['std']:.{digits}f}"
+        assert table.loc[f"{lr:g}", o] == want
+
+
+def test_mean_std_by_lr_has_a_row_per_group_and_a_column_per_lr():
+    runs = _runs()
+    table = report.mean_std_by_lr(runs, ["optimizer", "schedule"], "loss", 2)
+    assert list(table.columns) == ["lr=1", "lr=0.1", "lr=0.01"]
+    assert list(table.index) == ["sgd / constant", "sgd / step", "adam / constant", "adam / step"]
+    stats = runs.groupby(["optimizer", "schedule", "lr"])["loss"].agg(["mean", "std"])
+    for (o, s, lr), row in stats.iterrows():
+        assert table.loc[f"{o} / {s}", f"lr={lr:g}"] == f"{row['mean']:.2f} ± {row['std']:.2f}"
+
+
+def test_group_stats_and_their_cells_are_the_pandas_ones():
+    runs = _runs()
+    runs.loc[0, "loss"] = np.nan  # one value missing: n = 17 of 18
+    stats = report.group_stats(runs, "optimizer", ["acc", "loss"])
+    assert list(stats.index) == ["sgd", "adam"]  # the table's order
+    want = runs.groupby("optimizer")[["acc", "loss"]].agg(["mean", "std", "count"])
+    for o in ("sgd", "adam"):
+        for c in ("acc", "loss"):
+            assert stats.loc[o, f"{c}_mean"] == pytest.approx(want.loc[o, (c, "mean")])
+            assert stats.loc[o, f"{c}_std"] == pytest.approx(want.loc[o, (c, "std")])
+            assert stats.loc[o, f"{c}_n"] == want.loc[o, (c, "count")]
+    cells = report.mean_std_columns(stats, ["acc", "loss"], {"loss": 1}, of=18)
+    assert list(cells.columns) == ["acc", "loss"]
+    sgd = want.loc["sgd"]
+    assert cells.loc["sgd", "acc"] == f"{sgd[('acc', 'mean')]:.3f} ± {sgd[('acc', 'std')]:.3f}"
+    assert cells.loc["sgd", "loss"].endswith("(n=17)") and "(n=" not in cells.loc["adam", "loss"]
