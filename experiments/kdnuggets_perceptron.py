@@ -120,9 +120,8 @@ def article_loop(w: np.ndarray) -> dict[str, np.ndarray]:
     n, steps, _ = w.shape
     before = np.concatenate([np.broadcast_to(TASK.initial, (n, 1, 2)), w[:, :-1]], 1)
     idx = np.arange(steps) % len(TRAIN_X)
-    with np.errstate(all="ignore"):
-        predicted = _clip(before[..., 0] * 1 + before[..., 1] * TRAIN_X[idx])
-        error = np.abs(TRAIN_T[idx] - predicted)
+    predicted = _predict(before, TRAIN_X[idx, None])[..., 0]
+    error = np.abs(TRAIN_T[idx] - predicted)
     # NaN >= 0.01 is False, so a run whose error turned NaN stops too, as in the article's code
     stop = (np.arange(1, steps + 1) >= MIN_ITERATIONS) & ~(error >= STOP_ERROR)
     iterations = np.where(stop.any(1), stop.argmax(1) + 1, steps)
@@ -132,22 +131,19 @@ def article_loop(w: np.ndarray) -> dict[str, np.ndarray]:
     return {
         "b": w[..., 0], "W": w[..., 1], "predicted": np.where(after, np.nan, predicted),
         "error": np.where(after, np.nan, error), "final": final, "iterations": iterations,
-        "stopped": stop.any(1),
-    }  # fmt: skip
-
-
-def _clip(z):
-    """``250 if z > 250 else z`` (NaN stays NaN, as in the article's Python)."""
-    return np.where(z > TASK.clip, TASK.clip, z)
+        "stopped": stop.any(1)}  # fmt: skip
 
 
 def _predict(w, xs):
-    """Outputs ``[..., len(xs)]`` of weights ``w[..., 2]`` on the inputs ``xs``."""
+    """Outputs ``[..., len(xs)]`` of weights ``w[..., 2]`` on the inputs ``xs``: ``250 if z >
+    250 else z`` (NaN stays NaN, as in the article's Python)."""
     with np.errstate(all="ignore"):
-        return _clip(w[..., :1] * 1 + w[..., 1:] * xs)
+        z = w[..., :1] * 1 + w[..., 1:] * xs
+        return np.where(z > TASK.clip, TASK.clip, z)
 
 
 def _mae(w, xs, ts):
+    """Mean absolute error of weights ``w[..., 2]`` on the samples ``(xs, ts)``."""
     return np.abs(ts - _predict(w, xs)).mean(-1)
 
 
@@ -174,9 +170,8 @@ def build_runs(traces) -> tuple[pd.DataFrame, pd.DataFrame]:
         for i, lr in enumerate(t["lr"]):
             epochs = int(np.ceil(t["iterations"][i] / len(TRAIN_X)))
             curve = np.where(np.isfinite(train_mae[i]), train_mae[i], np.nan)[:epochs]
-            within = np.abs(_predict(t["final"][i], TEST_X) - TEST_T) <= TASK.tolerance * np.abs(
-                TEST_T
-            )
+            error = np.abs(_predict(t["final"][i], TEST_X) - TEST_T)
+            within = error <= TASK.tolerance * np.abs(TEST_T)
             run_id = f"{rule}-lr{lr:.3g}"
             rows.append({
                 "run_id": run_id, "experiment": NAME, "optimizer": "delta", "rule": rule,
@@ -424,14 +419,10 @@ def figure(traces, sweep: pd.DataFrame, path: Path) -> None:
 
 
 CAPTIONS = {
-    "first_iterations": "Without a learning rate (lr = 1, article's rule): the first six "
-    "iterations",
-    "learned_weights": "Weights learned at lr = 0.00001 and their outputs y(x) on the four test "
-    "inputs",
-    "lr_sweep": "Learning-rate sweep, both rules: status, weights, mean absolute errors, share "
-    "of test samples within 5%",
-    "divergence_threshold": "Where training stops diverging (the sweep and 8 learning rates "
-    "per decade)",
+    "first_iterations": "Without a learning rate (lr = 1, article's rule): the first iterations",
+    "learned_weights": "Weights learned at lr = 0.00001 and their outputs y(x) on the test inputs",
+    "lr_sweep": "Learning-rate sweep, both rules: status, weights, errors, share within 5%",
+    "divergence_threshold": "Where training stops diverging (sweep and 8 lrs per decade)",
 }
 SETTING = ("task", "epochs", "batch_size", "lrs", "optimizers", "seeds", "dtype")
 
