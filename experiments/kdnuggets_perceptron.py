@@ -62,6 +62,7 @@ REFERENCE = "article's code run as printed (NumPy)"
 
 
 def get_config() -> Sweep:
+    """The half-decade sweep; :func:`run` adds the textbook rule and a finer grid."""
     return Sweep(
         experiment=NAME,
         description="KDnuggets one-input clipped perceptron: article's rule vs textbook delta "
@@ -451,6 +452,8 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     meta = {
         "experiment": NAME, "config": sweep.to_dict(), "n_runs": 2 * len(lrs),
         "programs": len(RULES), "fine_lrs": FINE_LRS,
+        "loop": {"min_iterations": MIN_ITERATIONS, "stop_error": STOP_ERROR,
+                 "max_iterations": MAX_ITERATIONS, "diverged_above": DIVERGED_ABOVE},
         "wall_seconds": round(time.perf_counter() - start, 3), **results.environment(),
     }  # fmt: skip
 
@@ -468,4 +471,5 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
 
 
 def summary(result: runner.Result) -> str:
+    """What ``lrbench run`` prints: the tables and the claims."""
     return claims.summary(f"{NAME}: the learning rate on KDnuggets' perceptron", result.meta)
