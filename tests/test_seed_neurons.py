@@ -49,16 +49,13 @@ def predictions(weights, xs=(10, 240, 550, -160)):
 
 @pytest.fixture(scope="module")
 def perceptron():
-    """Both rules at the article's learning rates and the half-decade sweep, one program."""
-    lrs = [1.0, 0.1, 0.001, 1e-5, *kp.LRS]
-    lrs = lrs + lrs
-    names = ["article"] * (len(lrs) // 2) + ["textbook"] * (len(lrs) // 2)
-    return lrs, names, kp.train(lrs, names)
+    """Both rules over the half-decade sweep (it holds the article's 1, 0.1, 0.001 and 1e-5)."""
+    return kp.train(kp.LRS)
 
 
 def _run(perceptron, lr, rule):
-    lrs, names, trace = perceptron
-    i = next(j for j, (x, r) in enumerate(zip(lrs, names, strict=True)) if x == lr and r == rule)
+    trace = perceptron[rule]
+    (i,) = np.flatnonzero(np.isclose(trace["lr"], lr))
     return {k: v[i] for k, v in trace.items()}
 
 
@@ -67,7 +64,7 @@ def test_first_three_weight_vectors_without_a_learning_rate(perceptron):
     # predictions 6.05 then 250 and errors 53.95 then 210 (printed to 2 decimals).
     run = _run(perceptron, 1.0, "article")
     weights = np.stack([run["b"], run["W"]], -1)
-    np.testing.assert_allclose(kp.INITIAL, [0.05, 0.1])
+    np.testing.assert_allclose(kp.TASK.initial, [0.05, 0.1])
     np.testing.assert_allclose(weights[0], [3237.05, 3237.1], atol=0.005)
     np.testing.assert_allclose(weights[1], [-5162.95, -5162.9], atol=0.005)
     np.testing.assert_allclose(run["predicted"][:2], [6.05, 250.0], atol=0.005)
@@ -91,6 +88,9 @@ def test_lr_1e5_learned_weights_and_predictions(perceptron):
     ref, iterations, _ = article_program(lr=1e-5)
     assert iterations == 2002
     np.testing.assert_allclose(run["final"], ref, rtol=1e-12)
+    reference, reference_iterations = kp.article_reference()  # the module's own copy
+    np.testing.assert_allclose(reference, ref, rtol=1e-15)
+    assert reference_iterations == 2002
 
 
 def test_textbook_rule_matches_the_program_with_bias_input_one(perceptron):
@@ -113,6 +113,8 @@ def test_article_rule_keeps_w_minus_b_and_reaches_its_least_squares_point(percep
     w_star = (1 + x) @ (t + 0.05) / ((1 + x) @ (1 + x))
     assert abs(_run(perceptron, 1e-6, "article")["final"][1] - w_star) < 1e-3
     assert w_star * 300 - 0.05 > 250  # the clipped samples are predicted above 250 there
+    tied = kp.least_squares()["least squares, W − b = 0.05 (closed form)"]
+    np.testing.assert_allclose(tied, [w_star - 0.05, w_star], rtol=1e-12)
 
 
 @pytest.mark.parametrize("rule", ["article", "textbook"])
@@ -126,10 +128,54 @@ def test_sweep_stops_diverging_between_1e3_and_3e4(perceptron, rule):
 def test_learning_rate_is_traced_and_each_rule_compiles_once(compile_counter):
     """The learning rate is per-run data; the rule (the task's bias input) selects one of two
     programs, each compiled once."""
-    kp.train([1e-3, 1e-5], ["article", "textbook"])
+    kp.train([1e-3, 1e-5])
     with compile_counter.counting():
-        kp.train([0.5, 2e-6], ["textbook", "article"])
+        kp.train([0.5, 2e-6])
     assert compile_counter.count == 0
+
+
+@pytest.fixture(scope="module")
+def perceptron_result():
+    """The whole experiment (the sweep and the finer grid), nothing written."""
+    return kp.run(kp.get_config(), out=None, quiet=True)
+
+
+@pytest.mark.slow
+def test_claims_reach_their_declared_verdicts_with_independent_numbers(perceptron_result):
+    table = perceptron_result.meta["claims"]
+    assert list(table.index) == [c.id for c in kp.CLAIMS]
+    assert table["held"].to_dict() == {c.id: c.expected for c in kp.CLAIMS}
+    value = table["value"]
+    # closed forms: the first update is lr·53.95·60; the article's code moves the bias by the
+    # weight's step (bias input x), where a bias input +1 would move it by 1/60 of it
+    np.testing.assert_allclose(value["update_lr0.001"], 53.95 * 60 * 0.001, rtol=1e-12)
+    np.testing.assert_allclose(value["update_lr0.1"], 323.7, rtol=1e-12)
+    assert value["bias_input_one"] == pytest.approx(1.0, abs=1e-12)
+    assert value["samples_clipped_identity"] == 5  # 100 -> 150 is off min(x, 250)
+    # the article's program (NumPy) turns non-finite at the same iteration as the engine
+    _, _, history = article_program(lr=1.0, cap=400)
+    first_bad = int(np.argmax(~np.all(np.isfinite(history), axis=1)))  # history[0]: the start
+    assert value["lr1_explodes"] == first_bad
+    # within 5% at lr 1e-5: 240 -> 250 and 550 -> 250 only (predictions from the article's code)
+    pred = predictions(article_program(lr=1e-5)[0])
+    expected = np.array([10.0, 240.0, 250.0, -160.0])
+    share = np.mean(np.abs(pred - expected) <= 0.05 * np.abs(expected))
+    assert share == 0.5 and value["lr_1e5_works_fine"] == share
+
+
+@pytest.mark.slow
+def test_a_claim_fails_when_its_number_moves(perceptron_result):
+    """The claims read the tables: moving the first weight by 0.01 (twice the article's
+    rounding) fails its claim, and a run at lr 1e-3 that did not diverge fails another."""
+    from lrbench import claims
+
+    tables = {"runs": perceptron_result.runs.copy(), **perceptron_result.meta["tables"]}
+    tables["first_iterations"] = tables["first_iterations"].copy()
+    tables["first_iterations"].loc[1, "W"] += 0.01
+    tables["runs"].loc[tables["runs"]["lr"] == 1e-3, "diverged_at"] = None
+    held = claims.evaluate(kp.CLAIMS, tables)["held"]
+    assert held["lr1_iteration1_W"] == "no" and held["lr1_iteration1_b"] == "yes"
+    assert held["larger_lr_diverges"] == "no"
 
 
 # ---------------------------------------------------------------------------------------------
