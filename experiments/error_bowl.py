@@ -251,13 +251,11 @@ def sweep_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def annealing_table(table: pd.DataFrame) -> pd.DataFrame:
     """Constant α beside annealed from the same α₀: final excess error and steps to converge."""
-    columns = {"final_excess": "final_excess_mean", "steps": "steps_to_converge_mean",
-               "converged": "converged_seeds"}  # fmt: skip
-    out = pd.DataFrame(
-        {f"{label}_{short}": table.loc[[label]].set_index("alpha")[column]
-         for short, column in columns.items() for label in ("constant", "annealed")}
-    )  # fmt: skip
-    return out.rename_axis("alpha0")
+    columns = ["final_excess_mean", "steps_to_converge_mean", "converged_seeds"]
+    parts = {s: table.loc[[s]].set_index("alpha")[columns] for s in ("constant", "annealed")}
+    wide = pd.concat(parts, axis=1)
+    wide.columns = [f"{schedule}_{column.removesuffix('_mean')}" for schedule, column in wide]
+    return wide.rename_axis("alpha0")
 
 
 def closed_form_table(runs: pd.DataFrame, alpha: float) -> pd.DataFrame:
@@ -345,16 +343,12 @@ def constant_ratio(column: str, a: float, b: float):
     return ratio(cell(column, "constant", a), cell(column, "constant", b))
 
 
-BOUNCE = (
-    "the weights are not gradually converging toward minimum error. Instead, they're "
-    "bouncing around somewhat chaotically"
-)
+BOUNCE = ("the weights are not gradually converging toward minimum error. Instead, they're "
+          "bouncing around somewhat chaotically")  # fmt: skip
 GOOD_QUOTE = "The goal is to use learning rate to promote moderately fast, consistent convergence."
-STRIDES = (
-    "A higher learning rate helps the network to take long strides toward minimum error. As "
-    "the network approaches the bottom of the error curve, though, these long strides can "
-    "impede convergence"
-)
+STRIDES = ("A higher learning rate helps the network to take long strides toward minimum error. As "
+           "the network approaches the bottom of the error curve, though, these long strides can "
+           "impede convergence")  # fmt: skip
 CLAIMS = (
     Claim("too_large_never_settles", BOUNCE, f"share of seeds whose excess error settles, "
           f"constant α {TOO_LARGE:g}", settled("constant", TOO_LARGE), "<=", 0.0),
@@ -490,8 +484,9 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         results.write_tables(folder, runs, curves, meta)
         claims.write_report(
             folder, claims=verdicts, tables=tables, name=NAME, title=TITLE, article=ARTICLE,
-            says=__doc__.split("\n", 1)[1], meta=meta, setting=claims.setting(sweep).loc[list(SETTING)],
-            notes=notes(sweep_tab), figures={
+            says=__doc__.split("\n", 1)[1], meta=meta, notes=notes(sweep_tab),
+            setting=claims.setting(sweep).loc[list(SETTING)],
+            figures={
                 "error_curve.png": f"the first 40 jumps on the error curve for α {SMALL:g}, "
                 f"{GOOD:g} and {TOO_LARGE:g}, and annealed from {TOO_LARGE:g}: the article's "
                 "pictures",
