@@ -128,6 +128,9 @@ def train(sweep: Sweep) -> Trained:
     if sweep.batch_size != 1:
         raise ConfigError("batch_size", f"batch_size={sweep.batch_size}: {NAME} shows the "
                           "samples one at a time, as the article does; allowed: 1")  # fmt: skip
+    if sweep.validation_freq != 1:  # its test numbers come from the final weight, every time
+        raise ConfigError("validation_freq", f"validation_freq={sweep.validation_freq}: {NAME} "
+                          "measures its test set itself; allowed: 1")  # fmt: skip
     points = {schedule_label(s.kind, p): Schedule(s.kind, p)
               for s in (*sweep.schedules, CONSTANT, ANNEAL) for p in s.points()}  # fmt: skip
     alphas = tuple(sorted(set(sweep.lrs) | {SMALL, GOOD, TOO_LARGE}))
@@ -457,8 +460,8 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     folder."""
     progress = runner.Progress(quiet)
     start = time.perf_counter()
-    progress.say(f"{NAME}: one program per seed for every α × schedule ...")
-    trained = train(sweep)
+    trained = train(sweep)  # refuses a sweep it cannot honour before it says anything
+    progress.say(f"{NAME}: trained {len(trained.configs)} runs, one program per seed")
     runs, curves = build_runs(trained)
     sweep_tab = sweep_table(runs)
     measured = {"runs": runs, "alpha_sweep": sweep_tab,
