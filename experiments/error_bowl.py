@@ -58,6 +58,7 @@ LABELS = {schedule_label(s.kind, s.points()[0]): label
 
 
 def get_config() -> Sweep:
+    """The article's neuron: 10 constant α and the same values annealed, 5 seeds, 40 epochs."""
     return Sweep(
         experiment=NAME,
         description="AAC error curve: one linear neuron, delta rule, constant vs annealed α "
@@ -230,6 +231,7 @@ def build_runs(trained: Trained) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _majority(values: pd.Series) -> str:
+    """The most common value, with its count when the seeds disagree: ``slow (3/5)``."""
     counts = values.value_counts()
     top, k = counts.index[0], counts.iloc[0]
     return top if k == len(values) else f"{top} ({k}/{len(values)})"
@@ -391,6 +393,7 @@ CLAIMS = (
 
 
 def _index(configs: pd.DataFrame, schedule: str, alpha: float, seed: int) -> int:
+    """The row of one run in ``configs`` (and in the traces)."""
     mask = (configs["alpha_schedule"] == schedule) & np.isclose(configs["lr"], alpha)
     return int(np.flatnonzero(mask & (configs["seed"] == seed))[0])
 
@@ -505,4 +508,5 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
 
 
 def summary(result: runner.Result) -> str:
+    """What ``lrbench run error_bowl`` prints: the tables and the claims."""
     return claims.summary(f"{NAME}: constant vs annealed α on one neuron", result.meta)
