@@ -140,6 +140,7 @@ BAD_INPUTS = [
         ["run", "--set", "validation_freq=2", "--set", "schedule=reduce_on_plateau"],
         "validation_freq",
     ),
+    (["run", "error_bowl", "--set", "validation_freq=2"], "validation_freq"),
     (["bench", "--sizes", "0,8"], "--sizes"),
     (["bench", "--sizes", "8,,64"], "--sizes"),
     (["bench", "--sizes", "1e3"], "--sizes"),
