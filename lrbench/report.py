@@ -67,13 +67,29 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
     return table.astype(object).where(table.notna(), "—")
 
 
+# Configuration columns before ``optimizer`` that a table splits by when they vary (a
+# ``tasks`` axis, a study's grids of several data sets or models).
+TASK_COLUMNS = ("task", "dataset", "model")
+
+
 def axis_columns(runs: pd.DataFrame) -> list[str]:
-    """The configuration columns (between ``optimizer`` and ``seed``) that take several values,
-    except ``lr``, the rows of every table, and the raw schedule columns its label summarises."""
+    """The configuration columns (``task``, ``dataset``, ``model``, and those between
+    ``optimizer`` and ``seed``, static axes included) that take several values, except ``lr``,
+    the rows of every table, and the raw schedule columns its label summarises; ``dataset``
+    and ``model`` only where the other such columns do not already tell them (a ``tasks``
+    or ``hiddens`` axis names its model)."""
     cols = list(runs.columns)
-    candidates = cols[cols.index("optimizer") : cols.index("seed")]
+    candidates = [c for c in TASK_COLUMNS if c in cols]
+    candidates += cols[cols.index("optimizer") : cols.index("seed")]
     skip = {"lr", "schedule", "unit"} | set(_schedule_param_columns(runs))
-    return [c for c in candidates if c not in skip and runs[c].nunique(dropna=False) > 1]
+    axes = [c for c in candidates if c not in skip and runs[c].nunique(dropna=False) > 1]
+    for derived in ("model", "dataset"):
+        others = [c for c in axes if c != derived]
+        if derived in axes and others:
+            per_group = runs.groupby(others, sort=False, dropna=False)[derived]
+            if (per_group.nunique(dropna=False) == 1).all():
+                axes.remove(derived)
+    return axes
 
 
 def _schedule_param_columns(runs: pd.DataFrame) -> list[str]:

@@ -89,6 +89,39 @@ def test_mean_std_table_cells_are_the_pandas_mean_and_std(digits):
         assert table.loc[f"{lr:g}", o] == want
 
 
+def test_mean_std_table_splits_by_the_static_axes():
+    """A ``tasks`` axis (each task its own model) and a ``dtypes`` axis are columns of the
+    table, not merged into one: cells are the pandas groupby of lr, task and dtype."""
+    runs = _runs().query("schedule == 'constant' and optimizer == 'sgd'")
+    runs = pd.concat(
+        [runs.assign(task=t, model=m, dataset="blobs", dtype=d, acc=runs["acc"] + k)
+         for k, (t, m, d) in enumerate([("classifier", "mlp(6)-relu", "float32"),
+                                        ("regressor", "mlp(6)-relu-mse", "float32"),
+                                        ("classifier", "mlp(6)-relu", "float64")])],
+        ignore_index=True,
+    )  # fmt: skip
+    runs = runs[["run_id", "task", "dataset", "model", "optimizer", "schedule", "lr", "dtype",
+                 "seed", "acc"]]  # fmt: skip
+    assert report.axis_columns(runs) == ["task", "dtype"]  # model: told by the task
+    table = report.mean_std_table(runs, "acc")
+    stats = runs.groupby(["lr", "task", "dtype"])["acc"].agg(["mean", "std"])
+    assert len(table.columns) == 3 and table.columns.name == "task / dtype"
+    for (lr, t, d), row in stats.iterrows():
+        assert table.loc[f"{lr:g}", f"{t} / {d}"] == f"{row['mean']:.3f} ± {row['std']:.3f}"
+
+
+def test_mean_std_table_of_a_committed_sweep_is_its_table():
+    """A sweep without static axes: the table of ``results/blobs_lr`` as it was written."""
+    from pathlib import Path
+
+    from lrbench import results
+
+    folder = Path(__file__).resolve().parents[1] / "results" / "blobs_lr"
+    runs, _, _ = results.load(folder)
+    table = report.mean_std_table(runs, "final_test_acc")
+    assert report.to_markdown(table) == (folder / "table.md").read_text()
+
+
 def test_mean_std_by_lr_has_a_row_per_group_and_a_column_per_lr():
     runs = _runs()
     table = report.mean_std_by_lr(runs, ["optimizer", "schedule"], "loss", 2)
