@@ -192,11 +192,23 @@ def write_file_atomically(path: str | os.PathLike, write: Callable[[Any], None])
     return path
 
 
+def curve_dtypes(runs: pd.DataFrame, meta: dict) -> set[str]:
+    """The dtypes the runs were computed in: the runs' ``dtype`` column (a ``dtypes`` axis)
+    and each sweep's ``dtype`` or ``dtypes`` in ``meta["config"]`` (a study's, per grid)."""
+    found = set(runs["dtype"].dropna()) if "dtype" in runs else set()
+    config = meta.get("config", {})
+    sweeps = [s for grid in config.get("grids", {}).values() for s in grid] or [config]
+    for s in sweeps:
+        found |= set(s.get("dtypes") or [s.get("dtype", "float32")])
+    return found
+
+
 def write_tables(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame, meta: dict) -> None:
     """``runs.csv``, ``curves.csv`` (+ ``.parquet`` with pyarrow) and ``meta.json``."""
     # The engine computes curves in the sweep's dtype; float32 ones are written as float32
-    # (shortest round-trip digits), not padded out to float64 digits.
-    if meta.get("config", {}).get("dtype", "float32") == "float32":
+    # (shortest round-trip digits), not padded out to float64 digits. A curves table that
+    # holds any float64 run keeps float64 (one column has one type).
+    if curve_dtypes(runs, meta) <= {"float32"}:
         curves = curves.astype(
             {c: "float32" for c in ("lr", "train_loss", "test_loss", "test_acc")}
         )

@@ -8,6 +8,7 @@ import hashlib
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lrbench import data, engine, runner, spec, tasks
@@ -169,3 +170,37 @@ def test_static_axes_from_the_command_line():
     with pytest.raises(ConfigError) as err:
         cli.apply_overrides(BASE, ["hiddens=5,7-x"])
     assert err.value.field == "hiddens"
+
+
+def _write_and_load(folder, config, runs):
+    """Writes ``runs`` with a curve of 1/3 per run (a float64 value float32 cannot hold) and
+    reads the folder back."""
+    from lrbench import results
+
+    curves = pd.DataFrame(
+        {"run_id": runs["run_id"], "epoch": 1, "lr": 0.1, "train_loss": 1 / 3,
+         "test_loss": 2 / 3, "test_acc": 0.5}
+    )  # fmt: skip
+    folder.mkdir()
+    results.write_tables(folder, runs, curves, {"config": config.to_dict()})
+    return results.load(folder)
+
+
+def test_float64_curves_of_a_dtypes_axis_stay_float64(tmp_path):
+    """``dtypes=("float32", "float64")``: the curves keep float64 (the float64 runs' digits);
+    a float32-only axis, or a study whose one grid is float64, as their dtypes say."""
+    from lrbench.study import Study
+
+    one = dataclasses.replace(BASE, lrs=(0.1,), seeds=(0,))
+    both = dataclasses.replace(one, dtypes=("float32", "float64"))
+    _, curves, _ = _write_and_load(tmp_path / "both", both, expand(both))
+    assert (curves["train_loss"] == 1 / 3).all() and (curves["test_loss"] == 2 / 3).all()
+    only32 = dataclasses.replace(one, dtypes=("float32",))
+    _, curves, _ = _write_and_load(tmp_path / "32", only32, expand(only32))
+    assert (curves["train_loss"] == 0.33333334).all()  # float32: its shortest digits
+    study = Study("s", {"a": one, "b": dataclasses.replace(one, dtype="float64", lrs=(0.2,))})
+    from lrbench.study import expand as expand_study
+
+    _, curves, _ = _write_and_load(tmp_path / "study", study, expand_study(study))
+    assert (curves["train_loss"] == 1 / 3).all()
+
