@@ -220,10 +220,19 @@ def write_tables(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame, meta: d
     (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
 
 
+# Runs-table columns that hold text even where every value looks like a number: a
+# ``hiddens`` axis writes ``50`` for one layer and ``64-64`` for two.
+TEXT_COLUMNS = ("hidden",)
+
+
 def load(folder: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Reads back ``runs``, ``curves`` and ``meta`` from a results folder."""
+    """Reads back ``runs``, ``curves`` and ``meta`` from a results folder.
+
+    The columns of ``TEXT_COLUMNS`` come back as text (``hidden``: ``"50"``, never the
+    number 50), whatever values a sweep had, as :func:`lrbench.sweep.expand` made them.
+    """
     folder = Path(folder)
-    runs = pd.read_csv(folder / "runs.csv")
+    runs = pd.read_csv(folder / "runs.csv", dtype={c: str for c in TEXT_COLUMNS})
     curves = pd.read_csv(folder / "curves.csv")
     meta = json.loads((folder / "meta.json").read_text())
     return runs, curves, meta

@@ -204,3 +204,14 @@ def test_float64_curves_of_a_dtypes_axis_stay_float64(tmp_path):
     _, curves, _ = _write_and_load(tmp_path / "study", study, expand_study(study))
     assert (curves["train_loss"] == 1 / 3).all()
 
+
+def test_the_hidden_column_reads_back_as_text(tmp_path):
+    """``hidden`` is text in the runs table and in what ``results.load`` reads back, for
+    one layer (``"5"``) as for several (``"7-3"``)."""
+    for name, hiddens in (("one", ((5,), (6,))), ("several", HIDDENS)):
+        sweep = dataclasses.replace(BASE, lrs=(0.1,), seeds=(0,), hiddens=hiddens)
+        runs = expand(sweep)
+        back, _, _ = _write_and_load(tmp_path / name, sweep, runs)
+        want = ["-".join(map(str, h)) for h in hiddens]
+        assert list(runs["hidden"]) == want and list(back["hidden"]) == want
+        assert pd.read_csv(tmp_path / name / "runs.csv")["run_id"].tolist() == list(runs["run_id"])
