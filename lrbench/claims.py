@@ -306,17 +306,77 @@ def write(
 
 
 def setting(sweep) -> pd.DataFrame:
-    """The config as a two-column table (field, value): what was trained, read from ``sweep``."""
+    """The config as a two-column table (field, value): what was trained, read from ``sweep``.
+
+    A static axis shows its values (``hiddens``: ``5, 7-3``; ``model``: the model of each)
+    in place of the single-valued field it replaces; axes not given are left out, and so are
+    ``dataset`` and ``model`` at their defaults where no task of the sweep trains them (a
+    task object, or a built-in task with its own data). For a study (several grids), a field
+    the grids do not share reads ``grid: value; grid: value``.
+    """
+    from lrbench.study import Study
+
+    if isinstance(sweep, Study):
+        return _study_setting(sweep)
+    from lrbench import sweep as sweep_module
+
+    axes = sweep.static_axes
+    replaced = {sweep_module.STATIC_AXES[name][0] for name in axes} - {"hidden"}
     rows = []
     for f in dataclasses.fields(sweep):
-        if f.name in ("experiment", "description"):
+        if f.name in ("experiment", "description", *replaced) or f.name in _unset_axes(sweep):
+            continue
+        if f.name in ("dataset", "model") and _unused(sweep, f.name):
             continue
         value = getattr(sweep, f.name)
-        if isinstance(value, tuple):
+        if f.name == "hiddens":
+            text = ", ".join(sweep_module.hidden_label(h) for h in value)
+        elif f.name == "model" and "hiddens" in axes:
+            text = ", ".join(_short(dataclasses.replace(value, hidden=h)) for h in sweep.hiddens)
+        elif isinstance(value, tuple):
             text = ", ".join(_short(v) for v in value)
         else:
             text = _short(value)
         rows.append({"field": f.name, "value": text})
+    return pd.DataFrame(rows).set_index("field")
+
+
+def _unset_axes(sweep) -> set[str]:
+    from lrbench import sweep as sweep_module
+
+    return set(sweep_module.STATIC_AXES) - set(sweep.static_axes)
+
+
+def _unused(sweep, name: str) -> bool:
+    """Whether field ``name`` (``dataset`` or ``model``) is at its default and no task of the
+    sweep trains it (only the built-in tasks with a ``model`` field train both)."""
+    from lrbench import tasks
+
+    if getattr(sweep, name) != getattr(type(sweep), name):
+        return False
+    for task in sweep.tasks or (sweep.task,):
+        kind = tasks.BUILT_IN.get(task) if isinstance(task, str) else None
+        if isinstance(task, str) and (kind is None or "model" in _field_names(kind)):
+            return False
+    return True
+
+
+def _field_names(kind) -> set[str]:
+    return {f.name for f in dataclasses.fields(kind)}
+
+
+def _study_setting(study) -> pd.DataFrame:
+    """:func:`setting` of each of a study's sweeps, merged field by field."""
+    per_sweep = [(grid, setting(s)["value"]) for grid, s in study.sweeps()]
+    fields = list(dict.fromkeys(f for _, shown in per_sweep for f in shown.index))
+    rows = []
+    for field in fields:
+        given = [(grid, shown[field]) for grid, shown in per_sweep if field in shown]
+        if len(given) == len(per_sweep) and len({t for _, t in given}) == 1:
+            text = given[0][1]
+        else:
+            text = "; ".join(f"{grid}: {t}" for grid, t in dict.fromkeys(given))
+        rows.append({"field": field, "value": text})
     return pd.DataFrame(rows).set_index("field")
 
 

@@ -133,6 +133,37 @@ def test_setting_and_summary_name_schedules_and_grids():
     assert "claims: 1 of 1 held" in text and "| 0.1 | 1 | 0.9 |" in text
 
 
+def test_setting_shows_the_static_axes_given_and_only_the_fields_that_apply():
+    """Static axes given show their values in place of the field they replace; those not
+    given, and a task object's unused dataset and model, are left out; a plain sweep keeps
+    every field it had; a study's grids read ``grid: value`` where they differ."""
+    import dataclasses
+
+    from lrbench import tasks
+    from lrbench.study import Study
+    from lrbench.sweep import Schedule, Sweep
+
+    plain = Sweep(lrs=(0.1,))
+    fields = [f.name for f in dataclasses.fields(Sweep)]
+    kept = fields[fields.index("dataset") : fields.index("tasks")]
+    assert list(claims.setting(plain).index) == [f for f in kept if f != "description"]
+    axes = Sweep(tasks=("classifier", "regressor"), hiddens=((8,), (7, 3)),
+                 dtypes=("float32", "float64"))  # fmt: skip
+    shown = claims.setting(axes)["value"]
+    assert not {"task", "dtype", "batch_sizes", "experiment"} & set(shown.index)
+    assert shown["tasks"] == "classifier, regressor" and shown["hiddens"] == "8, 7-3"
+    assert shown["dtypes"] == "float32, float64" and shown["batch_size"] == "32"
+    assert shown["model"] == "mlp(8)-relu, mlp(7-3)-relu"
+    own = claims.setting(Sweep(task=tasks.Quadratic()))["value"]
+    assert not {"dataset", "model"} & set(own.index) and own["task"] == "quadratic"
+    assert "dataset" not in claims.setting(Sweep(task="neuron")).index
+    decay = Sweep(lrs=(0.01,), schedules=(Schedule("time_based", {"decay": (0.1, 0.2)}),))
+    study = claims.setting(Study("s", {"lr": plain, "decay": decay}))["value"]
+    assert study["lrs"] == "lr: 0.1; decay: 0.01" and study["epochs"] == "200"
+    assert study["schedules"] == "lr: constant; decay: time_based(decay=0.1/0.2)"
+    assert not any("Schedule(" in v or "Sweep(" in v for v in study)
+
+
 def test_whole_interval_claims_need_the_difference_beyond_noise():
     a, b = [1.0, 1.1, 0.9], [0.0, 0.1, -0.1]  # means 1 and 0; each sample's variance 0.01
     d = claims.difference(a, b, "a vs b")
