@@ -19,6 +19,7 @@ must be chosen before then; the command line does so first thing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -117,3 +118,18 @@ def counts() -> tuple[int, int]:
     that consulted the cache and did not find its program there."""
     hits = _counts[HIT_EVENT]
     return hits, _counts[REQUEST_EVENT] - hits
+
+
+@contextlib.contextmanager
+def counting():
+    """Configures the cache (keeping a folder this process already chose) and yields a dict
+    that holds, once the block ends, the block's ``compile_cache_hits`` and
+    ``compile_cache_misses`` (for a run's timing and ``meta.json``)."""
+    configure()
+    hits, misses = counts()
+    found: dict[str, int] = {}
+    try:
+        yield found
+    finally:
+        now_hits, now_misses = counts()
+        found.update(compile_cache_hits=now_hits - hits, compile_cache_misses=now_misses - misses)

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from lrbench import engine, spec
+from lrbench import compile_cache, engine, spec
 from lrbench.engine import History, Probes
 from lrbench.sweep import Sweep, expand
 
@@ -33,11 +33,12 @@ def train(
     sweep: Sweep, probes: tuple[str, ...] = (), final_params: bool = False, max_chunk: int = 4096
 ) -> Probed:
     """Trains every run of ``sweep``, recording ``probes`` after every step
-    (``engine.STEP_PROBES``) and, with ``final_params``, the parameters after the last one."""
+    (``engine.STEP_PROBES``) and, with ``final_params``, the parameters after the last one.
+    Precision and the compilation cache as in :func:`lrbench.runner.train`."""
     runs = expand(sweep)
     parts: list[tuple[np.ndarray, History, Probes]] = []
     timing = {"compile_seconds": 0.0, "train_seconds": 0.0, "programs": 0}
-    with spec.precision(sweep):
+    with spec.precision(sweep), compile_cache.counting() as cache:
         for static, index in spec.static_groups(sweep, runs):
             static = static._replace(probes=tuple(probes), final_params=final_params)
             rows = runs.loc[index]
@@ -47,6 +48,7 @@ def train(
             timing["compile_seconds"] += t.compile_seconds
             timing["train_seconds"] += t.train_seconds
             timing["programs"] += 1
+    timing.update(cache)
     return Probed(runs, *_in_table_order(parts, len(runs)), timing)
 
 

@@ -69,14 +69,11 @@ def train(
     go to the persistent compilation cache (:mod:`lrbench.compile_cache`); the timing dict
     counts its hits and misses.
     """
-    compile_cache.configure()
-    hits, misses = compile_cache.counts()
-    with spec.precision(sweep):
+    with spec.precision(sweep), compile_cache.counting() as cache:
         runs, history, timing = _train(
             sweep, progress or Progress(quiet=True), max_chunk, runs, store
         )
-    now_hits, now_misses = compile_cache.counts()
-    timing.update(compile_cache_hits=now_hits - hits, compile_cache_misses=now_misses - misses)
+    timing.update(cache)
     return runs, history, timing
 
 
