@@ -1,8 +1,9 @@
 """The ``lrbench`` command line.
 
   lrbench run [EXPERIMENT] [--set key=value ...] [--seeds N] [--out DIR] [--quiet]
-              [--max-memory SIZE] [--resume] [--process-index I --process-count N | --distributed]
-              [--merge] [--compile-cache DIR|off]
+              [--max-memory SIZE] [--resume | --overwrite] [--yes]
+              [--process-index I --process-count N | --distributed] [--merge]
+              [--compile-cache DIR|off]
   lrbench bench [--quick] [--sizes N,N,...] [--levers] [--out DIR] [--quiet]
   lrbench list
 
@@ -32,6 +33,8 @@ PROG = "lrbench"
 FLAGS = {
     "out": "--out",
     "resume": "--resume",
+    "overwrite": "--overwrite",
+    "yes": "--yes",
     "merge": "--merge",
     "process_index": "--process-index",
     "process_count": "--process-count",
@@ -256,7 +259,7 @@ def _process(args) -> tuple[int, int]:
 
 def cmd_run(args) -> int:
     import experiments
-    from lrbench import compile_cache, engine, report, runner
+    from lrbench import compile_cache, engine, report, results, runner
 
     engine.use_cpu_cores()
     compile_cache.configure(args.compile_cache)  # before the first compile: JAX opens it once
@@ -268,8 +271,7 @@ def cmd_run(args) -> int:
     sweep = apply_overrides(sweep, args.set or [], args.seeds)
     max_memory = None if args.max_memory is None else runner.parse_memory(args.max_memory)
     out = Path(args.out) if args.out else Path("results") / name
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out", f"{str(out)!r} exists and is not a folder")
+    results.check_out(out)
     index, count = _process(args)
     if hasattr(module, "run"):
         for flag, given in (
@@ -288,6 +290,7 @@ def cmd_run(args) -> int:
         result = runner.run(
             sweep, out=out, quiet=args.quiet, max_chunk=max_chunk, resume=args.resume,
             process_index=index, process_count=count, merge=args.merge,
+            overwrite=args.overwrite, yes=args.yes,
         )  # fmt: skip
         if result.folder is None:
             print(
@@ -496,7 +499,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume",
         action="store_true",
-        help="keep the chunks already in <out>.partial/ and train only the rest",
+        help="keep the chunks already in <out>.partial/ and train only the rest (a rerun of "
+        "the same configuration does so by itself and says so; --resume also refuses a "
+        "<out>.partial/ of another configuration that holds no finished chunk yet)",
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="discard the chunks in <out>.partial/ and start afresh (without it, a rerun "
+        "refuses to discard finished chunks of another configuration)",
+    )
+    run.add_argument(
+        "--yes",
+        action="store_true",
+        help="run a sweep past the sane bounds of lrbench.plan (runs, steps, curves rows, "
+        "programs); the memory and disk it needs are never overridden",
     )
     run.add_argument(
         "--process-index",

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -143,15 +144,83 @@ def has_parquet() -> bool:
     return True
 
 
+def umask() -> int:
+    """This process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def check_out(out: str | os.PathLike) -> Path:
+    """Returns ``out`` as a Path once it is known that a results folder can be written there:
+    ``out`` is a folder or nothing yet, and its nearest existing ancestor is a folder in which
+    this process can create one (a probe folder, removed at once; nothing else is created).
+
+    Raises:
+      ConfigError: ``out``, naming the folder and what is wrong with it.
+    """
+    from lrbench.errors import ConfigError
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("out", f"{str(out)!r} exists and is not a folder")
+    ancestor = out.absolute().parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(
+            "out", f"cannot write {str(out)!r}: {str(ancestor)!r} is a file, not a folder"
+        )
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".lrbench-probe-", dir=ancestor))
+    except OSError as err:
+        raise ConfigError(
+            "out",
+            f"cannot write {str(out)!r}: no folder can be made in {str(ancestor)!r} "
+            f"({err.strerror or err}); give a writable folder",
+        ) from None
+    return out
+
+
+def _stale(out: Path) -> list[Path]:
+    """The temporary folders a killed :func:`write_atomically` of ``out`` left behind:
+    ``.<name>.XXXXXXXX`` (``tempfile.mkdtemp``'s 8 characters)."""
+    pattern = re.compile(re.escape(f".{out.name}.") + "[a-z0-9_]{8}")
+    if not out.parent.is_dir():
+        return []
+    return [p for p in out.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir()]
+
+
+def clean_stale(out: str | os.PathLike) -> None:
+    """Removes what a killed :func:`write_atomically` of ``out`` left: its temporary folders
+    (a part of the new results) and, when ``out`` itself is there, ``.<name>.old``; when it
+    is not (killed between the two renames), ``.<name>.old`` is the previous results folder
+    and goes back to ``out``."""
+    out = Path(out)
+    for tmp in _stale(out):
+        shutil.rmtree(tmp, ignore_errors=True)
+    old = out.with_name(f".{out.name}.old")
+    if old.is_dir():
+        if out.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.rename(out)
+
+
 def write_atomically(out_dir: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Calls ``write(tmp_dir)`` then renames ``tmp_dir`` to ``out_dir`` (replacing it).
 
-    If ``write`` raises, ``out_dir`` is left exactly as it was.
+    If ``write`` raises, ``out_dir`` is left exactly as it was; what an earlier, killed call
+    left is removed first (:func:`clean_stale`). The folder gets the mode a plain ``mkdir``
+    would (``0o777`` less the umask), not ``mkdtemp``'s ``0o700``: a results folder on a
+    shared file system is read by the other hosts' users.
     """
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        tmp.chmod(0o777 & ~umask())
         write(tmp)
         if out.exists():
             old = out.with_name(f".{out.name}.old")
@@ -170,11 +239,15 @@ def write_atomically(out_dir: str | os.PathLike, write: Callable[[Path], None]) 
 def write_file_atomically(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
     """Calls ``write(binary_file)`` on a temporary sibling of ``path``, flushes and fsyncs it,
     then renames it onto ``path`` (and fsyncs the folder): after a crash, ``path`` holds
-    either its old content or the whole new one, never a part."""
+    either its old content or the whole new one, never a part (a killed call leaves a
+    ``.<name>.*.tmp`` sibling, which :class:`lrbench.runner.ChunkStore` removes). The file
+    gets the mode a plain ``open`` would (``0o666`` less the umask), not ``mkstemp``'s
+    ``0o600``."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~umask())
             write(f)
             f.flush()
             os.fsync(f.fileno())

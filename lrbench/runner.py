@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from lrbench import compile_cache, engine, report, results, spec
+from lrbench import compile_cache, engine, plan, report, results, spec
 from lrbench.engine import History
 from lrbench.errors import ConfigError
 from lrbench.study import Study, runs_table
@@ -162,12 +162,18 @@ class ChunkStore:
         path = self.folder / "sweep.json"
         return json.loads(path.read_text()) if path.is_file() else None
 
-    def open(self, sweep: Sweep, chunk: int, fresh: bool) -> int:
+    def open(self, sweep: Sweep, chunk: int, fresh: bool, shared: bool = False) -> int:
         """Starts (``fresh``: wiping any earlier chunks) or reopens the store for ``sweep``;
-        returns the chunk size to use (the one the store was started with)."""
+        returns the chunk size to use (the one the store was started with).
+
+        The temporary files a killed write left (``.*.tmp``) are removed: all of them, or with
+        ``shared`` (processes writing into one store) this process's own chunks' only."""
         if fresh:
             shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True, exist_ok=True)
+        mine = f".chunk-p{self.process:05d}-*.tmp" if shared else ".*.tmp"
+        for tmp in self.folder.glob(mine):
+            tmp.unlink(missing_ok=True)
         state = self.state()
         if state is None:
             state = {"config_hash": config_hash(sweep), "chunk": chunk, "config": sweep.to_dict()}
@@ -178,9 +184,55 @@ class ChunkStore:
                 "resume",
                 f"{str(self.folder)!r} holds chunks of a different configuration "
                 f"(hash {state['config_hash']}, this sweep {config_hash(sweep)}); "
-                "start over without resuming, or pick another output folder",
+                "finish that configuration, remove the folder, or pick another output folder",
             )
         return int(state["chunk"])
+
+    def held(self) -> int:
+        """Finished runs in the store (0 when there is no store)."""
+        count = 0
+        for path in self.folder.glob("chunk-*.npz"):
+            with np.load(path) as z:
+                count += len(z["run_id"])
+        return count
+
+    def fresh(self, sweep: Sweep, resume: bool, overwrite: bool, progress: Progress) -> bool:
+        """Whether a run of ``sweep`` into this store starts afresh: finished chunks are never
+        wiped unasked. A store of the same configuration is resumed (said on stderr);
+        ``overwrite`` discards it; one of another configuration that holds finished runs
+        (or any, with ``resume``) is refused.
+
+        Raises:
+          ConfigError: ``resume`` (when given) or ``out``, naming ``--resume`` and
+            ``--overwrite``.
+        """
+        state, held = self.state(), self.held()
+        if overwrite:
+            if held:
+                progress.say(f"overwrite: discarding {held} finished run(s) in {self.folder}")
+            return True
+        same = state is not None and state["config_hash"] == config_hash(sweep)
+        if same:
+            if held:
+                progress.say(
+                    f"resuming: {self.folder} holds {held} finished run(s) of this "
+                    "configuration; training the rest (--overwrite starts afresh)"
+                )
+            return False
+        if state is None and not held:
+            if resume:
+                progress.say(f"nothing to resume in {self.folder}: starting afresh")
+            return True
+        if held or resume:
+            what = "no sweep.json" if state is None else f"hash {state['config_hash']}"
+            raise ConfigError(
+                "resume" if resume else "out",
+                f"{str(self.folder)!r} holds {held} finished run(s) of a different "
+                f"configuration ({what}; this sweep {config_hash(sweep)}): rerun that "
+                "configuration to finish them (--resume), discard them with --overwrite "
+                "(overwrite=True), or give another --out",
+            )
+        return True
 
     def append(self, name: str, run_ids, history: History) -> None:
         arrays = {"run_id": np.asarray(run_ids, dtype=str), **history._asdict()}
@@ -298,11 +350,20 @@ def run(
     process_index: int = 0,
     process_count: int = 1,
     merge: bool = False,
+    overwrite: bool = False,
+    yes: bool = False,
 ) -> Result:
     """Trains ``sweep`` and, when ``out`` is given, writes its results folder atomically.
 
-    With ``out``, finished chunks are kept in ``<out>.partial/`` until the folder is written;
-    ``resume`` reads them back instead of training them again. ``process_index=i,
+    First the sweep is counted from its axes (:mod:`lrbench.plan`: runs, programs, memory,
+    disk, a rough time; on stderr unless ``quiet``) and refused if it cannot run or goes
+    past a soft bound (``yes`` runs it anyway); nothing is expanded or compiled before.
+
+    With ``out``, finished chunks are kept in ``<out>.partial/`` until the folder is written,
+    and never deleted unasked: a rerun of the same configuration reads them back instead of
+    training them again (``resume`` insists: it refuses another configuration even when no
+    chunk is finished), one of another configuration is refused unless ``overwrite`` (which
+    discards them). What a killed write of ``out`` left next to it is removed. ``process_index=i,
     process_count=n`` trains only process ``i``'s share of the runs (:func:`shard`) into the
     shared ``<out>.partial/`` and writes no results folder; ``merge`` then trains nothing and
     writes the folder from all the shares (it refuses if a run is missing). A study's run in
@@ -310,13 +371,31 @@ def run(
     ``curves``.
 
     Raises:
-      ConfigError: naming the keyword argument (``out``, ``resume``, ``merge``,
-        ``process_index``, ``process_count``) that cannot be honoured.
+      ConfigError: naming the keyword argument (``out``, ``resume``, ``overwrite``,
+        ``merge``, ``process_index``, ``process_count``) that cannot be honoured, or
+        ``sweep`` when the plan is refused.
     """
     progress = Progress(quiet)
     start = time.perf_counter()
     _check_share(process_index, process_count)
     index, count = process_index, process_count
+    if resume and overwrite:
+        raise ConfigError("overwrite", "give --resume or --overwrite, not both")
+    if overwrite and (count > 1 or merge):
+        raise ConfigError(
+            "overwrite",
+            "cannot discard a store that several processes share; remove "
+            f"{str(partial_dir(out)) if out is not None else '<out>.partial'!r} before they start",
+        )
+    if out is not None:
+        out = results.check_out(out)
+        if partial_dir(out).exists() and not partial_dir(out).is_dir():
+            raise ConfigError("out", f"{str(partial_dir(out))!r} exists and is not a folder")
+    estimate = plan.estimate(sweep.validate(), max_chunk)
+    progress.say(estimate.describe())
+    plan.check(estimate, plan.limits(out), yes=yes)
+    if out is not None and (count == 1 or merge):
+        results.clean_stale(out)
     store = None
     runs = runs_table(sweep)
     if count > 1 or merge:
@@ -325,7 +404,7 @@ def run(
         store = ChunkStore(partial_dir(out), index)
         if merge and store.state() is None:
             raise ConfigError("merge", f"nothing to merge: no {str(store.folder)!r}")
-        max_chunk = store.open(sweep, max_chunk, fresh=False)
+        max_chunk = store.open(sweep, max_chunk, fresh=False, shared=not merge)
         if merge:
             missing = set(runs["run_id"]) - set(store.load())
             if missing:
@@ -338,9 +417,8 @@ def run(
             runs = shard(runs.drop_duplicates("run_id"), index, count)
     elif out is not None:
         store = ChunkStore(partial_dir(out))
-        if resume and store.state() is None:
-            progress.say(f"nothing to resume in {store.folder}: starting afresh")
-        max_chunk = store.open(sweep, max_chunk, fresh=not resume)
+        fresh = store.fresh(sweep, resume, overwrite, progress)
+        max_chunk = store.open(sweep, max_chunk, fresh=fresh)
     elif resume:
         raise ConfigError("resume", "needs an output folder to resume from")
     runs, history, timing = train(sweep, progress, max_chunk, runs, store)
