@@ -1,10 +1,13 @@
-"""Chunked sweeps survive a kill: SIGKILL mid-sweep, then ``--resume`` gives the same tables
-as an uninterrupted run and trains only what was not yet on disk; the memory budget option."""
+"""Chunked sweeps survive a kill: SIGKILL mid-sweep (at a random moment, and at set points: after
+the first chunk, half way, inside a chunk's write, inside the results folder's write, between
+its two renames), then ``--resume`` gives the same files as an uninterrupted run, trains only
+what was not yet on disk and leaves nothing behind; the memory budget option."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,11 +45,37 @@ def _tables(folder):
     return pd.read_csv(folder / "runs.csv"), pd.read_csv(folder / "curves.csv")
 
 
+# meta.json's and README.md's words on time and the compilation cache differ from run to run
+TIMING = {"compile_seconds", "train_seconds", "wall_seconds", "compile_cache_hits",
+          "compile_cache_misses", "trained_runs", "resumed_runs", "chunks", "programs"}  # fmt: skip
+
+
+def _same_files(whole, cut):
+    """Every file of ``whole`` is in ``cut`` with the same bytes, but for the timing of
+    ``meta.json`` and of README.md's last paragraph."""
+    names = sorted(p.name for p in whole.iterdir())
+    assert sorted(p.name for p in cut.iterdir()) == names
+    for name in names:
+        a, b = (whole / name).read_bytes(), (cut / name).read_bytes()
+        if name == "meta.json":
+            a, b = ({k: v for k, v in json.loads(x).items() if k not in TIMING} for x in (a, b))
+        elif name == "README.md":
+            a, b = ([ln for ln in x.splitlines() if b" s wall " not in ln] for x in (a, b))
+        assert a == b, name
+
+
 @pytest.fixture(scope="module")
-def killed_and_resumed(tmp_path_factory):
+def whole(tmp_path_factory):
+    """The sweep run without interruption."""
+    folder = tmp_path_factory.mktemp("whole") / "whole"
+    subprocess.run(_cmd(folder), env=ENV, check=True, capture_output=True, timeout=600)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory, whole):
     root = tmp_path_factory.mktemp("resume")
-    whole, cut = root / "whole", root / "cut"
-    subprocess.run(_cmd(whole), env=ENV, check=True, capture_output=True, timeout=600)
+    cut = root / "cut"
     proc = subprocess.Popen(
         _cmd(cut), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -79,9 +108,8 @@ def test_resumed_tables_equal_an_uninterrupted_run(killed_and_resumed):
     whole, cut, _ = killed_and_resumed
     for a, b in zip(_tables(whole), _tables(cut), strict=True):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
-    assert (whole / "runs.csv").read_bytes() == (cut / "runs.csv").read_bytes()
-    assert (whole / "curves.csv").read_bytes() == (cut / "curves.csv").read_bytes()
-    assert not runner.partial_dir(cut).exists()  # cleaned up once the folder is written
+    _same_files(whole, cut)
+    assert os.listdir(cut.parent) == ["cut"]  # the chunks cleaned up once the folder is written
 
 
 @pytest.mark.slow
@@ -91,6 +119,99 @@ def test_resume_trained_only_what_was_not_on_disk(killed_and_resumed):
     assert meta["resumed_runs"] == done_at_kill
     assert meta["trained_runs"] == N_RUNS - done_at_kill  # nothing finished was trained again
     assert meta["chunks"] == N_RUNS - done_at_kill  # one run per chunk
+
+
+# A kill -9 at a set point: the process runs the command line with one function wrapped so
+# that it SIGKILLs its own process there (no ``finally``, no ``atexit``: as ``kill -9``).
+KILL_AT = r"""
+import os, pathlib, signal, sys
+from lrbench import cli, results, runner
+
+point, argv = sys.argv[1], sys.argv[2:]
+die = lambda: os.kill(os.getpid(), signal.SIGKILL)
+kind, _, k = point.partition(":")
+count = [0]
+if kind == "after-chunk":  # once chunk k is on disk
+    append = runner.ChunkStore.append
+    def after(self, *a):
+        append(self, *a)
+        count[0] += 1
+        if count[0] == int(k):
+            die()
+    runner.ChunkStore.append = after
+elif kind == "in-chunk":  # half way through writing chunk k's file
+    write_file = results.write_file_atomically
+    def half(path, write):
+        if pathlib.Path(path).name.startswith("chunk-"):
+            count[0] += 1
+            if count[0] == int(k):
+                def write(f, write=write):
+                    f.write(b"PK\x03\x04 half a chunk")
+                    f.flush()
+                    die()
+        return write_file(path, write)
+    results.write_file_atomically = half
+elif kind == "in-folder":  # the results folder's files half written: curves.csv cut short
+    def tables(folder, runs, curves, meta):
+        runs.to_csv(folder / "runs.csv", index=False)
+        text = curves.to_csv(index=False)
+        (folder / "curves.csv").write_text(text[: len(text) // 2])
+        die()
+    results.write_tables = tables
+elif kind == "between-renames":  # the old folder moved aside, the new one not yet in place
+    rename = pathlib.Path.rename
+    def aside(self, target):
+        moved = rename(self, target)
+        if str(target).endswith(".old"):
+            die()
+        return moved
+    pathlib.Path.rename = aside
+sys.exit(cli.main(argv))
+"""
+
+
+def _leftovers(root, out):
+    """What is next to ``out`` but ``out`` itself: partial folders, hidden temporaries."""
+    return sorted(p.name for p in root.iterdir() if p.name != out.name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "point, again",
+    [
+        ("after-chunk:1", ["--resume"]),
+        ("after-chunk:9", []),  # half way; a plain rerun resumes the same configuration too
+        ("in-chunk:4", ["--resume"]),
+        ("in-folder", ["--resume"]),
+        ("between-renames", ["--resume"]),
+    ],
+)
+def test_kill_at_a_point_then_resume(tmp_path, whole, point, again):
+    """kill -9 at ``point``, then a rerun: the files of an uninterrupted run, byte for byte,
+    and nothing else left next to them (no ``.partial``, no hidden ``.cut.*``)."""
+    cut = tmp_path / "cut"
+    if point == "between-renames":  # a rerun over a results folder already there
+        shutil.copytree(whole, cut)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_AT, point, *_cmd(cut)[3:]],
+        env=ENV, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = _leftovers(tmp_path, cut)
+    if point.startswith(("in-folder", "between")):
+        assert any(name.startswith(".cut.") for name in left), left  # the kill hit the write
+    if point.startswith("in-chunk"):
+        partial = runner.partial_dir(cut)
+        assert [p for p in partial.iterdir() if p.name.endswith(".tmp")]  # a half chunk file
+    resumed = subprocess.run(_cmd(cut, *again), env=ENV, capture_output=True, text=True,
+                             timeout=600)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    _same_files(whole, cut)
+    assert _leftovers(tmp_path, cut) == []
+    meta = json.loads((cut / "meta.json").read_text())
+    if point.startswith("after-chunk"):
+        assert meta["resumed_runs"] == int(point.split(":")[1])  # one run a chunk
+        assert meta["trained_runs"] == N_RUNS - meta["resumed_runs"]
 
 
 def test_resume_refuses_another_configuration(tmp_path, capsys):
