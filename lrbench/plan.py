@@ -282,7 +282,8 @@ def check(est: Estimate, lim: Limits, yes: bool = False) -> None:
         if need > lim.host_memory:
             raise ConfigError(
                 "sweep",
-                f"needs about {size(need)} of memory even one run per device at a time, "
+                f"needs about {size(need)} of memory ({size(est.least_chunk_bytes)} to train "
+                f"one run per device, {size(est.table_bytes)} for its tables), "
                 f"{size(lim.host_memory)} is available; lower epochs or the number of runs "
                 f"{what}",
             )
