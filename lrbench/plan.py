@@ -152,7 +152,7 @@ def count_runs(config) -> int:
     return sum(_single_runs(part) for s in _sweeps(config) for _, part in s.parts())
 
 
-def estimate(config, max_chunk: int = 4096) -> Estimate:
+def estimate(config, max_chunk: int = 4096, yes: bool = False) -> Estimate:
     """Counts ``config`` (a validated sweep or study) from its axes: runs = Σ over its
     single-valued parts of the product of their axes; steps a run = epochs × steps per epoch;
     curves rows = Σ runs × epochs; programs = distinct (part's static fields, optimizer, impl,
@@ -160,18 +160,19 @@ def estimate(config, max_chunk: int = 4096) -> Estimate:
 
     Raises:
       ConfigError: ``sweep``, when the static axes have more than ``MAX_PROGRAMS``
-        combinations (they are enumerated to count the rest).
+        combinations (they are enumerated to count the rest) and not ``yes``.
     """
     import jax
 
     from lrbench import runner
 
     parts = count_parts(config)
-    if parts > MAX_PROGRAMS:
+    if parts > MAX_PROGRAMS and not yes:
         raise ConfigError(
             "sweep",
             f"its static axes make {parts:,} programs, more than the {MAX_PROGRAMS:,} "
-            "allowed (lrbench.plan.MAX_PROGRAMS); give fewer static-axis values",
+            "allowed (lrbench.plan.MAX_PROGRAMS); give fewer static-axis values, or run it "
+            "anyway with --yes (yes=True)",
         )
     runs = run_steps = curves_rows = flops = 0
     steps_per_run = 0

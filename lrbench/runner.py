@@ -391,7 +391,7 @@ def run(
         out = results.check_out(out)
         if partial_dir(out).exists() and not partial_dir(out).is_dir():
             raise ConfigError("out", f"{str(partial_dir(out))!r} exists and is not a folder")
-    estimate = plan.estimate(sweep.validate(), max_chunk)
+    estimate = plan.estimate(sweep.validate(), max_chunk, yes=yes)
     progress.say(estimate.describe())
     plan.check(estimate, plan.limits(out), yes=yes)
     if out is not None and (count == 1 or merge):

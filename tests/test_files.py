@@ -21,7 +21,7 @@ ARGS = ["run", "blobs_lr", "--set", "epochs=2", "--set", "lr=0.3,0.1,0.03,0.01",
         "--max-memory", "1KB", "--quiet"]  # fmt: skip
 
 
-def _sweep(*sets):
+def _sweep(*sets):  # another lr list: another configuration, the same program
     config = experiments.load("blobs_lr").get_config()
     return cli.apply_overrides(config, ["epochs=2", "lr=0.3,0.1,0.03,0.01", *sets], 1)
 
@@ -62,7 +62,7 @@ def test_a_rerun_resumes_a_partial_sweep_of_the_same_configuration(tmp_path, cap
 
 def test_a_rerun_refuses_to_discard_another_configuration(tmp_path, capsys):
     out = tmp_path / "o"
-    store, held = _partial_with_a_chunk_missing(out, _sweep("epochs=3"))
+    store, held = _partial_with_a_chunk_missing(out, _sweep("lr=1,0.3,0.1,0.03"))
     before = sorted(p.name for p in store.folder.iterdir())
     assert cli.main([*ARGS, "--out", str(out)]) == 2
     line = _one_line(capsys)
@@ -77,7 +77,7 @@ def test_a_rerun_refuses_to_discard_another_configuration(tmp_path, capsys):
 
 def test_overwrite_discards_the_partial_sweep(tmp_path, capsys):
     out = tmp_path / "o"
-    _partial_with_a_chunk_missing(out, _sweep("epochs=3"))
+    _partial_with_a_chunk_missing(out, _sweep("lr=1,0.3,0.1,0.03"))
     assert cli.main([*ARGS, "--out", str(out), "--overwrite"]) == 0
     capsys.readouterr()
     assert (out / "curves.csv").is_file() and not runner.partial_dir(out).exists()
@@ -181,3 +181,18 @@ def test_a_kill_between_the_renames_gives_the_old_folder_back(tmp_path):
     results.clean_stale(tmp_path / "late")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["late"]
     assert (tmp_path / "late" / "runs.csv").read_text() == "old"
+
+
+def test_a_store_removes_the_temporaries_of_killed_chunk_writes(tmp_path):
+    """Alone, a process removes every ``.tmp`` a killed write left in the store; sharing it,
+    only its own chunks' (another process may be writing its own right now)."""
+    names = [".chunk-p00000-000-000000001.npz.ab12.tmp", ".chunk-p00001-000-000000001.npz.cd34.tmp",
+             ".sweep.json.ef56.tmp"]  # fmt: skip
+    for shared, kept in ((True, names[1:]), (False, [])):
+        store = runner.ChunkStore(tmp_path / "o.partial", process=0)
+        store.folder.mkdir(exist_ok=True)
+        for name in names:
+            (store.folder / name).write_bytes(b"half")
+        store.open(_sweep(), 4, fresh=False, shared=shared)
+        left = sorted(p.name for p in store.folder.iterdir() if p.name != "sweep.json")
+        assert left == sorted(kept)

@@ -17,8 +17,8 @@ from lrbench.models import MLPConfig
 from lrbench.study import Study, runs_table
 from lrbench.sweep import Optimizer, Schedule, Sweep
 
-TINY = Sweep(experiment="test", dataset="blobs", model=MLPConfig(hidden=(8,)), epochs=2,
-             batch_size=64, lrs=(0.1, 0.01), seeds=(0,))  # fmt: skip
+# blobs_lr's program (as tests/test_files.py trains it): 2 runs of 2 epochs of 16 steps
+TINY = Sweep(experiment="test", dataset="blobs", epochs=2, lrs=(0.1, 0.01), seeds=(0,))
 BLOBS_TRAIN = 500  # examples in the blobs training set (lrbench.data: 1000 points, half train)
 
 
@@ -67,10 +67,10 @@ def test_yes_runs_a_sweep_past_a_soft_bound(monkeypatch, capsys):
     monkeypatch.setattr(plan, "MAX_RUNS", 1)
     with pytest.raises(ConfigError, match=r"2 runs is more than 1 \(lrbench.plan.MAX_RUNS\)"):
         runner.run(TINY, quiet=True)
-    result = runner.run(TINY, quiet=False, yes=True)
+    result = runner.run(TINY, quiet=False, yes=True, max_chunk=1)  # test_files.py's program
     assert len(result.runs) == 2
     err = capsys.readouterr().err
-    assert "plan: 2 runs, 1 program(s) to compile, 16 steps a run (32 run-steps)" in err
+    assert "plan: 2 runs, 1 program(s) to compile, 32 steps a run (64 run-steps)" in err
     assert "4 curves rows" in err
 
 
@@ -159,3 +159,12 @@ def test_a_study_counts_each_grid():
     est = plan.estimate(study.validate())
     assert est.runs == len(runs_table(study)) == 5
     assert est.programs == 1
+
+
+def test_static_axes_past_max_programs_are_refused_before_they_are_enumerated(monkeypatch):
+    monkeypatch.setattr(plan, "MAX_PROGRAMS", 3)
+    four = dataclasses.replace(TINY, batch_sizes=(8, 16), dtypes=("float32", "float64"))
+    with pytest.raises(ConfigError, match=r"4 programs, more than the 3") as err:
+        plan.estimate(four)
+    assert err.value.field == "sweep"
+    assert plan.estimate(four, yes=True).programs == 4
