@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -212,6 +213,25 @@ def test_kill_at_a_point_then_resume(tmp_path, whole, point, again):
     if point.startswith("after-chunk"):
         assert meta["resumed_runs"] == int(point.split(":")[1])  # one run a chunk
         assert meta["trained_runs"] == N_RUNS - meta["resumed_runs"]
+
+
+@pytest.mark.slow
+def test_killed_at_random_moments_again_and_again(tmp_path, whole):
+    """Three plain reruns, each killed at a random moment (seeded) of its life, then one that
+    finishes: the uninterrupted run's files and nothing else."""
+    cut = tmp_path / "cut"
+    rng = random.Random(16)
+    for _ in range(3):
+        proc = subprocess.Popen(_cmd(cut), env=ENV, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(rng.uniform(2.0, 8.0))  # imports take ~2 s, the whole run ~8 s
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    resumed = subprocess.run(_cmd(cut), env=ENV, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    _same_files(whole, cut)
+    assert _leftovers(tmp_path, cut) == []
 
 
 def test_resume_refuses_another_configuration(tmp_path, capsys):
