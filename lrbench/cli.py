@@ -44,7 +44,13 @@ FLAGS = {
 def error_line(err: ConfigError) -> str:
     """The one line a ``ConfigError`` prints at the command line: its field as the flag that
     sets it (``max_memory`` -> ``--max-memory``), then what is allowed."""
-    return f"{PROG}: error: {FLAGS.get(err.field, err.field)}: {err.message}"
+    return _one_line(f"{PROG}: error: {FLAGS.get(err.field, err.field)}: {err.message}")
+
+
+def _one_line(text: str) -> str:
+    """Line breaks inside a message (a key or value typed with one) shown escaped."""
+    return "".join(repr(c)[1:-1] if c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029" else c
+                   for c in text)  # fmt: skip
 
 
 class _Parser(argparse.ArgumentParser):
@@ -200,8 +206,8 @@ def parse_sets(items: list[str]) -> list[tuple[str, str]]:
         if key in pairs:
             raise ConfigError(
                 key,
-                f"given twice (--set {key}={pairs[key]} and --set {key}={text}); "
-                f"give it once, with comma-separated values",
+                f"given twice ({pairs[key]!r}, then {text!r}); "
+                "give it once, with comma-separated values",
             )
         pairs[key] = text
     return list(pairs.items())
@@ -618,7 +624,10 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("LRBENCH_DEBUG"):
             traceback.print_exc()
         print(
-            f"{PROG}: internal error: {type(err).__name__}: {err} (set LRBENCH_DEBUG=1 for details)",
+            _one_line(
+                f"{PROG}: internal error: {type(err).__name__}: {err} "
+                "(set LRBENCH_DEBUG=1 for details)"
+            ),
             file=sys.stderr,
         )
         return 1
