@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lrbench import data, rules, schedules
 from lrbench.errors import ConfigError
-from lrbench.sweep import Optimizer, Schedule, Sweep
+from lrbench.sweep import SEED_MAX, Optimizer, Schedule, Sweep
 
 PROG = "lrbench"
 
@@ -400,6 +400,13 @@ def cmd_lr_find(args) -> int:
         activation=settings.get("activation", "relu"),
         kernel_init=settings.get("kernel_init", "he_uniform"),
     )
+    seed = settings.get("seed", 0)
+    if not 0 <= seed <= SEED_MAX:
+        raise ConfigError(
+            "seed",
+            f"seed {seed} must be in [0, {SEED_MAX}] (2**31 - 1: seeds are the engine's int32 "
+            "random streams)",
+        )
     batch = settings.get("batch_size", 32)
     if not 0 < batch <= len(ds.x_train):
         raise ConfigError("batch_size", f"batch_size={batch} must be in [1, {len(ds.x_train)}]")

@@ -165,7 +165,7 @@ def cli_case(sets: list[str], seeds: str | None, out: str | None) -> str:
     if code == "accepted":
         COUNTS["cli accepted"] += 1
         return "accepted"
-    if code == 2 and text.count("\n") == 1 and text.startswith("lrbench: error: "):
+    if code == 2 and len(text.splitlines()) == 1 and text.startswith("lrbench: error: "):
         COUNTS["cli refused"] += 1
         return "refused"
     COUNTS["cli other"] += 1

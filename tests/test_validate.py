@@ -168,3 +168,11 @@ def test_cli_refusals(argv, start, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(start), err
     assert not out.exists()
+
+
+def test_lr_find_refuses_a_seed_outside_int32(tmp_path, capsys):
+    out = tmp_path / "lf"
+    assert cli.main(["lr-find", "--set", "seed=4294967296", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lrbench: error: seed: seed 4294967296 must be in [0, 2147483647]"), err
+    assert not out.exists()
