@@ -211,6 +211,10 @@ class Sweep:
                 raise ConfigError(name, f"{name}={getattr(self, name)!r} must be a string")
         if not isinstance(self.model, MLPConfig):
             raise ConfigError("model", f"model={self.model!r} must be an lrbench.models.MLPConfig")
+        if not all(_is_int(h) for h in self.model.hidden):  # MLPConfig lets a bool through
+            raise ConfigError(
+                "hidden", f"{self.model.hidden!r} must be positive integers, e.g. 50 or 64,64"
+            )
         if not isinstance(self.task, str | Task):
             raise ConfigError(
                 "task",

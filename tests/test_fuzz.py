@@ -41,7 +41,7 @@ FIELDS = {
     "experiment": {"experiment"},
     "description": {"description"},
     "dataset": {"dataset"},
-    "model": {"model"},
+    "model": {"model", "hidden"},
     "task": {"task"} | TASK_FIELDS,
     "epochs": {"epochs"},
     "batch_size": {"batch_size"},

@@ -71,6 +71,7 @@ def _refused(field: str, **changes) -> ConfigError:
         ("dataset", {"dataset": None}),
         ("model", {"model": (4,)}),
         ("task", {"task": None}),
+        ("hidden", {"model": MLPConfig(hidden=(True,))}),
     ],
     ids=lambda v: repr(v) if isinstance(v, dict) else v,
 )
