@@ -82,13 +82,26 @@ def _grid(values: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*axes)]
 
 
-def _check_grid(field: str, name: str, grid) -> None:
-    """A grid is a mapping of names to a value or a tuple/list of values (checked, by name,
-    when its points are resolved)."""
+def _check_grid(field: str, name: str, grid, text: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A grid is a mapping of parameter names to a number or an axis of numbers (a tuple,
+    list, range or 1-d array; ``text`` names the parameters whose values are words, such as a
+    schedule's ``unit``); returns it with numpy numbers as plain ones. Which names and values
+    a rule or kind takes is checked, by name, when its points are resolved."""
     if not isinstance(grid, Mapping) or not all(isinstance(k, str) for k in grid):
         raise ConfigError(
             field, f"{name}: {grid!r} is not a grid; give a dict of names to values or tuples"
         )
+    out = {}
+    for key, value in grid.items():
+        if isinstance(value, np.ndarray) and value.ndim == 1:
+            value = value.tolist()
+        values = tuple(value) if isinstance(value, list | tuple | range) else (value,)
+        for v in values:
+            if key not in text and not _is_number(v):
+                raise ConfigError(key, f"{v!r} is not a number")
+        plain = tuple(_plain(v) for v in values)
+        out[key] = plain if isinstance(value, list | tuple | range) else plain[0]
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +122,7 @@ class Optimizer:
                 f"{self.name!r} is not an optimizer name; allowed: {', '.join(rules.names())}",
             )
         rules.spec(self.name)
-        _check_grid("optimizer", self.name, self.hparams)
+        object.__setattr__(self, "hparams", _check_grid("optimizer", self.name, self.hparams))
 
     def points(self) -> list[dict[str, float]]:
         return [rules.resolve(self.name, point) for point in _grid(self.hparams)]
@@ -129,7 +142,8 @@ class Schedule:
                 f"{self.kind!r} is not a schedule kind; allowed: {', '.join(schedules.kinds())}",
             )
         schedules.kind(self.kind)
-        _check_grid("schedule", self.kind, self.params)
+        grid = _check_grid("schedule", self.kind, self.params, text=("unit",))
+        object.__setattr__(self, "params", grid)
 
     def points(self) -> list[dict[str, Any]]:
         return [schedules.resolve(self.kind, point) for point in _grid(self.params)]

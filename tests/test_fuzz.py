@@ -108,6 +108,37 @@ def api_case(field: str, value) -> str:
     return "accepted"
 
 
+def grid_case(entry: str, name: str, grid) -> str:
+    """An optimizer or schedule of a random grid: ``accepted`` or ``refused`` naming the entry
+    or one of its parameters; anything else fails."""
+    COUNTS["api tried"] += 1
+    kind, field = (Optimizer, "optimizers") if entry == "optimizer" else (Schedule, "schedules")
+    try:
+        runs = expand(dataclasses.replace(BASE, **{field: (kind(name, grid),)}))
+    except ConfigError as err:
+        params = set(grid) if isinstance(grid, dict) else set()
+        assert err.field in FIELDS[field] | params | {"validation_freq"}, (name, grid, err)
+        COUNTS["api refused"] += 1
+        return "refused"
+    except Exception:
+        COUNTS["api other"] += 1
+        raise
+    assert len(runs) >= 1
+    COUNTS["api accepted"] += 1
+    return "accepted"
+
+
+PARAM_NAMES = sorted(HPARAMS | SPARAMS) + ["bogus"]
+grids = st.one_of(
+    st.dictionaries(st.sampled_from(PARAM_NAMES), values, max_size=2),
+    values,
+)
+entries = st.one_of(
+    st.tuples(st.just("optimizer"), st.sampled_from(rules.names()), grids),
+    st.tuples(st.just("schedule"), st.sampled_from(schedules.kinds()), grids),
+)
+
+
 KEYS = ["lr", "lrs", "epochs", "batch_size", "seeds", "dataset", "task", "optimizer", "schedule",
         "impl", "dtype", "hidden", "momentum", "gamma", "unit", "target_acc", "validation_freq",
         "batch_sizes", "dtypes", "hiddens", "activation", "bogus", ""]  # fmt: skip
@@ -174,9 +205,12 @@ def cli_case(sets: list[str], seeds: str | None, out: str | None) -> str:
 
 def _api_property(n: int):
     @settings(max_examples=n, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(st.sampled_from(sorted(FIELDS)), values)
-    def prop(field, value):
-        api_case(field, value)
+    @given(st.one_of(st.tuples(st.sampled_from(sorted(FIELDS)), values), entries))
+    def prop(case):
+        if len(case) == 3:
+            grid_case(*case)
+        else:
+            api_case(*case)
 
     return prop
 
@@ -215,6 +249,10 @@ def test_known_cases():
     assert api_case("lrs", ("0.1",)) == "refused"
     assert api_case("optimizers", ("sgd",)) == "accepted"
     assert api_case("seeds", range(3)) == "accepted"
+    assert grid_case("optimizer", "momentum", {"momentum": "0.9"}) == "refused"
+    assert grid_case("optimizer", "momentum", {"momentum": None}) == "refused"
+    assert grid_case("schedule", "step", {"step_size": True}) == "refused"
+    assert grid_case("schedule", "step", {"unit": ("step",), "gamma": [0.5, 0.25]}) == "accepted"
     assert cli_case(["lr=0.1"], "2", "o") == "accepted"
     assert cli_case(["lr=0.1", "lr=0.2"], None, None) == "refused"
     assert cli_case([], "abc", None) == "refused"
