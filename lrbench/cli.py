@@ -24,7 +24,7 @@ from pathlib import Path
 
 from lrbench import data, rules, schedules
 from lrbench.errors import ConfigError
-from lrbench.sweep import Optimizer, Schedule, Sweep
+from lrbench.sweep import SEED_MAX, Optimizer, Schedule, Sweep
 
 PROG = "lrbench"
 
@@ -47,13 +47,24 @@ FLAGS = {
 def error_line(err: ConfigError) -> str:
     """The one line a ``ConfigError`` prints at the command line: its field as the flag that
     sets it (``max_memory`` -> ``--max-memory``), then what is allowed."""
-    return f"{PROG}: error: {FLAGS.get(err.field, err.field)}: {err.message}"
+    return _one_line(f"{PROG}: error: {FLAGS.get(err.field, err.field)}: {err.message}")
+
+
+def _one_line(text: str) -> str:
+    """Line breaks inside a message (a key or value typed with one) shown escaped."""
+    return "".join(repr(c)[1:-1] if c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029" else c
+                   for c in text)  # fmt: skip
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line and exit code 2."""
 
     def error(self, message):
+        # "argument --seeds: 'abc' is not an integer": the flag's own line, as the rest say it
+        flag, sep, rest = message.partition(": ")
+        if flag.startswith("argument ") and sep:
+            names = flag.removeprefix("argument ").split("/")
+            raise ConfigError(max(names, key=len), rest)
         raise ConfigError("arguments", message)
 
 
@@ -186,14 +197,23 @@ def _set_hparam(sweep: Sweep, key: str, text: str) -> Sweep:
 
 
 def parse_sets(items: list[str]) -> list[tuple[str, str]]:
-    pairs = []
+    """``key=value`` items -> (key, text) pairs; a key given twice is refused (the last would
+    silently win)."""
+    pairs = {}
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise ConfigError("--set", f"{item!r} must look like key=value, e.g. lr=0.1,0.01")
-        pairs.append(("lr" if key == "lrs" else key, text))
-    return pairs
+        key = "lr" if key == "lrs" else key
+        if key in pairs:
+            raise ConfigError(
+                key,
+                f"given twice ({pairs[key]!r}, then {text!r}); "
+                "give it once, with comma-separated values",
+            )
+        pairs[key] = text
+    return list(pairs.items())
 
 
 def apply_overrides(sweep: Sweep, items: list[str], seeds: int | None = None) -> Sweep:
@@ -207,8 +227,9 @@ def apply_overrides(sweep: Sweep, items: list[str], seeds: int | None = None) ->
         else:
             sweep = _set_hparam(sweep, key, text)
     if seeds is not None:
-        if seeds <= 0:
-            raise ConfigError("--seeds", f"--seeds {seeds} must be >= 1")
+        _seed_count(seeds)
+        if any(key == "seeds" for key, _ in pairs):
+            raise ConfigError("--seeds", "give --seeds N or --set seeds=..., not both")
         sweep = dataclasses.replace(sweep, seeds=tuple(range(seeds)))
     return sweep.validate()
 
@@ -217,19 +238,37 @@ def apply_overrides(sweep: Sweep, items: list[str], seeds: int | None = None) ->
 # Commands
 
 
+# ``--seeds N`` means seeds 0 .. N-1; more than this many is taken for a typo (other seeds,
+# up to ``sweep.SEED_MAX``, are given with ``--set seeds=...``).
+MAX_SEEDS = 100_000
+
+
+def _seed_count(n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SEEDS:
+        raise ConfigError("--seeds", f"--seeds {n!r} must be in [1, {MAX_SEEDS}] (seeds 0 .. N-1)")
+    return n
+
+
 def _positive_int(text: str) -> int:
+    """``--seeds N`` (argparse reports an ``ArgumentTypeError`` as the flag's own line)."""
     try:
-        return int(text)
+        n = int(text)
     except ValueError:
-        raise ConfigError("--seeds", f"{text!r} is not an integer") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    try:
+        return _seed_count(n)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(err.message) from None
 
 
 def _int_arg(field: str):
+    del field  # argparse names the flag
+
     def parse(text: str) -> int:
         try:
             return int(text)
         except ValueError:
-            raise ConfigError(field, f"{text!r} is not an integer") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
     return parse
 
@@ -364,6 +403,13 @@ def cmd_lr_find(args) -> int:
         activation=settings.get("activation", "relu"),
         kernel_init=settings.get("kernel_init", "he_uniform"),
     )
+    seed = settings.get("seed", 0)
+    if not 0 <= seed <= SEED_MAX:
+        raise ConfigError(
+            "seed",
+            f"seed {seed} must be in [0, {SEED_MAX}] (2**31 - 1: seeds are the engine's int32 "
+            "random streams)",
+        )
     batch = settings.get("batch_size", 32)
     if not 0 < batch <= len(ds.x_train):
         raise ConfigError("batch_size", f"batch_size={batch} must be in [1, {len(ds.x_train)}]")
@@ -602,7 +648,10 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("LRBENCH_DEBUG"):
             traceback.print_exc()
         print(
-            f"{PROG}: internal error: {type(err).__name__}: {err} (set LRBENCH_DEBUG=1 for details)",
+            _one_line(
+                f"{PROG}: internal error: {type(err).__name__}: {err} "
+                "(set LRBENCH_DEBUG=1 for details)"
+            ),
             file=sys.stderr,
         )
         return 1

@@ -19,6 +19,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lrbench import rules, schedules, tasks
@@ -27,6 +28,10 @@ from lrbench.models import MLPConfig
 from lrbench.tasks import Task
 
 DTYPES = ("float32", "float64")
+# Seeds enter the engine as int32 (``jax.random.PRNGKey`` and the minibatch orders of
+# ``data.minibatch_orders``): every seed in [0, SEED_MAX] is a random stream of its own, and
+# one outside would alias another (2**32 trains as 0), so it is refused.
+SEED_MAX = 2**31 - 1
 # Static axes: the Sweep field of each -> (the single-valued field it takes the place of, the
 # runs-table column that holds its value; None where the table already names it: ``task``).
 STATIC_AXES = {
@@ -41,6 +46,32 @@ def _as_tuple(v) -> tuple:
     return tuple(v) if isinstance(v, list | tuple) else (v,)
 
 
+def _is_int(v) -> bool:
+    """A whole number: ``int`` or a numpy integer, never a bool."""
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    """A real number: an int or a float (numpy's included), never a bool or a string."""
+    return _is_int(v) or isinstance(v, float | np.floating)
+
+
+def _plain(v):
+    """A numpy scalar as the Python number it holds (JSON and run_ids see plain numbers)."""
+    return v.item() if isinstance(v, np.integer | np.floating) else v
+
+
+def _axis(field: str, value, example: str) -> tuple:
+    """An axis given as a tuple, list, range or 1-d array -> a tuple of plain values.
+
+    A scalar is refused rather than guessed at (is ``seeds=3`` seed 3 or three seeds?)."""
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()
+    if not isinstance(value, list | tuple | range):
+        raise ConfigError(field, f"{value!r} is not an axis; give a tuple, e.g. {example}")
+    return tuple(_plain(v) for v in value)
+
+
 def _grid(values: Mapping[str, Any]) -> list[dict[str, Any]]:
     """``{"a": (1, 2), "b": 3}`` -> ``[{"a": 1, "b": 3}, {"a": 2, "b": 3}]``."""
     keys = list(values)
@@ -49,6 +80,28 @@ def _grid(values: Mapping[str, Any]) -> list[dict[str, Any]]:
         if not axis:
             raise ConfigError(k, "empty axis: give at least one value")
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*axes)]
+
+
+def _check_grid(field: str, name: str, grid, text: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A grid is a mapping of parameter names to a number or an axis of numbers (a tuple,
+    list, range or 1-d array; ``text`` names the parameters whose values are words, such as a
+    schedule's ``unit``); returns it with numpy numbers as plain ones. Which names and values
+    a rule or kind takes is checked, by name, when its points are resolved."""
+    if not isinstance(grid, Mapping) or not all(isinstance(k, str) for k in grid):
+        raise ConfigError(
+            field, f"{name}: {grid!r} is not a grid; give a dict of names to values or tuples"
+        )
+    out = {}
+    for key, value in grid.items():
+        if isinstance(value, np.ndarray) and value.ndim == 1:
+            value = value.tolist()
+        values = tuple(value) if isinstance(value, list | tuple | range) else (value,)
+        for v in values:
+            if key not in text and not _is_number(v):
+                raise ConfigError(key, f"{v!r} is not a number")
+        plain = tuple(_plain(v) for v in values)
+        out[key] = plain if isinstance(value, list | tuple | range) else plain[0]
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +115,15 @@ class Optimizer:
     name: str
     hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self):
+        if not isinstance(self.name, str):
+            raise ConfigError(
+                "optimizer",
+                f"{self.name!r} is not an optimizer name; allowed: {', '.join(rules.names())}",
+            )
+        rules.spec(self.name)
+        object.__setattr__(self, "hparams", _check_grid("optimizer", self.name, self.hparams))
+
     def points(self) -> list[dict[str, float]]:
         return [rules.resolve(self.name, point) for point in _grid(self.hparams)]
 
@@ -72,6 +134,16 @@ class Schedule:
 
     kind: str = "constant"
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.kind, str):
+            raise ConfigError(
+                "schedule",
+                f"{self.kind!r} is not a schedule kind; allowed: {', '.join(schedules.kinds())}",
+            )
+        schedules.kind(self.kind)
+        grid = _check_grid("schedule", self.kind, self.params, text=("unit",))
+        object.__setattr__(self, "params", grid)
 
     def points(self) -> list[dict[str, Any]]:
         return [schedules.resolve(self.kind, point) for point in _grid(self.params)]
@@ -96,6 +168,20 @@ class Sweep:
     sweep per combination of their values (:meth:`parts`): each is one program, compiled
     once, and the runs table gains a column per static axis (``hidden``, ``batch_size``,
     ``dtype``; the ``task`` column is always there).
+
+    Every field is checked when the sweep is made (and again by :meth:`validate`); bad input
+    raises :class:`lrbench.errors.ConfigError` naming the field as the command line does
+    (``lr`` for ``lrs``, ``optimizer``, ``schedule``, ``impl``, ``schedule_impl`` for the
+    entries of those axes), with the command line's message. Axes (``lrs``, ``optimizers``,
+    ``schedules``, ``seeds``, ``impls``, ``schedule_impls`` and the static axes) are tuples,
+    lists, ranges or 1-d arrays; a scalar is refused rather than guessed at (``seeds=3``:
+    seed 3, or three seeds? give ``seeds=(3,)`` or ``seeds=range(3)``). An optimizer or
+    schedule may be given by name (``"sgd"`` is ``Optimizer("sgd")``). Numbers are ints and
+    floats (numpy's included, kept as plain Python numbers), never bools or strings. Seeds are
+    integers in ``[0, SEED_MAX]`` (``2**31 - 1``): they enter the engine as int32, and every
+    seed in that range is a random stream of its own; one outside it is refused (``2**32``
+    would train as seed 0). ``validation_freq`` is at most ``epochs`` (else no epoch would be
+    evaluated).
     """
 
     experiment: str = "sweep"
@@ -121,6 +207,51 @@ class Sweep:
     hiddens: tuple[tuple[int, ...], ...] = ()
     batch_sizes: tuple[int, ...] = ()
     dtypes: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        self._check_fields()
+
+    def _check_fields(self) -> None:
+        """Checks each field on its own (types, ranges, names) and puts axes in their one
+        form (tuples of plain values; optimizers and schedules given by name as objects);
+        what depends on other fields (the data set's size, the schedules' monitors) is left
+        to :meth:`validate`."""
+
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        for name in ("experiment", "description", "dataset"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(name, f"{name}={getattr(self, name)!r} must be a string")
+        if not isinstance(self.model, MLPConfig):
+            raise ConfigError("model", f"model={self.model!r} must be an lrbench.models.MLPConfig")
+        if not all(_is_int(h) for h in self.model.hidden):  # MLPConfig lets a bool through
+            raise ConfigError(
+                "hidden", f"{self.model.hidden!r} must be positive integers, e.g. 50 or 64,64"
+            )
+        if not isinstance(self.task, str | Task):
+            raise ConfigError(
+                "task",
+                f"task={self.task!r} must be a task name ({', '.join(tasks.BUILT_IN)}) "
+                "or an lrbench.tasks.Task",
+            )
+        put("epochs", _int_field("epochs", self.epochs, 1))
+        put("batch_size", _int_field("batch_size", self.batch_size, 1))
+        put("validation_freq", _int_field("validation_freq", self.validation_freq, 0,
+                                          " (0: no test evaluation)"))  # fmt: skip
+        acc = self.target_acc
+        if not _is_number(acc):
+            raise ConfigError("target_acc", f"{acc!r} is not a number")
+        if not 0 < acc <= 1:
+            raise ConfigError("target_acc", f"target_acc={acc!r} must be in (0, 1]")
+        put("target_acc", _plain(acc))
+        if not isinstance(self.dtype, str) or self.dtype not in DTYPES:
+            raise ConfigError("dtype", f"dtype={self.dtype!r} must be one of {', '.join(DTYPES)}")
+        for name, field, example, each in _AXES:
+            values = _axis(field, getattr(self, name), example)
+            if not values and name not in STATIC_AXES:
+                raise ConfigError(field, "empty axis: give at least one value")
+            put(name, tuple(each(v) for v in values))
 
     @property
     def static_axes(self) -> dict[str, tuple]:
@@ -185,6 +316,7 @@ class Sweep:
 
     def validate(self) -> Sweep:
         """Raises ``ConfigError`` naming the first bad field; returns ``self`` when all is well."""
+        self._check_fields()
         if self.static_axes:
             for name, values in self.static_axes.items():
                 if len({_as_tuple(v) for v in values}) != len(values):
@@ -193,50 +325,18 @@ class Sweep:
                 part.validate()
             return self
         ds = self.task_spec.data()
-        if not isinstance(self.epochs, int) or self.epochs <= 0:
-            raise ConfigError("epochs", f"epochs={self.epochs!r} must be an integer > 0")
         n_train = len(ds.x_train)
-        if not isinstance(self.batch_size, int) or not 0 < self.batch_size <= n_train:
+        if not self.batch_size <= n_train:
             raise ConfigError(
                 "batch_size",
                 f"batch_size={self.batch_size!r} must be an integer in [1, {n_train}] "
                 f"(the training set of {ds.name!r} has {n_train} rows)",
             )
-        for name, axis in (
-            ("lr", self.lrs),
-            ("optimizer", self.optimizers),
-            ("schedule", self.schedules),
-            ("seeds", self.seeds),
-            ("impl", self.impls),
-            ("schedule_impl", self.schedule_impls),
-        ):
-            if len(axis) == 0:
-                raise ConfigError(name, "empty axis: give at least one value")
-        for lr in self.lrs:
-            rules.check_learning_rate(lr)
-        for seed in self.seeds:
-            if not isinstance(seed, int) or seed < 0:
-                raise ConfigError("seeds", f"seed {seed!r} must be an integer >= 0")
-        for impl in self.impls:
-            if impl not in rules.IMPLS:
-                raise ConfigError(
-                    "impl", f"unknown impl {impl!r}; allowed: {', '.join(rules.IMPLS)}"
-                )
-        if self.dtype not in DTYPES:
-            raise ConfigError("dtype", f"dtype={self.dtype!r} must be one of {', '.join(DTYPES)}")
-        if not 0 < self.target_acc <= 1:
-            raise ConfigError("target_acc", f"target_acc={self.target_acc!r} must be in (0, 1]")
         self._validate_validation_freq()
         for o in self.optimizers:
             for point in o.points():
                 for impl in self.impls:  # a twin must not silently ignore a setting
                     rules.check_impl(o.name, impl, point)
-        for impl in self.schedule_impls:
-            if impl not in schedules.IMPLS:
-                raise ConfigError(
-                    "schedule_impl",
-                    f"unknown schedule_impl {impl!r}; allowed: {', '.join(schedules.IMPLS)}",
-                )
         for s in self.schedules:
             for point in s.points():
                 if "optax" in self.schedule_impls:
@@ -245,10 +345,11 @@ class Sweep:
 
     def _validate_validation_freq(self) -> None:
         k = self.validation_freq
-        if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+        if k > self.epochs:
             raise ConfigError(
                 "validation_freq",
-                f"validation_freq={k!r} must be an integer >= 0 (0: no test evaluation)",
+                f"validation_freq={k} must be at most epochs={self.epochs}: no epoch would be "
+                "evaluated (0: no test evaluation)",
             )
         if k == 1:
             return
@@ -284,6 +385,100 @@ class Sweep:
             ]
         return json.loads(json.dumps(config, default=list))
 
+
+def _int_field(field: str, value, least: int, note: str = "") -> int:
+    if not _is_int(value):
+        raise ConfigError(field, f"{value!r} is not an integer")
+    if value < least:
+        bound = "> 0" if least == 1 else f">= {least}"
+        raise ConfigError(field, f"{field}={value!r} must be an integer {bound}{note}")
+    return int(value)
+
+
+def _lr(lr) -> float:
+    if not _is_number(lr):
+        raise ConfigError("lr", f"{lr!r} is not a number")
+    rules.check_learning_rate(lr)
+    return lr
+
+
+def _seed(seed) -> int:
+    if not _is_int(seed):
+        raise ConfigError("seeds", f"{seed!r} is not an integer")
+    if not 0 <= seed <= SEED_MAX:
+        raise ConfigError(
+            "seeds",
+            f"seed {seed!r} must be in [0, {SEED_MAX}] (2**31 - 1: seeds are the engine's "
+            "int32 random streams)",
+        )
+    return seed
+
+
+def _named(field: str, kind, allowed, what: str):
+    def each(v):
+        if isinstance(v, str):
+            v = kind(v)
+        if not isinstance(v, kind):
+            raise ConfigError(
+                field,
+                f"{v!r} is not {what}: give a name ({', '.join(allowed())}) "
+                f"or {kind.__name__}(name, ...)",
+            )
+        return v
+
+    return each
+
+
+def _one_of(field: str, allowed: tuple[str, ...]):
+    def each(v):
+        if not isinstance(v, str) or v not in allowed:
+            raise ConfigError(field, f"unknown {field} {v!r}; allowed: {', '.join(allowed)}")
+        return v
+
+    return each
+
+
+def _hidden(v) -> tuple[int, ...]:
+    if not isinstance(v, list | tuple) or not all(_is_int(h) and h > 0 for h in v):
+        raise ConfigError(
+            "hiddens",
+            f"{v!r} is not a list of hidden layer sizes; give positive integers per model, "
+            "e.g. hiddens=((64,), (64, 64))",
+        )
+    return tuple(int(h) for h in v)
+
+
+def _positive(field: str):
+    def each(v):
+        return _int_field(field, v, 1)
+
+    return each
+
+
+def _of_type(field: str, types, what: str):
+    def each(v):
+        if not isinstance(v, types):
+            raise ConfigError(field, f"{v!r} is not {what}")
+        return v
+
+    return each
+
+
+# Sweep axis field -> (the field its errors name, an example, the check of one value).
+_AXES = (
+    ("lrs", "lr", "lrs=(0.1, 0.01)", _lr),
+    ("optimizers", "optimizer", 'optimizers=("sgd", Optimizer("momentum"))',
+     _named("optimizer", Optimizer, rules.names, "an optimizer")),
+    ("schedules", "schedule", 'schedules=("constant",)', _named("schedule", Schedule, schedules.kinds, "a schedule")),
+    ("seeds", "seeds", "seeds=(0, 1, 2) or seeds=range(3)", _seed),
+    ("impls", "impl", 'impls=("hand",)', _one_of("impl", rules.IMPLS)),
+    ("schedule_impls", "schedule_impl", 'schedule_impls=("hand",)',
+     _one_of("schedule_impl", schedules.IMPLS)),
+    ("tasks", "tasks", 'tasks=("classifier",)', _of_type("tasks", str | Task, "a task name or Task")),
+    ("hiddens", "hiddens", "hiddens=((64,), (64, 64))", _hidden),
+    ("batch_sizes", "batch_sizes", "batch_sizes=(16, 32)", _positive("batch_sizes")),
+    ("dtypes", "dtypes", 'dtypes=("float32", "float64")', _of_type("dtypes", str, "a dtype name")),
+)  # fmt: skip
 
 _DEFAULTS = {
     "dataset": Sweep.dataset,

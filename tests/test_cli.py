@@ -144,7 +144,7 @@ BAD_INPUTS = [
     (["bench", "--sizes", "0,8"], "--sizes"),
     (["bench", "--sizes", "8,,64"], "--sizes"),
     (["bench", "--sizes", "1e3"], "--sizes"),
-    (["frobnicate"], "arguments"),
+    (["frobnicate"], "command: invalid choice"),
 ]
 
 
