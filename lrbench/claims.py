@@ -81,8 +81,42 @@ def difference(a, b, detail: str = "") -> Measured:
     return Measured(diff, diff - 2 * se, diff + 2 * se, detail)
 
 
+class Arithmetic:
+    """Measures that combine: ``a / b`` and ``a - b`` of two measures (or of a measure and a
+    number) are a measure again (:class:`Combined`)."""
+
+    def __truediv__(self, other) -> Combined:
+        return Combined("/", self, other)
+
+    def __sub__(self, other) -> Combined:
+        return Combined("-", self, other)
+
+
 @dataclasses.dataclass(frozen=True)
-class Select:
+class Combined(Arithmetic):
+    """``a op b`` (``op``: ``/`` or ``-``) of two measures or numbers, in float64 (a division
+    by zero is ±inf, not an error); with ``detail`` the claims table shows both numbers."""
+
+    op: str
+    a: Any
+    b: Any
+    detail: bool = False
+
+    def __call__(self, tables: Tables) -> Measured:
+        x, y = (v if isinstance(v, int | float) else _measured(v(tables)).value
+                for v in (self.a, self.b))  # fmt: skip
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = np.float64(x) / y if self.op == "/" else np.float64(x) - y
+        return Measured(float(value), detail=f"{x:.3g} {self.op} {y:.3g}" if self.detail else "")
+
+
+def ratio(a, b) -> Combined:
+    """``a / b`` of two measures, both numbers in the detail: ``0.85 / 0.6``."""
+    return Combined("/", a, b, detail=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Select(Arithmetic):
     """A column selection: ``aggregate`` of ``table[column]`` over the rows whose columns
     equal ``row`` (index levels count as columns); NaN when no row matches."""
 

@@ -52,6 +52,19 @@ def train(
     return Probed(runs, *_in_table_order(parts, len(runs)), timing)
 
 
+def train_each(sweeps, probes: tuple[str, ...] = (), final_params: bool = False) -> Probed:
+    """:func:`train` of each of ``sweeps`` (e.g. one per data seed, or per task variant), as one
+    probed sweep: the runs tables stacked (index 0 … N−1), every output concatenated along its
+    runs axis in that order, the timings and cache counts summed."""
+    parts = [train(s, probes, final_params) for s in sweeps]
+    runs = pd.concat([p.runs for p in parts], ignore_index=True)
+    history, recorded = jax.tree_util.tree_map(
+        lambda *a: np.concatenate(a), *[(p.history, p.probes) for p in parts]
+    )
+    timing = {k: sum(p.timing[k] for p in parts) for k in parts[0].timing}
+    return Probed(runs, history, recorded, timing)
+
+
 def _in_table_order(parts, n: int) -> tuple[History, Probes]:
     """Every group's outputs (leaves ``[rows of the group, ...]``) placed at its rows."""
     _, history, recorded = parts[0]
