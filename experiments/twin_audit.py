@@ -47,27 +47,13 @@ REPEATS = 2  # timed executions of each program; the best counts
 
 ARTICLE = "lrbench's contract: every hand-written rule has an optax twin, checked against it"
 CLAIMS = (
-    Claim(
-        id="float64_twins_agree",
-        quote="every update rule written by hand and its optax twin train to the same weights",
-        quantity="largest max rel Δθ between hand and optax over every rule point, float64",
-        measure=Select("runs", "max_rel_diff", {"dtype": "float64"}, "max"),
-        comparison="<=",
-        threshold=AGREE,
-    ),
-    Claim(
-        id="most_twins_are_bitwise",
-        quote="most pairs compile to the same operations",
-        quantity="share of rule points whose float64 weights are bitwise identical",
-        measure=lambda t: float(
-            (
-                t["runs"].query("dtype == 'float64'").groupby("rule")["max_rel_diff"].max() == 0
-            ).mean()
-        ),
-        comparison=">=",
-        threshold=0.5,
-    ),
-)
+    Claim("float64_twins_agree", "every update rule written by hand and its optax twin train to "
+          "the same weights", "largest max rel Δθ between hand and optax over every rule point, "
+          "float64", Select("runs", "max_rel_diff", {"dtype": "float64"}, "max"), "<=", AGREE),
+    Claim("most_twins_are_bitwise", "most pairs compile to the same operations", "share of rule "
+          "points whose float64 weights are bitwise identical", lambda t: float((t["runs"].query(
+              "dtype == 'float64'").groupby("rule")["max_rel_diff"].max() == 0).mean()), ">=", 0.5),
+)  # fmt: skip
 
 
 def get_config() -> Sweep:
