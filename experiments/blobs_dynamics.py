@@ -480,34 +480,10 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         tables={f"grid_{g}": (grid_table(settings, g), f"MLM blobs, {title}: {caption}")
                 for g, title in TITLES.items()},
         figures={"curves.png": (lambda path: curves_figure(measured, curves, path), FIGURE)},
-        files={"settings.csv": report.rounded(settings)}, notes=NOTES,
+        files={"settings.csv": report.rounded(settings)},
         setting_table=pd.concat([shared, grids]).rename_axis("field"),
     )  # fmt: skip
 
-
-NOTES = """
-### How the runs follow Keras
-
-- Momentum is Keras' `SGD(momentum=μ)`: the velocity holds α·g (`momentum_keras`).
-- Decay is Keras 2's `SGD(decay=d)`: lr / (1 + d·iterations), iterations counted in
-  minibatches from 0 (16 per epoch), so after 200 epochs decay 1e-1 leaves lr/321.
-- ReduceLROnPlateau monitors the test loss (the tutorial's `val_loss`) at the end of every
-  epoch with Keras' rules (`min_delta` 1e-7, no cooldown, `min_lr` 0): with patience 2 the
-  rate is divided by 10 every second epoch while the loss stops improving, and ends at 0
-  (float32 underflow).
-- Optimizers at Keras 3's defaults: SGD lr 0.01; RMSprop lr 0.001, ρ 0.9, ε 1e-7 inside the
-  root; Adagrad lr 0.001, initial accumulator 0.1, ε 1e-7 inside the root; Adam lr 0.001, β
-  0.9/0.999, ε 1e-7 added after bias correction (Keras adds it before, a difference that fades
-  after ~1000 steps). Adagrad's row of `grid_optimizer` is not a claim of the tutorial, which
-  ran Keras 2, whose Adagrad default was lr 0.01 with a zero accumulator.
-- Initial weights (he_uniform) and minibatch order come from JAX's PRNG, not Keras', so single
-  runs differ from the tutorial's; the claims are tested over seeds.
-- *Learn nothing* is read on test accuracy, as in the tutorial's plots; the training loss does
-  move at lr 1e-6 (the detail of `tiny_lrs_learn_nothing`).
-
-`settings.csv`: every measure per grid and setting. `runs.csv` / `curves.csv`: every run (one
-row per grid it belongs to) and epoch; `meta.json`: versions, device, each grid's sweeps.
-"""
 
 FIGURE = (
     f"mean test accuracy per epoch for every grid, and the plateau runs' learning rate (thin: "

@@ -427,15 +427,8 @@ def notes(sweep_tab: pd.DataFrame) -> str:
     """What the tables show beyond the claims: why large α bounces, and when annealing stalls."""
     ann = sweep_tab.loc[["annealed"]]
     stalls = ann.loc[ann["status"].str.startswith("slow"), "alpha"]
-    return f"""
-One update multiplies the distance from w to the sample's own minimum t/x by 1 − α·x²: it
-jumps past that minimum when α·x² > 1 and lands farther away when α·x² > 2 (x² ≤ 3 here),
-which is the article's bouncing; the share of jumps across the bottom grows with α
-(`bounce_share_mean`). One caveat the article does not state: annealed from a small α₀
-({", ".join(f"{a:g}" for a in stalls) or "none here"}) the steps shrink before the weight gets
-anywhere and training stalls (`slow`): annealing helps when it starts from a rate that is too
-large, not from one that is already too small.
-"""
+    text = ", ".join(f"{a:g}" for a in stalls) or "none here"
+    return claims.notes_text(sys.modules[__name__], stalls=text)
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:

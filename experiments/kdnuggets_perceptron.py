@@ -355,24 +355,6 @@ CLAIMS = (
           "lr 1e-5's", like_article_lr, ">", 1),
 )  # fmt: skip
 
-NOTES = """\
-## What the tables add
-
-The learned network is not the clipped identity the text describes: the article's third
-training sample `100 → 150` lies off it and pulls `W` above 1, and its rule keeps `W − b =
-0.05`, so it can only reach the least-squares point of that family (`learned_weights`, closed
-form), which lr → 0 approaches. The loop's stopping test is met at iteration 2002 by the
-clipped sample `300 → 250` (error exactly 0), not by convergence. The textbook rule learns
-much the same `W`, but its bias steps are 1/x of the weight's, so `b` barely leaves 0.05.
-
-Both rules diverge at the same learning rates (`divergence_threshold`, 8 per decade): one
-update changes the prediction on its own sample by `lr·error·(x + x²)` (article) or
-`lr·error·(1 + x²)` (textbook), within 2.5% of each other for every |x| ≥ 40. At lr 1e-7 2000
-iterations are too few (`slow`); its better test numbers come from weights still near 1,
-closer to the identity the test samples follow, not from learning more. `runs.csv` and
-`curves.csv` hold the sweep's runs; the finer grid's count only towards `divergence_threshold`.
-"""
-
 
 # ---------------------------------------------------------------------------------------------
 # Figure, run, summary
@@ -449,7 +431,7 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         tables={k: (v, CAPTIONS[k]) for k, v in tables.items()},
         figures={"perceptron.png": (lambda path: figure(traces, tables["lr_sweep"], path),
                                     " ".join(figure.__doc__.split()))},
-        setting_table=claims.setting(sweep).loc[list(SETTING)], notes=NOTES,
+        setting_table=claims.setting(sweep).loc[list(SETTING)],
     )  # fmt: skip
 
 

@@ -520,6 +520,16 @@ def write_report(
     (folder / "README.md").write_text(text)
 
 
+def notes_text(module, **values) -> str:
+    """An experiment's README notes: ``notes/<NAME>.md`` beside its module (Markdown prose that
+    follows the tables), its ``{field}`` placeholders filled from ``values`` when any are given;
+    empty when the file does not exist."""
+    where = getattr(module, "__file__", None)  # None: a namespace standing in for a module
+    path = Path(where or ".").parent / "notes" / f"{module.NAME}.md"
+    text = path.read_text() if where and path.is_file() else ""
+    return text.format(**values) if values else text
+
+
 def finish(
     module,
     sweep,
@@ -534,7 +544,7 @@ def finish(
     figures: Mapping[str, tuple[Callable[[Path], Any], str]] = (),
     files: Mapping[str, pd.DataFrame] = (),
     setting_table: pd.DataFrame | None = None,
-    notes: str = "",
+    notes: str | None = None,
     **extra,
 ):
     """An experiment's last step: its results folder, written atomically when ``out`` is
@@ -544,12 +554,14 @@ def finish(
     figure of ``figures`` (``{file: (draw, caption)}``, drawn by ``draw(path)``), the tables,
     the claims table ``found`` (None: the experiment tests no claims) and the README, whose
     name, title, article and text are the module's ``NAME``, ``TITLE``, ``ARTICLE`` and
-    docstring (after its first line); ``setting_table`` defaults to the sweep's config. The
+    docstring (after its first line); ``setting_table`` defaults to the sweep's config and
+    ``notes`` to the module's notes file (:func:`notes_text`, unformatted). The
     Result's meta gains ``claims``, ``tables`` (for :func:`summary`) and ``extra``.
     """
     from lrbench import results, runner
 
     tables, figures = dict(tables), dict(figures)
+    text = notes_text(module) if notes is None else notes
 
     def write(folder: Path) -> None:
         results.write_tables(folder, runs, curves, meta)
@@ -560,7 +572,7 @@ def finish(
         write_report(
             folder, claims=found, tables=tables, name=module.NAME, title=module.TITLE,
             article=module.ARTICLE, says=module.__doc__.split("\n", 1)[1], meta=meta,
-            setting=setting(sweep) if setting_table is None else setting_table, notes=notes,
+            setting=setting(sweep) if setting_table is None else setting_table, notes=text,
             figures={file: caption for file, (_, caption) in figures.items()},
         )  # fmt: skip
 

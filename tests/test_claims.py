@@ -240,3 +240,14 @@ def test_two_selections_combine_as_one_measure():
         TABLES).value)  # fmt: skip
     c = Claim("c", "q", "x", high / low, ">", 1.0)
     assert _held(c) == "yes"
+
+
+def test_notes_come_from_the_experiments_markdown(tmp_path):
+    """``claims.notes_text`` reads ``notes/<NAME>.md`` beside the module, its ``{fields}`` filled
+    when values are given (left as written otherwise); no file: empty notes."""
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "x.md").write_text("Within {within:.0%}; {CURVE} stays.\n")
+    module = type("M", (), {"__file__": str(tmp_path / "x.py"), "NAME": "x"})
+    assert claims.notes_text(module) == "Within {within:.0%}; {CURVE} stays.\n"
+    assert claims.notes_text(module, within=0.05, CURVE=5) == "Within 5%; 5 stays.\n"
+    assert claims.notes_text(type("N", (), {"__file__": str(tmp_path / "y.py"), "NAME": "y"})) == ""
