@@ -159,34 +159,34 @@ def run_measures(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     )  # fmt: skip
 
 
+# The settings table: column -> (column of run_measures, aggregate over a setting's seeds)
+SETTINGS = {
+    "lr": ("lr", "first"), "seeds": ("lr", "size"),
+    "test_acc_mean": ("final_test_acc", "mean"), "test_acc_std": ("final_test_acc", "std0"),
+    "epochs_to_target_median": ("epochs_to_target", "median"),
+    "reached_target": ("epochs_to_target", "count"), "loss_ratio_mean": ("loss_ratio", "mean"),
+    "acc_gain_mean": ("acc_gain", "mean"), "acc_jitter_mean": ("acc_jitter", "mean"),
+    "final_lr_median": ("final_lr", "median"), "late_gain_mean": ("late_gain", "mean"),
+    "first_cut_median": ("first_cut", "median"), "cut_seeds": ("first_cut", "count"),
+    "frozen_seeds": ("frozen_at", "count"), "frozen_at_median": ("frozen_at", "median"),
+    "status": ("status", "mode"), "oscillating_seeds": ("status", "oscillating"),
+}  # fmt: skip
+AGGREGATES = {
+    "first": lambda v: v.iloc[0],
+    "size": len,
+    "std0": lambda v: v.std(ddof=0),
+    "mode": lambda v: v.mode().iloc[0],
+    "oscillating": lambda v: int((v == "oscillating").sum()),
+}
+
+
 def settings_table(measured: pd.DataFrame) -> pd.DataFrame:
-    """One row per grid and setting, in the grids' order: numbers over seeds."""
+    """One row per grid and setting, in the grids' order: numbers over seeds (``SETTINGS``)."""
     rows = []
     for (grid, setting), g in measured.groupby(["grid", "setting"], sort=False):
-        reached = g["epochs_to_target"].dropna()
-        rows.append(
-            {
-                "grid": grid,
-                "setting": setting,
-                "lr": g["lr"].iloc[0],
-                "seeds": len(g),
-                "test_acc_mean": g["final_test_acc"].mean(),
-                "test_acc_std": g["final_test_acc"].std(ddof=0),
-                "epochs_to_target_median": reached.median() if len(reached) else np.nan,
-                "reached_target": len(reached),
-                "loss_ratio_mean": g["loss_ratio"].mean(),
-                "acc_gain_mean": g["acc_gain"].mean(),
-                "acc_jitter_mean": g["acc_jitter"].mean(),
-                "final_lr_median": g["final_lr"].median(),
-                "late_gain_mean": g["late_gain"].mean(),
-                "first_cut_median": g["first_cut"].median(),
-                "cut_seeds": int(g["first_cut"].notna().sum()),
-                "frozen_seeds": int(g["frozen_at"].notna().sum()),
-                "frozen_at_median": g["frozen_at"].median(),
-                "status": g["status"].mode().iloc[0],
-                "oscillating_seeds": int((g["status"] == "oscillating").sum()),
-            }
-        )
+        rows.append({"grid": grid, "setting": setting, **{
+            name: AGGREGATES[how](g[column]) if how in AGGREGATES else g[column].agg(how)
+            for name, (column, how) in SETTINGS.items()}})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -214,14 +214,14 @@ def grid_table(settings: pd.DataFrame, grid: str) -> pd.DataFrame:
     if grid in ("decay", "patience"):
         table["final lr (median)"] = [f"{v:.3g}" for v in t["final_lr_median"]]
     if grid == "patience":
-        table["first cut (median epoch)"] = [
-            f"{e:.0f} ({k}/{n})" if 2 * k > n else f"— ({k}/{n})"
-            for e, k, n in zip(t["first_cut_median"], t["cut_seeds"], t["seeds"], strict=True)
-        ]
-        table[f"lr ≤ {FROZEN_LR:g} from (median epoch)"] = [
-            f"{e:.0f} ({k}/{n})" if 2 * k > n else f"— ({k}/{n})"
-            for e, k, n in zip(t["frozen_at_median"], t["frozen_seeds"], t["seeds"], strict=True)
-        ]
+        for title, median, seeds in (
+            ("first cut", "first_cut_median", "cut_seeds"),
+            (f"lr ≤ {FROZEN_LR:g} from", "frozen_at_median", "frozen_seeds"),
+        ):
+            table[f"{title} (median epoch)"] = [
+                f"{e:.0f} ({k}/{n})" if 2 * k > n else f"— ({k}/{n})"
+                for e, k, n in zip(t[median], t[seeds], t["seeds"], strict=True)
+            ]  # fmt: skip
     table.index.name = GRIDS[grid]
     return table
 
