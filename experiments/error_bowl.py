@@ -205,20 +205,20 @@ def run_numbers(w: np.ndarray, e: np.ndarray, d: dict) -> tuple[dict, np.ndarray
 
 def build_runs(trained: Trained) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tidy ``runs`` (one row per run) and ``curves`` (one row per run and epoch)."""
-    rows, curves = [], []
-    for i, cfg in trained.configs.iterrows():
-        row, per_epoch = run_numbers(trained.w[i], trained.e[i], trained.data[cfg["seed"]])
-        run_id = f"{cfg['alpha_schedule']}-a{cfg['lr']:g}-s{cfg['seed']}"
-        rows.append({"run_id": run_id, "experiment": NAME, "optimizer": "delta",
-                     "alpha_schedule": cfg["alpha_schedule"], "seed": int(cfg["seed"]),
-                     "lr": float(cfg["lr"]), **row})  # fmt: skip
-        curves.append(pd.DataFrame({"run_id": run_id, "epoch": np.arange(1, len(per_epoch) + 1),
-                                    "w": trained.w[i, N_TRAIN - 1 :: N_TRAIN],
-                                    "train_loss": per_epoch,
-                                    "excess": per_epoch - row["min_train_loss"]}))  # fmt: skip
-    runs = pd.DataFrame(rows)
+    c = trained.configs
+    rows, per_epoch = zip(*(run_numbers(trained.w[i], trained.e[i], trained.data[seed])
+                            for i, seed in enumerate(c["seed"])), strict=True)  # fmt: skip
+    ids = [f"{s}-a{lr:g}-s{seed}" for s, lr, seed in zip(c["alpha_schedule"], c["lr"], c["seed"],
+                                                         strict=True)]  # fmt: skip
+    runs = pd.DataFrame({"run_id": ids, "experiment": NAME, "optimizer": "delta",
+                         "alpha_schedule": c["alpha_schedule"], "seed": c["seed"].astype(int),
+                         "lr": c["lr"].astype(float)}).join(pd.DataFrame(list(rows)))  # fmt: skip
     runs["diverged_at"] = runs["diverged_at"].astype("Int64")
-    return runs, pd.concat(curves, ignore_index=True)
+    loss = np.stack(per_epoch)
+    excess = loss - runs["min_train_loss"].to_numpy()[:, None]
+    ends = trained.w[:, N_TRAIN - 1 :: N_TRAIN]
+    curves = probes.curves_table(ids, {"w": ends, "train_loss": loss, "excess": excess})
+    return runs, curves
 
 
 # ---------------------------------------------------------------------------------------------

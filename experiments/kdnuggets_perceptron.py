@@ -160,35 +160,32 @@ def _diverged_at(w: np.ndarray, limit: float = DIVERGED_ABOVE) -> np.ndarray:
 def build_runs(traces) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``runs`` (one row per rule × lr) and per-epoch ``curves`` (an epoch = six iterations)."""
     initial = float(_mae(np.array(TASK.initial), TRAIN_X, TRAIN_T))
-    rows, curves = [], []
+    runs, curves = [], []
     for rule, t in traces.items():
-        w = np.stack([t["b"], t["W"]], -1)
+        w, final = np.stack([t["b"], t["W"]], -1), t["final"]
         ends = np.arange(len(TRAIN_X) - 1, w.shape[1], len(TRAIN_X))  # each epoch's last step
         train_mae, test_mae = _mae(w[:, ends], TRAIN_X, TRAIN_T), _mae(w[:, ends], TEST_X, TEST_T)
+        curve = np.where(np.isfinite(train_mae), train_mae, np.nan)
+        epochs = np.ceil(t["iterations"] / len(TRAIN_X)).astype(int)
         diverged_at, nonfinite_at = _diverged_at(w), _diverged_at(w, np.inf)
-        for i, lr in enumerate(t["lr"]):
-            epochs = int(np.ceil(t["iterations"][i] / len(TRAIN_X)))
-            curve = np.where(np.isfinite(train_mae[i]), train_mae[i], np.nan)[:epochs]
-            error = np.abs(_predict(t["final"][i], TEST_X) - TEST_T)
-            within = error <= TASK.tolerance * np.abs(TEST_T)
-            run_id = f"{rule}-lr{lr:.3g}"
-            rows.append({
-                "run_id": run_id, "experiment": NAME, "optimizer": "delta", "rule": rule,
-                "impl": "hand", "seed": 0, "lr": lr, "b": t["final"][i, 0], "W": t["final"][i, 1],
-                "iterations": t["iterations"][i], "stopped": t["stopped"][i],
-                "first_update": t["W"][i, 0] - TASK.initial[1],
-                "initial_train_loss": initial, "final_train_loss": train_mae[i, -1],
-                "final_test_loss": test_mae[i, -1], "final_test_acc": within.mean(),
-                "status": diagnose.status(curve, initial, int(diverged_at[i])),
-                "diverged_at": diverged_at[i] or None, "nonfinite_at": nonfinite_at[i] or None,
-            })  # fmt: skip
-            curves.append(pd.DataFrame({
-                "run_id": run_id, "epoch": np.arange(1, epochs + 1), "lr": lr,
-                "b": w[i, ends[:epochs], 0], "W": w[i, ends[:epochs], 1], "train_loss": curve,
-                "test_loss": test_mae[i, :epochs],
-            }))  # fmt: skip
-    runs = pd.DataFrame(rows).astype({"diverged_at": "Int64", "nonfinite_at": "Int64"})
-    return runs, pd.concat(curves, ignore_index=True)
+        within = np.abs(_predict(final, TEST_X) - TEST_T) <= TASK.tolerance * np.abs(TEST_T)
+        ids = [f"{rule}-lr{lr:.3g}" for lr in t["lr"]]
+        runs.append(pd.DataFrame({
+            "run_id": ids, "experiment": NAME, "optimizer": "delta", "rule": rule,
+            "impl": "hand", "seed": 0, "lr": t["lr"], "b": final[:, 0], "W": final[:, 1],
+            "iterations": t["iterations"], "stopped": t["stopped"],
+            "first_update": t["W"][:, 0] - TASK.initial[1],
+            "initial_train_loss": initial, "final_train_loss": train_mae[:, -1],
+            "final_test_loss": test_mae[:, -1], "final_test_acc": within.mean(-1),
+            "status": [diagnose.status(c[:e], initial, int(d))
+                       for c, e, d in zip(curve, epochs, diverged_at, strict=True)],
+            "diverged_at": pd.Series(diverged_at, dtype="Int64").where(diverged_at > 0),
+            "nonfinite_at": pd.Series(nonfinite_at, dtype="Int64").where(nonfinite_at > 0),
+        }))  # fmt: skip
+        curves.append(probes.curves_table(ids, {
+            "lr": t["lr"], "b": w[:, ends, 0], "W": w[:, ends, 1], "train_loss": curve,
+            "test_loss": test_mae}, epochs))  # fmt: skip
+    return pd.concat(runs, ignore_index=True), pd.concat(curves, ignore_index=True)
 
 
 def first_iterations(trace, count: int = 6) -> pd.DataFrame:

@@ -65,6 +65,22 @@ def train_each(sweeps, probes: tuple[str, ...] = (), final_params: bool = False)
     return Probed(runs, history, recorded, timing)
 
 
+def curves_table(run_ids, columns: dict[str, Any], epochs=None) -> pd.DataFrame:
+    """The tidy ``curves`` table (``run_id``, ``epoch``, then ``columns`` in order) of
+    per-epoch arrays ``[runs, epochs]`` read off a probed sweep: one row per run and epoch, run
+    ``i``'s first ``epochs[i]`` epochs (all of them when None); a column given as one value per
+    run (``[runs]``) is repeated over its epochs."""
+    arrays = {k: np.asarray(v) for k, v in columns.items()}
+    n, e = len(run_ids), max(a.shape[1] for a in arrays.values() if a.ndim == 2)
+    kept = np.arange(e)[None] < (np.full(n, e) if epochs is None else np.asarray(epochs))[:, None]
+    out = {
+        "run_id": np.repeat(np.asarray(run_ids, object), e),
+        "epoch": np.tile(np.arange(1, e + 1), n),
+    }
+    out.update({k: np.broadcast_to(a.reshape(n, -1), (n, e)).ravel() for k, a in arrays.items()})
+    return pd.DataFrame({k: v[kept.ravel()] for k, v in out.items()})
+
+
 def _in_table_order(parts, n: int) -> tuple[History, Probes]:
     """Every group's outputs (leaves ``[rows of the group, ...]``) placed at its rows."""
     _, history, recorded = parts[0]
