@@ -27,6 +27,7 @@ least-squares neuron's.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -135,27 +136,21 @@ def train(sweep: Sweep) -> Trained:
     points = {schedule_label(s.kind, p): Schedule(s.kind, p)
               for s in (*sweep.schedules, CONSTANT, ANNEAL) for p in s.points()}  # fmt: skip
     alphas = tuple(sorted(set(sweep.lrs) | {SMALL, GOOD, TOO_LARGE}))
-    parts = [
-        probes.train(
-            dataclasses.replace(sweep, task=seed_task(sweep, seed), lrs=alphas,
-                                schedules=tuple(points.values()), seeds=(seed,)),
-            probes=("lr", "train_loss", "params"),
-        )
-        for seed in sweep.seeds
-    ]  # fmt: skip
-    runs = pd.concat([p.runs for p in parts], ignore_index=True)
+    got = probes.train_each(
+        [dataclasses.replace(sweep, task=seed_task(sweep, seed), lrs=alphas,
+                             schedules=tuple(points.values()), seeds=(seed,))
+         for seed in sweep.seeds], probes=("lr", "train_loss", "params"),
+    )  # fmt: skip
+    runs = got.runs
     labels = runs["schedule_label"].map(lambda s: LABELS.get(s, s))
     configs = pd.DataFrame({"alpha_schedule": labels, "seed": runs["seed"], "lr": runs["lr"]})
     rank = configs["alpha_schedule"].map({LABELS.get(s, s): i for i, s in enumerate(points)})
     order = np.lexsort((configs["seed"], configs["lr"], rank))  # the order of the tables
-    steps = {k: np.concatenate([p.probes.steps[k] for p in parts])[order]
-             for k in ("lr", "train_loss")}  # fmt: skip
-    w = np.concatenate([p.probes.steps["params"]["w"][..., 0] for p in parts])[order]
-    timing = {k: sum(p.timing[k] for p in parts)
-              for k in ("compile_seconds", "train_seconds", "programs")}  # fmt: skip
+    steps = got.probes.steps
     data = {s: make_data(sweep, s) for s in sweep.seeds}
     configs = configs.iloc[order].reset_index(drop=True)
-    return Trained(configs, data, w, steps["train_loss"], steps["lr"], timing)
+    w, e, lr = (a[order] for a in (steps["params"]["w"][..., 0], steps["train_loss"], steps["lr"]))
+    return Trained(configs, data, w, e, lr, got.timing)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,20 +205,20 @@ def run_numbers(w: np.ndarray, e: np.ndarray, d: dict) -> tuple[dict, np.ndarray
 
 def build_runs(trained: Trained) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tidy ``runs`` (one row per run) and ``curves`` (one row per run and epoch)."""
-    rows, curves = [], []
-    for i, cfg in trained.configs.iterrows():
-        row, per_epoch = run_numbers(trained.w[i], trained.e[i], trained.data[cfg["seed"]])
-        run_id = f"{cfg['alpha_schedule']}-a{cfg['lr']:g}-s{cfg['seed']}"
-        rows.append({"run_id": run_id, "experiment": NAME, "optimizer": "delta",
-                     "alpha_schedule": cfg["alpha_schedule"], "seed": int(cfg["seed"]),
-                     "lr": float(cfg["lr"]), **row})  # fmt: skip
-        curves.append(pd.DataFrame({"run_id": run_id, "epoch": np.arange(1, len(per_epoch) + 1),
-                                    "w": trained.w[i, N_TRAIN - 1 :: N_TRAIN],
-                                    "train_loss": per_epoch,
-                                    "excess": per_epoch - row["min_train_loss"]}))  # fmt: skip
-    runs = pd.DataFrame(rows)
+    c = trained.configs
+    rows, per_epoch = zip(*(run_numbers(trained.w[i], trained.e[i], trained.data[seed])
+                            for i, seed in enumerate(c["seed"])), strict=True)  # fmt: skip
+    ids = [f"{s}-a{lr:g}-s{seed}" for s, lr, seed in zip(c["alpha_schedule"], c["lr"], c["seed"],
+                                                         strict=True)]  # fmt: skip
+    runs = pd.DataFrame({"run_id": ids, "experiment": NAME, "optimizer": "delta",
+                         "alpha_schedule": c["alpha_schedule"], "seed": c["seed"].astype(int),
+                         "lr": c["lr"].astype(float)}).join(pd.DataFrame(list(rows)))  # fmt: skip
     runs["diverged_at"] = runs["diverged_at"].astype("Int64")
-    return runs, pd.concat(curves, ignore_index=True)
+    loss = np.stack(per_epoch)
+    excess = loss - runs["min_train_loss"].to_numpy()[:, None]
+    ends = trained.w[:, N_TRAIN - 1 :: N_TRAIN]
+    curves = probes.curves_table(ids, {"w": ends, "train_loss": loss, "excess": excess})
+    return runs, curves
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,20 +280,9 @@ def cell(column: str, schedule: str, alpha: float) -> Select:
     return Select("alpha_sweep", column, {"alpha_schedule": schedule, "alpha": alpha})
 
 
-def ratio(a: Select, b: Select):
-    """``a / b``; the detail gives both."""
-
-    def measure(t) -> Measured:
-        x, y = a(t), b(t)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return Measured(float(np.float64(x) / y), detail=f"{x:.3g} / {y:.3g}")
-
-    return measure
-
-
 def settled(schedule: str, alpha: float):
     """The share of seeds whose excess error settles."""
-    return ratio(cell("converged_seeds", schedule, alpha), cell("seeds", schedule, alpha))
+    return claims.ratio(cell("converged_seeds", schedule, alpha), cell("seeds", schedule, alpha))
 
 
 def _best(t, column: str) -> pd.DataFrame:
@@ -345,7 +329,7 @@ def annealed_lower_share(t) -> Measured:
 
 def constant_ratio(column: str, a: float, b: float):
     """``column`` at constant α ``a`` over that at constant α ``b``."""
-    return ratio(cell(column, "constant", a), cell(column, "constant", b))
+    return claims.ratio(cell(column, "constant", a), cell(column, "constant", b))
 
 
 BOUNCE = ("the weights are not gradually converging toward minimum error. Instead, they're "
@@ -401,11 +385,7 @@ def _index(configs: pd.DataFrame, schedule: str, alpha: float, seed: int) -> int
 def error_curve_figure(trained: Trained, path: Path, updates: int = 40) -> None:
     """The error curve E(w) of one seed with the first ``updates`` jumps of the weight, for a
     small, a good and a too-large α, and for α annealed from the too-large one."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = report.pyplot()
     seed = int(trained.configs["seed"].min())
     x, t = trained.data[seed]["x"], trained.data[seed]["t"]
     w_star, e_min = least_squares(x, t)
@@ -447,63 +427,44 @@ def notes(sweep_tab: pd.DataFrame) -> str:
     """What the tables show beyond the claims: why large α bounces, and when annealing stalls."""
     ann = sweep_tab.loc[["annealed"]]
     stalls = ann.loc[ann["status"].str.startswith("slow"), "alpha"]
-    return f"""
-One update multiplies the distance from w to the sample's own minimum t/x by 1 − α·x²: it
-jumps past that minimum when α·x² > 1 and lands farther away when α·x² > 2 (x² ≤ 3 here),
-which is the article's bouncing; the share of jumps across the bottom grows with α
-(`bounce_share_mean`). One caveat the article does not state: annealed from a small α₀
-({", ".join(f"{a:g}" for a in stalls) or "none here"}) the steps shrink before the weight gets
-anywhere and training stalls (`slow`): annealing helps when it starts from a rate that is too
-large, not from one that is already too small.
-"""
+    text = ", ".join(f"{a:g}" for a in stalls) or "none here"
+    return claims.notes_text(sys.modules[__name__], stalls=text)
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     """Trains every run through the engine (one program per seed) and writes the results
     folder."""
-    progress = runner.Progress(quiet)
     start = time.perf_counter()
     trained = train(sweep)  # refuses a sweep it cannot honour before it says anything
-    progress.say(f"{NAME}: trained {len(trained.configs)} runs, one program per seed")
+    runner.Progress(quiet).say(f"{NAME}: trained {len(trained.configs)} runs, one program per seed")
     runs, curves = build_runs(trained)
     sweep_tab = sweep_table(runs)
     measured = {"runs": runs, "alpha_sweep": sweep_tab,
                 "closed_form": closed_form_table(runs, GOOD)}  # fmt: skip
-    verdicts = claims.evaluate(CLAIMS, measured, ARTICLE)
-    n_seeds = len(sweep.seeds)
-    tables = {
-        "alpha_sweep": (report.rounded(sweep_tab), "Delta rule on one linear neuron: status, "
-                        "final excess error (mean over the last epoch), steps to converge and "
-                        f"jumps across the minimum, over {n_seeds} seeds"),
-        "annealing": (report.rounded(annealing_table(sweep_tab)), "Constant α against α "
-                      "annealed from the same α₀ (means over seeds)"),
-        "closed_form": (report.rounded(measured["closed_form"], 6), "Least-squares weight "
-                        f"(closed form) and trained weights at α {GOOD:g}, per seed"),
-    }  # fmt: skip
     meta = {"experiment": NAME, "config": sweep.to_dict(), "n_runs": len(runs), **trained.timing,
-            "wall_seconds": None, **results.environment()}  # fmt: skip
-
-    def write(folder: Path) -> None:
-        error_curve_figure(trained, folder / "error_curve.png")
-        report.curves_figure(runs, curves, folder / "excess_curves.png", "excess", "log")
-        meta["wall_seconds"] = round(time.perf_counter() - start, 3)
-        results.write_tables(folder, runs, curves, meta)
-        claims.write_report(
-            folder, claims=verdicts, tables=tables, name=NAME, title=TITLE, article=ARTICLE,
-            says=__doc__.split("\n", 1)[1], meta=meta, notes=notes(sweep_tab),
-            setting=claims.setting(sweep).loc[list(SETTING)],
-            figures={
-                "error_curve.png": f"the first 40 jumps on the error curve for α {SMALL:g}, "
-                f"{GOOD:g} and {TOO_LARGE:g}, and annealed from {TOO_LARGE:g}: the article's "
-                "pictures",
-                "excess_curves.png": "excess error E(w) − E(w*) at the end of each epoch, one "
-                "line per α (seed mean), constant and annealed",
-            },
-        )  # fmt: skip
-
-    return runner.finish(
-        runs, curves, meta, out, write, progress,
-        tables={stem: table for stem, (table, _) in tables.items()}, claims=verdicts,
+            "wall_seconds": round(time.perf_counter() - start, 3), **results.environment()}  # fmt: skip
+    return claims.finish(
+        sys.modules[__name__], sweep, runs, curves, meta, out, quiet,
+        found=claims.evaluate(CLAIMS, measured, ARTICLE),
+        tables={
+            "alpha_sweep": (report.rounded(sweep_tab), "Delta rule on one linear neuron: status, "
+                            "final excess error (mean over the last epoch), steps to converge and "
+                            f"jumps across the minimum, over {len(sweep.seeds)} seeds"),
+            "annealing": (report.rounded(annealing_table(sweep_tab)), "Constant α against α "
+                          "annealed from the same α₀ (means over seeds)"),
+            "closed_form": (report.rounded(measured["closed_form"], 6), "Least-squares weight "
+                            f"(closed form) and trained weights at α {GOOD:g}, per seed"),
+        },
+        figures={
+            "error_curve.png": (lambda path: error_curve_figure(trained, path), "the first 40 "
+                                f"jumps on the error curve for α {SMALL:g}, {GOOD:g} and "
+                                f"{TOO_LARGE:g}, and annealed from {TOO_LARGE:g}: the article's "
+                                "pictures"),
+            "excess_curves.png": (lambda path: report.curves_figure(runs, curves, path, "excess",
+                                  "log"), "excess error E(w) − E(w*) at the end of each epoch, "
+                                  "one line per α (seed mean), constant and annealed"),
+        },
+        setting_table=claims.setting(sweep).loc[list(SETTING)], notes=notes(sweep_tab),
     )  # fmt: skip
 
 

@@ -33,6 +33,7 @@ iteration).
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -98,16 +99,13 @@ def train(lrs, sweep: Sweep | None = None) -> dict[str, dict[str, np.ndarray]]:
     per rule, the learning rate per-run data); per rule, the article's loop read off the
     recorded weights (:func:`article_loop`), runs in decreasing lr."""
     sweep = sweep or get_config()
-    traces = {}
-    for rule, bias_input in RULES.items():
-        task = dataclasses.replace(sweep.task_spec, bias_input=bias_input)
-        one = dataclasses.replace(sweep, task=task, lrs=tuple(sorted(set(lrs), reverse=True)))
-        got = probes.train(one, probes=("params",))
-        traces[rule] = {
-            "lr": got.runs["lr"].to_numpy(),
-            **article_loop(got.probes.steps["params"]["w"]),
-        }
-    return traces
+    lrs = tuple(sorted(set(lrs), reverse=True))
+    variants = [dataclasses.replace(sweep.task_spec, bias_input=b) for b in RULES.values()]
+    got = probes.train_each([dataclasses.replace(sweep, task=v, lrs=lrs) for v in variants],
+                            probes=("params",))  # fmt: skip
+    w, n = got.probes.steps["params"]["w"], len(lrs)
+    return {rule: {"lr": got.runs["lr"].to_numpy()[i * n : (i + 1) * n],
+                   **article_loop(w[i * n : (i + 1) * n])} for i, rule in enumerate(RULES)}  # fmt: skip
 
 
 def article_loop(w: np.ndarray) -> dict[str, np.ndarray]:
@@ -162,35 +160,32 @@ def _diverged_at(w: np.ndarray, limit: float = DIVERGED_ABOVE) -> np.ndarray:
 def build_runs(traces) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``runs`` (one row per rule × lr) and per-epoch ``curves`` (an epoch = six iterations)."""
     initial = float(_mae(np.array(TASK.initial), TRAIN_X, TRAIN_T))
-    rows, curves = [], []
+    runs, curves = [], []
     for rule, t in traces.items():
-        w = np.stack([t["b"], t["W"]], -1)
+        w, final = np.stack([t["b"], t["W"]], -1), t["final"]
         ends = np.arange(len(TRAIN_X) - 1, w.shape[1], len(TRAIN_X))  # each epoch's last step
         train_mae, test_mae = _mae(w[:, ends], TRAIN_X, TRAIN_T), _mae(w[:, ends], TEST_X, TEST_T)
+        curve = np.where(np.isfinite(train_mae), train_mae, np.nan)
+        epochs = np.ceil(t["iterations"] / len(TRAIN_X)).astype(int)
         diverged_at, nonfinite_at = _diverged_at(w), _diverged_at(w, np.inf)
-        for i, lr in enumerate(t["lr"]):
-            epochs = int(np.ceil(t["iterations"][i] / len(TRAIN_X)))
-            curve = np.where(np.isfinite(train_mae[i]), train_mae[i], np.nan)[:epochs]
-            error = np.abs(_predict(t["final"][i], TEST_X) - TEST_T)
-            within = error <= TASK.tolerance * np.abs(TEST_T)
-            run_id = f"{rule}-lr{lr:.3g}"
-            rows.append({
-                "run_id": run_id, "experiment": NAME, "optimizer": "delta", "rule": rule,
-                "impl": "hand", "seed": 0, "lr": lr, "b": t["final"][i, 0], "W": t["final"][i, 1],
-                "iterations": t["iterations"][i], "stopped": t["stopped"][i],
-                "first_update": t["W"][i, 0] - TASK.initial[1],
-                "initial_train_loss": initial, "final_train_loss": train_mae[i, -1],
-                "final_test_loss": test_mae[i, -1], "final_test_acc": within.mean(),
-                "status": diagnose.status(curve, initial, int(diverged_at[i])),
-                "diverged_at": diverged_at[i] or None, "nonfinite_at": nonfinite_at[i] or None,
-            })  # fmt: skip
-            curves.append(pd.DataFrame({
-                "run_id": run_id, "epoch": np.arange(1, epochs + 1), "lr": lr,
-                "b": w[i, ends[:epochs], 0], "W": w[i, ends[:epochs], 1], "train_loss": curve,
-                "test_loss": test_mae[i, :epochs],
-            }))  # fmt: skip
-    runs = pd.DataFrame(rows).astype({"diverged_at": "Int64", "nonfinite_at": "Int64"})
-    return runs, pd.concat(curves, ignore_index=True)
+        within = np.abs(_predict(final, TEST_X) - TEST_T) <= TASK.tolerance * np.abs(TEST_T)
+        ids = [f"{rule}-lr{lr:.3g}" for lr in t["lr"]]
+        runs.append(pd.DataFrame({
+            "run_id": ids, "experiment": NAME, "optimizer": "delta", "rule": rule,
+            "impl": "hand", "seed": 0, "lr": t["lr"], "b": final[:, 0], "W": final[:, 1],
+            "iterations": t["iterations"], "stopped": t["stopped"],
+            "first_update": t["W"][:, 0] - TASK.initial[1],
+            "initial_train_loss": initial, "final_train_loss": train_mae[:, -1],
+            "final_test_loss": test_mae[:, -1], "final_test_acc": within.mean(-1),
+            "status": [diagnose.status(c[:e], initial, int(d))
+                       for c, e, d in zip(curve, epochs, diverged_at, strict=True)],
+            "diverged_at": pd.Series(diverged_at, dtype="Int64").where(diverged_at > 0),
+            "nonfinite_at": pd.Series(nonfinite_at, dtype="Int64").where(nonfinite_at > 0),
+        }))  # fmt: skip
+        curves.append(probes.curves_table(ids, {
+            "lr": t["lr"], "b": w[:, ends, 0], "W": w[:, ends, 1], "train_loss": curve,
+            "test_loss": test_mae}, epochs))  # fmt: skip
+    return pd.concat(runs, ignore_index=True), pd.concat(curves, ignore_index=True)
 
 
 def first_iterations(trace, count: int = 6) -> pd.DataFrame:
@@ -284,12 +279,6 @@ def at(column: str, lr: float, rule: str = "article") -> Select:
     return Select("runs", column, {"rule": rule, "lr": lr})
 
 
-def by_hand(k: int, column: str, number: float):
-    """``column`` after iteration ``k`` at lr 1 minus the article's ``number`` (a difference,
-    so that the claims table shows every digit that counts)."""
-    return lambda t: Select("first_iterations", column, {"iteration": k})(t) - number
-
-
 def sign_changes(t) -> int:
     """Sign changes of W over the first six iterations at lr 1."""
     return int(np.sum(np.diff(np.sign(t["first_iterations"]["W"])) != 0))
@@ -317,7 +306,8 @@ def like_article_lr(t) -> int:
 CLAIMS = (
     *(Claim(f"lr1_iteration{k}_{col}", quote,
             f"{col} after iteration {k}, lr 1, minus the article's {number:g}",
-            by_hand(k, col, number), "within", 0.0, tolerance=0.005)
+            Select("first_iterations", col, {"iteration": k}) - number, "within", 0.0,
+            tolerance=0.005)
       for (k, col), (number, quote) in BY_HAND.items()),
     Claim("lr1_flips_sign", "The magnitude of the weights is changing rapidly and sometimes "
           "with changing its signs.", "sign changes of W over the first six iterations, lr 1",
@@ -347,8 +337,7 @@ CLAIMS = (
           "run as printed (NumPy), lr 1e-5", from_article_code, "<=", 1e-12),
     Claim("lr_1e5_much_better", "It seems that results are now much better after using the "
           "learning rate.", "share of the 4 test samples within 5%: lr 1e-5 minus lr 1",
-          lambda t: at("final_test_acc", ARTICLE_LR)(t) - at("final_test_acc", 1.0)(t),
-          ">", 0.0),
+          at("final_test_acc", ARTICLE_LR) - at("final_test_acc", 1.0), ">", 0.0),
     Claim("lr_1e5_works_fine", "For our problem, I deduced that a value of .00001 works fine.",
           "share of the 4 test samples predicted within 5%, lr 1e-5",
           at("final_test_acc", ARTICLE_LR), ">=", 0.75, expected="no"),
@@ -356,30 +345,12 @@ CLAIMS = (
           "diverge", lambda t: float(t["runs"].query("lr >= 0.001")["diverged_at"].notna()
                                      .mean()), ">=", 1.0),
     Claim("larger_stable_lr_worse", WORSE, "final training MAE at lr 3e-4 (the sweep's largest "
-          "stable lr) over that at 1e-5", lambda t: at("final_train_loss", 3e-4)(t)
-          / at("final_train_loss", ARTICLE_LR)(t), ">", 1.0),
+          "stable lr) over that at 1e-5", at("final_train_loss", 3e-4)
+          / at("final_train_loss", ARTICLE_LR), ">", 1.0),
     Claim("no_best_value", "There is no value we can say it is the best value for the "
           "learning rate.", "learning rates of the sweep whose learned W is within 5% of "
           "lr 1e-5's", like_article_lr, ">", 1),
 )  # fmt: skip
-
-NOTES = """\
-## What the tables add
-
-The learned network is not the clipped identity the text describes: the article's third
-training sample `100 → 150` lies off it and pulls `W` above 1, and its rule keeps `W − b =
-0.05`, so it can only reach the least-squares point of that family (`learned_weights`, closed
-form), which lr → 0 approaches. The loop's stopping test is met at iteration 2002 by the
-clipped sample `300 → 250` (error exactly 0), not by convergence. The textbook rule learns
-much the same `W`, but its bias steps are 1/x of the weight's, so `b` barely leaves 0.05.
-
-Both rules diverge at the same learning rates (`divergence_threshold`, 8 per decade): one
-update changes the prediction on its own sample by `lr·error·(x + x²)` (article) or
-`lr·error·(1 + x²)` (textbook), within 2.5% of each other for every |x| ≥ 40. At lr 1e-7 2000
-iterations are too few (`slow`); its better test numbers come from weights still near 1,
-closer to the identity the test samples follow, not from learning more. `runs.csv` and
-`curves.csv` hold the sweep's runs; the finer grid's count only towards `divergence_threshold`.
-"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,11 +360,7 @@ closer to the identity the test samples follow, not from learning more. `runs.cs
 def figure(traces, sweep: pd.DataFrame, path: Path) -> None:
     """(a) W per iteration at a few learning rates (article's rule); (b) training MAE when the
     loop stops against lr, both rules, diverged runs drawn at the top."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = report.pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     t, limit, top, shown = traces["article"], 1e4, 1e3, (1, 1e-3, 3e-4, 1e-4, 1e-5, 1e-7)
     for color, lr in zip(plt.cm.plasma(np.linspace(0, 0.85, len(shown))), shown, strict=True):
@@ -432,10 +399,10 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     """Trains both rules at ``sweep.lrs`` and a finer grid through the engine (one program per
     rule) and writes the results folder; ``runs`` and ``curves`` hold the sweep's runs, the
     finer grid only counts towards ``divergence_threshold``."""
-    progress = runner.Progress(quiet)
     start = time.perf_counter()
     lrs = sorted(set(sweep.lrs) | set(FINE_LRS), reverse=True)
-    progress.say(f"{NAME}: {2 * len(lrs)} runs (2 rules × {len(lrs)} lrs), a program per rule")
+    runner.Progress(quiet).say(f"{NAME}: {2 * len(lrs)} runs (2 rules × {len(lrs)} lrs), a "
+                               "program per rule")  # fmt: skip
     traces = train(lrs, sweep)
     every, curves = build_runs(traces)
     runs = every[every["lr"].isin(sweep.lrs)].reset_index(drop=True)
@@ -456,18 +423,13 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
                  "max_iterations": MAX_ITERATIONS, "diverged_above": DIVERGED_ABOVE},
         "wall_seconds": round(time.perf_counter() - start, 3), **results.environment(),
     }  # fmt: skip
-
-    def write(folder: Path) -> None:
-        results.write_tables(folder, runs, curves, meta)
-        figure(traces, tables["lr_sweep"], folder / "perceptron.png")
-        claims.write_report(
-            folder, claims=verdicts, name=NAME, title=TITLE, article=ARTICLE, meta=meta,
-            tables={k: (v, CAPTIONS[k]) for k, v in tables.items()},
-            says=__doc__.split("\n", 1)[1], setting=claims.setting(sweep).loc[list(SETTING)],
-            notes=NOTES, figures={"perceptron.png": " ".join(figure.__doc__.split())},
-        )  # fmt: skip
-
-    return runner.finish(runs, curves, meta, out, write, progress, tables=tables, claims=verdicts)
+    return claims.finish(
+        sys.modules[__name__], sweep, runs, curves, meta, out, quiet, found=verdicts,
+        tables={k: (v, CAPTIONS[k]) for k, v in tables.items()},
+        figures={"perceptron.png": (lambda path: figure(traces, tables["lr_sweep"], path),
+                                    " ".join(figure.__doc__.split()))},
+        setting_table=claims.setting(sweep).loc[list(SETTING)],
+    )  # fmt: skip
 
 
 def summary(result: runner.Result) -> str:

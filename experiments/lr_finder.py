@@ -11,6 +11,8 @@ than one decade from the best, or whose accuracy is more than 5% below the best,
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
 import time
 from pathlib import Path
 
@@ -18,10 +20,16 @@ import numpy as np
 import pandas as pd
 
 from experiments import drug_trial
-from lrbench import diagnose, lrfind, report, results, runner
+from lrbench import claims, diagnose, lrfind, report, results, runner
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep
 
+NAME = "lr_finder"
+MISLEADS = ("- {problem}, {finder} `{suggestion}`: {suggested_lr:.2g} is {decades_off:+.1f} decades "
+            "from the best {sweep_best_lr:.2g}; the sweep reaches {acc_at_suggestion:.3f} there vs "
+            "{sweep_best_acc:.3f} at the best.")  # fmt: skip
+WITHIN = "within 5% of the best"
+NONE_MISLED = "No suggestion was more than a decade off or more than 5% below the best accuracy."
 LRS = tuple(float(v) for v in np.round(10.0 ** np.arange(-5, 0.01, 0.5), 12))
 
 PROBLEMS = {
@@ -131,51 +139,19 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     }
 
     def write(folder: Path) -> None:
-        import json
-
-        report.write_table(
-            folder, "comparison", _display(table), "LR finders vs the best lr of a full sweep"
-        )
+        shown = _display(table)
         region_view = regions[
             ["problem", "best_lr", "best", "best_std", "lo_lr", "hi_lr", "width_decades"]
-        ]
-        report.write_table(
-            folder,
-            "good_region",
-            region_view.set_index("problem").round(4),
-            "Good region (within 5% of the best)",
-        )
+        ].set_index("problem").round(4)  # fmt: skip
+        report.write_table(folder, "comparison", shown, "LR finders vs the best lr of a full sweep")
+        report.write_table(folder, "good_region", region_view, f"Good region ({WITHIN})")
         runs.to_csv(folder / "runs.csv", index=False)
         (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
-        misled = table[table["misleads"]]
-        lines = [
-            "# lr_finder: do learning-rate finders agree with a full sweep?",
-            "",
-            "Seed 004 says a good learning rate must be found by experiment. This compares the",
-            "two finders of `lrbench lr-find` (Smith's range test, and a grid of short runs in one",
-            "program) with the best learning rate of a full sweep (11 rates, 1e-5 … 1, 3 seeds) on",
-            "blobs (seed 004's tutorial), digits, and deeplizard's drug trial (seed 002, Adam).",
-            "",
-            "## Suggestions vs the sweep (`comparison.md`)",
-            "",
-            report.to_markdown(_display(table)),
-            "## Good region (`good_region.md`)",
-            "",
-            report.to_markdown(region_view.set_index("problem").round(4)),
-            "## Where a finder misleads",
-            "",
-        ]
-        if misled.empty:
-            lines.append(
-                "No suggestion was more than a decade off or more than 5% below the best accuracy."
-            )
-        for _, r in misled.iterrows():
-            lines.append(
-                f"- {r['problem']}, {r['finder']} `{r['suggestion']}`: {r['suggested_lr']:.2g} is "
-                f"{r['decades_off']:+.1f} decades from the best {r['sweep_best_lr']:.2g}; the sweep "
-                f"reaches {r['acc_at_suggestion']:.3f} there vs {r['sweep_best_acc']:.3f} at the best."
-            )
-        (folder / "README.md").write_text("\n".join(lines) + "\n")
+        misled = [MISLEADS.format(**r) for _, r in table[table["misleads"]].iterrows()]
+        (folder / "README.md").write_text(claims.notes_text(
+            sys.modules[__name__], comparison=report.to_markdown(shown),
+            good_region=report.to_markdown(region_view), misled="\n".join(misled) or NONE_MISLED,
+        ))  # fmt: skip
 
     return runner.finish(
         runs, pd.DataFrame(), meta, out, write, runner.Progress(quiet), comparison=table

@@ -299,29 +299,6 @@ def thin_curves(curves: pd.DataFrame, epochs: int) -> pd.DataFrame:
     return curves[keep].reset_index(drop=True)
 
 
-NOTES = f"""A run is diverged when its loss turned non-finite or ended above twice its initial
-value (`status`, rules in `lrbench.diagnose`); either way it scores chance. Runs of the second
-kind can keep a high test accuracy while their loss explodes (the logits grow but their
-argmax survives): the last column of `divergence` is what the score throws away. A final
-train loss of exactly 0 (`large_rates`) means every training example is classified with a
-huge logit margin: the weights grew large, but a ReLU network's argmax depends mostly on their
-direction, so the run can still classify; its loss then jumps between 0 and huge values from
-epoch to epoch (`oscillating`), or ends huge (`diverged`), depending on the last minibatch.
-
-The per-seed best lr is an argmax over noisy scores: on a flat top it can land anywhere in the
-good region, and at large rates (Adam, RMSProp) the runs are chaotic, so float32 last-digit
-differences between two processes change it (two identical full sweeps on a 2-core CPU: 66 of
-1,440 scores changed, all Adam at lr ≥ 0.06; Adam's per-seed spread read 1.4 and 2.4 decades;
-best lrs, mean ± std, good regions and claims unchanged). Read the good-region width, not the
-spread. The good region is the contiguous run of grid rates around the best whose mean score
-is within {WITHIN:.0%} (relative) of the best (`lrbench.diagnose.good_region`): a lower bound
-set by the grid spacing.
-
-Not a claim of the article: whether adaptive methods are less sensitive to their own learning
-rate; the widths answer it for this problem only. `curves.csv` keeps epoch 1, every
-{CURVE_EPOCHS}th epoch and the last; `sensitivity_numbers.csv` is the table unformatted."""
-
-
 def figure(runs: pd.DataFrame, path: Path) -> None:
     """Score and final train loss (diverged runs left out) against the lr, per optimizer."""
     kept = runs["final_train_loss"].where(runs["status"] != "diverged").clip(lower=1e-9)
@@ -346,7 +323,8 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         },
         figures={"sensitivity.png": (lambda path: figure(runs, path), "score and final train "
                                      "loss against the learning rate, mean ± std over seeds")},
-        files={"sensitivity_numbers.csv": table}, notes=NOTES, sensitivity=table,
+        files={"sensitivity_numbers.csv": table}, sensitivity=table,
+        notes=claims.notes_text(sys.modules[__name__], WITHIN=WITHIN, CURVE_EPOCHS=CURVE_EPOCHS),
     )  # fmt: skip
 
 

@@ -368,17 +368,6 @@ UNTESTED = pd.DataFrame(
     ],
     columns=["quote", "why not measured"],
 ).set_index("quote")  # fmt: skip
-CAVEATS = """## Caveats
-
-- One small, easy problem: every kind reaches 95% test accuracy within a few epochs, so
-  accuracy differences are small next to the seed spread; most claims are "no" because their
-  interval straddles 0, not because the kinds behave alike everywhere.
-- The train loss is measured once per epoch on the whole training set, so it rarely goes up
-  (`up share` near 0 for SGD); the roughness measure still separates kinds.
-- The decays end at a tenth of the base lr (step: a half every step size); other decay
-  strengths would shift the speed numbers. Tuning picks the best final test accuracy, so
-  speed and smoothness are those of the most accurate setting.
-"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,7 +430,6 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
             logy=("train_loss", "lr"), ncols=2),
             "train loss and lr per epoch, each kind at its best lr (seed mean)")},
         files={"kind_numbers.csv": analysis["numbers"]}, setting_table=setting(sweep),
-        notes=CAVEATS + "\n`kind_numbers.csv`: the table's numbers, unformatted.",
         analysis=analysis,
     )  # fmt: skip
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep
 from lrbench.tasks import Classifier
 
+NAME = "twin_audit"
 DTYPES = ("float32", "float64")
 # Relative change of θ₀ that measures how chaotic a run is: a few units in the last place.
 NUDGE = {"float32": 1e-6, "float64": 1e-15}
@@ -47,27 +49,13 @@ REPEATS = 2  # timed executions of each program; the best counts
 
 ARTICLE = "lrbench's contract: every hand-written rule has an optax twin, checked against it"
 CLAIMS = (
-    Claim(
-        id="float64_twins_agree",
-        quote="every update rule written by hand and its optax twin train to the same weights",
-        quantity="largest max rel Δθ between hand and optax over every rule point, float64",
-        measure=Select("runs", "max_rel_diff", {"dtype": "float64"}, "max"),
-        comparison="<=",
-        threshold=AGREE,
-    ),
-    Claim(
-        id="most_twins_are_bitwise",
-        quote="most pairs compile to the same operations",
-        quantity="share of rule points whose float64 weights are bitwise identical",
-        measure=lambda t: float(
-            (
-                t["runs"].query("dtype == 'float64'").groupby("rule")["max_rel_diff"].max() == 0
-            ).mean()
-        ),
-        comparison=">=",
-        threshold=0.5,
-    ),
-)
+    Claim("float64_twins_agree", "every update rule written by hand and its optax twin train to "
+          "the same weights", "largest max rel Δθ between hand and optax over every rule point, "
+          "float64", Select("runs", "max_rel_diff", {"dtype": "float64"}, "max"), "<=", AGREE),
+    Claim("most_twins_are_bitwise", "most pairs compile to the same operations", "share of rule "
+          "points whose float64 weights are bitwise identical", lambda t: float((t["runs"].query(
+              "dtype == 'float64'").groupby("rule")["max_rel_diff"].max() == 0).mean()), ">=", 0.5),
+)  # fmt: skip
 
 
 def get_config() -> Sweep:
@@ -252,45 +240,11 @@ def _readme(sweep: Sweep, table: pd.DataFrame, meta: dict, verdicts: pd.DataFram
     n_train = len(data.load(sweep.dataset).x_train)
     lrs = ", ".join(f"{lr:g}" for lr in sweep.lrs)
     seeds = ", ".join(map(str, sweep.seeds))
-    return f"""# Twin audit: hand-written update rules vs their optax twins
-
-`lrbench run twin_audit` trains every rule of `lrbench.rules` twice — written by hand and as
-its optax twin — on the same MLP ({sweep.model.name}, {sweep.model.kernel_init}), the same
-data (`{sweep.dataset}`, {n_train} training rows, full batch), the same initial weights (seed
-{seeds}) and learning rate ({lrs}), for {sweep.epochs:,} steps, in float32 and float64, each
-rule at its default hyperparameters. Every run is trained by the engine (`lrbench.engine`,
-which returns the final parameters when asked, `Static.final_params`): the hand rule and its
-twin are its `impl` axis, the learning rate and hyperparameters traced inputs.
-
-- **max rel Δθ**: max over layers of ‖θ_hand − θ_optax‖∞ / ‖θ_optax‖∞ after training.
-- **floor**: the optax twin against itself, started from θ₀·(1 + {NUDGE["float32"]:g}) in
-  float32 and θ₀·(1 + {NUDGE["float64"]:g}) in float64: how far apart two runs end that
-  differ by a rounding error at the start. Two implementations that round differently cannot
-  be expected to agree much below it.
-- **loss**: full-batch training loss (cross-entropy) after the last step, of each
-  implementation (the engine's `train_loss` step probe).
-- **steps/s**: model-steps per second of the engine's compiled {sweep.epochs:,}-step program
-  (best of {REPEATS} executions, compile excluded, the minibatch orders and transfers included;
-  {meta["backend"]}, {len(meta["devices"])} device(s)).
-
-{report.to_markdown(table)}
-How to read it. Most pairs compile to the same operations and are bitwise identical. AdaGrad
-and RMSProp differ by rounding: optax computes `rsqrt(ν + ε)·g`, the hand rule
-`g / (√(ν + ε_root) + ε)`, which also takes ε outside the root. In float32, {sweep.epochs:,}
-steps amplify such rounding differences up to the floor and sometimes beyond it (the floor is
-one sample of a chaotic spread). The tests (`tests/test_rules.py`) require float64 pairs to
-agree within 1e-10 and float32 within 1e-4 on a smaller MLP with a decaying learning rate,
-check every rule against a NumPy re-derivation of its equations, and show that where a pair
-cannot agree (centered RMSProp at ε_root = 1e-8 on that problem) optax cannot agree with
-itself either. Settings optax cannot express (ε outside the root of AdaGrad and RMSProp,
-PyTorch's convention) have no twin: `rules.make(..., impl="optax")` refuses them.
-
-## The claims ({claims.count(verdicts)}; `claims`)
-
-{report.to_markdown(claims.view(verdicts))}
-Wall time {meta["wall_seconds"]:.0f} s, of which compiling {meta["compile_seconds"]:.0f} s
-({meta["programs"]} programs).
-"""
+    return claims.notes_text(
+        sys.modules[__name__], sweep=sweep, n_train=n_train, lrs=lrs, seeds=seeds, NUDGE=NUDGE,
+        REPEATS=REPEATS, meta=meta, devices=len(meta["devices"]), table=report.to_markdown(table),
+        count=claims.count(verdicts), claims=report.to_markdown(claims.view(verdicts)),
+    )  # fmt: skip
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:

@@ -81,8 +81,42 @@ def difference(a, b, detail: str = "") -> Measured:
     return Measured(diff, diff - 2 * se, diff + 2 * se, detail)
 
 
+class Arithmetic:
+    """Measures that combine: ``a / b`` and ``a - b`` of two measures (or of a measure and a
+    number) are a measure again (:class:`Combined`)."""
+
+    def __truediv__(self, other) -> Combined:
+        return Combined("/", self, other)
+
+    def __sub__(self, other) -> Combined:
+        return Combined("-", self, other)
+
+
 @dataclasses.dataclass(frozen=True)
-class Select:
+class Combined(Arithmetic):
+    """``a op b`` (``op``: ``/`` or ``-``) of two measures or numbers, in float64 (a division
+    by zero is ±inf, not an error); with ``detail`` the claims table shows both numbers."""
+
+    op: str
+    a: Any
+    b: Any
+    detail: bool = False
+
+    def __call__(self, tables: Tables) -> Measured:
+        x, y = (v if isinstance(v, int | float) else _measured(v(tables)).value
+                for v in (self.a, self.b))  # fmt: skip
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = np.float64(x) / y if self.op == "/" else np.float64(x) - y
+        return Measured(float(value), detail=f"{x:.3g} {self.op} {y:.3g}" if self.detail else "")
+
+
+def ratio(a, b) -> Combined:
+    """``a / b`` of two measures, both numbers in the detail: ``0.85 / 0.6``."""
+    return Combined("/", a, b, detail=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Select(Arithmetic):
     """A column selection: ``aggregate`` of ``table[column]`` over the rows whose columns
     equal ``row`` (index levels count as columns); NaN when no row matches."""
 
@@ -486,6 +520,16 @@ def write_report(
     (folder / "README.md").write_text(text)
 
 
+def notes_text(module, **values) -> str:
+    """An experiment's README notes: ``notes/<NAME>.md`` beside its module (Markdown prose that
+    follows the tables), its ``{field}`` placeholders filled from ``values`` when any are given;
+    empty when the file does not exist."""
+    where = getattr(module, "__file__", None)  # None: a namespace standing in for a module
+    path = Path(where or ".").parent / "notes" / f"{module.NAME}.md"
+    text = path.read_text() if where and path.is_file() else ""
+    return text.format(**values) if values else text
+
+
 def finish(
     module,
     sweep,
@@ -500,7 +544,7 @@ def finish(
     figures: Mapping[str, tuple[Callable[[Path], Any], str]] = (),
     files: Mapping[str, pd.DataFrame] = (),
     setting_table: pd.DataFrame | None = None,
-    notes: str = "",
+    notes: str | None = None,
     **extra,
 ):
     """An experiment's last step: its results folder, written atomically when ``out`` is
@@ -510,12 +554,14 @@ def finish(
     figure of ``figures`` (``{file: (draw, caption)}``, drawn by ``draw(path)``), the tables,
     the claims table ``found`` (None: the experiment tests no claims) and the README, whose
     name, title, article and text are the module's ``NAME``, ``TITLE``, ``ARTICLE`` and
-    docstring (after its first line); ``setting_table`` defaults to the sweep's config. The
+    docstring (after its first line); ``setting_table`` defaults to the sweep's config and
+    ``notes`` to the module's notes file (:func:`notes_text`, unformatted). The
     Result's meta gains ``claims``, ``tables`` (for :func:`summary`) and ``extra``.
     """
     from lrbench import results, runner
 
     tables, figures = dict(tables), dict(figures)
+    text = notes_text(module) if notes is None else notes
 
     def write(folder: Path) -> None:
         results.write_tables(folder, runs, curves, meta)
@@ -526,7 +572,7 @@ def finish(
         write_report(
             folder, claims=found, tables=tables, name=module.NAME, title=module.TITLE,
             article=module.ARTICLE, says=module.__doc__.split("\n", 1)[1], meta=meta,
-            setting=setting(sweep) if setting_table is None else setting_table, notes=notes,
+            setting=setting(sweep) if setting_table is None else setting_table, notes=text,
             figures={file: caption for file, (_, caption) in figures.items()},
         )  # fmt: skip
 

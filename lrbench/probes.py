@@ -52,6 +52,35 @@ def train(
     return Probed(runs, *_in_table_order(parts, len(runs)), timing)
 
 
+def train_each(sweeps, probes: tuple[str, ...] = (), final_params: bool = False) -> Probed:
+    """:func:`train` of each of ``sweeps`` (e.g. one per data seed, or per task variant), as one
+    probed sweep: the runs tables stacked (index 0 … N−1), every output concatenated along its
+    runs axis in that order, the timings and cache counts summed."""
+    parts = [train(s, probes, final_params) for s in sweeps]
+    runs = pd.concat([p.runs for p in parts], ignore_index=True)
+    history, recorded = jax.tree_util.tree_map(
+        lambda *a: np.concatenate(a), *[(p.history, p.probes) for p in parts]
+    )
+    timing = {k: sum(p.timing[k] for p in parts) for k in parts[0].timing}
+    return Probed(runs, history, recorded, timing)
+
+
+def curves_table(run_ids, columns: dict[str, Any], epochs=None) -> pd.DataFrame:
+    """The tidy ``curves`` table (``run_id``, ``epoch``, then ``columns`` in order) of
+    per-epoch arrays ``[runs, epochs]`` read off a probed sweep: one row per run and epoch, run
+    ``i``'s first ``epochs[i]`` epochs (all of them when None); a column given as one value per
+    run (``[runs]``) is repeated over its epochs."""
+    arrays = {k: np.asarray(v) for k, v in columns.items()}
+    n, e = len(run_ids), max(a.shape[1] for a in arrays.values() if a.ndim == 2)
+    kept = np.arange(e)[None] < (np.full(n, e) if epochs is None else np.asarray(epochs))[:, None]
+    out = {
+        "run_id": np.repeat(np.asarray(run_ids, object), e),
+        "epoch": np.tile(np.arange(1, e + 1), n),
+    }
+    out.update({k: np.broadcast_to(a.reshape(n, -1), (n, e)).ravel() for k, a in arrays.items()})
+    return pd.DataFrame({k: v[kept.ravel()] for k, v in out.items()})
+
+
 def _in_table_order(parts, n: int) -> tuple[History, Probes]:
     """Every group's outputs (leaves ``[rows of the group, ...]``) placed at its rows."""
     _, history, recorded = parts[0]

@@ -206,7 +206,8 @@ def write_table(folder: Path, stem: str, table: pd.DataFrame, caption: str = "")
     table.to_csv(folder / f"{stem}.csv")
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot, drawing to files only (the Agg backend)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on a server or in CI
@@ -219,7 +220,7 @@ def _panels(n: int, ncols: int, size: tuple[float, float] = (4.2, 3.2)):
     """A figure of ``n`` panels, ``ncols`` a row at most; the unused ones hidden."""
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig, grid = _pyplot().subplots(
+    fig, grid = pyplot().subplots(
         nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False
     )
     for ax in list(grid.flat)[n:]:
@@ -232,7 +233,7 @@ def _save(fig, path: Path, title: str = ""):
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return fig
 
 

@@ -168,7 +168,7 @@ def test_results_folder(ci):
     assert r"\toprule" in (folder / "grid_momentum.tex").read_text()
     assert (folder / "curves.png").read_bytes()[:4] == b"\x89PNG"
     readme = (folder / "README.md").read_text()
-    for claim in ci.meta["tables"]["claims"].index:
+    for claim in ci.meta["claims"].index:
         assert claim in readme
     table = pd.read_csv(folder / "grid_lr.csv", index_col=0)
     assert list(table.index) == [1, 0.1, 0.01, 0.001, 0.0001, 1e-5, 1e-6, 1e-7]
@@ -325,7 +325,7 @@ def test_rmsprop_and_adam_learn_within_50_epochs(ci):
 def test_claims_table_says_the_same(ci):
     """The declared claims reach the verdicts the tests above derive from the raw tables, and
     ``lrbench check`` reads them as declared."""
-    held = ci.meta["tables"]["claims"]["held"].to_dict()
+    held = ci.meta["claims"]["held"].to_dict()
     not_held = {"no_momentum_needs_200", "short_patience_min_lr_early"}
     assert held == {claim: "no" if claim in not_held else "yes" for claim in held}
     assert len(held) == len(bd.CLAIMS) == 14
@@ -335,7 +335,7 @@ def test_claims_table_says_the_same(ci):
 
 def test_claim_numbers_are_the_raw_tables(ci):
     """A few claims' values recomputed here from ``runs`` and ``curves``."""
-    table = ci.meta["tables"]["claims"]
+    table = ci.meta["claims"]
     tiny = pd.concat([_rows(ci, "lr", "lr", lr) for lr in (1e-6, 1e-7)])
     acc = _per_epoch(ci, tiny["run_id"], "test_acc")
     assert table.loc["tiny_lrs_learn_nothing", "value"] == pytest.approx(

@@ -223,3 +223,31 @@ def test_finish_writes_the_folder_from_the_module_declarations(tmp_path):
     for name in ("runs.csv", "curves.csv", "meta.json", "raw.csv", "t.tex", "claims.csv"):
         assert (folder / name).is_file(), name
     assert claims.finish(module, None, runs, curves, {}, None, **kwargs).folder is None
+
+
+def test_two_selections_combine_as_one_measure():
+    """``a / b`` and ``a - b`` of two selections (or a selection and a number) are measures;
+    :func:`claims.ratio` also gives both numbers as the detail; a missing side is NaN."""
+    high, low = Select("runs", "acc", {"lr": 0.1}), Select("runs", "acc", {"lr": 0.01})
+    assert (high / low)(TABLES).value == pytest.approx(0.85 / 0.6)
+    assert (high - low)(TABLES).value == pytest.approx(0.25)
+    assert (high - 0.8)(TABLES).value == pytest.approx(0.05)
+    assert (high - low - 0.25)(TABLES).value == pytest.approx(0.0, abs=1e-12)
+    m = claims.ratio(high, low)(TABLES)
+    assert (m.value, m.detail) == (pytest.approx(0.85 / 0.6), "0.85 / 0.6")
+    assert claims.ratio(high, Select("runs", "acc", {"lr": 0.5}))(TABLES).detail == "0.85 / nan"
+    assert math.isinf(claims.ratio(high, Select("runs", "acc", {"lr": 0.01}, "min") - 0.5)(
+        TABLES).value)  # fmt: skip
+    c = Claim("c", "q", "x", high / low, ">", 1.0)
+    assert _held(c) == "yes"
+
+
+def test_notes_come_from_the_experiments_markdown(tmp_path):
+    """``claims.notes_text`` reads ``notes/<NAME>.md`` beside the module, its ``{fields}`` filled
+    when values are given (left as written otherwise); no file: empty notes."""
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "x.md").write_text("Within {within:.0%}; {CURVE} stays.\n")
+    module = type("M", (), {"__file__": str(tmp_path / "x.py"), "NAME": "x"})
+    assert claims.notes_text(module) == "Within {within:.0%}; {CURVE} stays.\n"
+    assert claims.notes_text(module, within=0.05, CURVE=5) == "Within 5%; 5 stays.\n"
+    assert claims.notes_text(type("N", (), {"__file__": str(tmp_path / "y.py"), "NAME": "y"})) == ""

@@ -386,3 +386,14 @@ def test_settle_step_definition():
     assert np.isnan(eb.settle_step(np.array([0.5, 0.01, 0.5]), initial, band=0.02, hold=1))
     # ending inside the band for fewer than ``hold`` updates is not settling
     assert np.isnan(eb.settle_step(np.array([0.5, 0.5, 0.01]), initial, band=0.02, hold=2))
+
+
+def test_curves_table_is_one_row_per_run_and_kept_epoch():
+    from lrbench import probes
+
+    loss = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    table = probes.curves_table(["a", "b"], {"lr": [0.1, 0.2], "loss": loss}, epochs=[3, 1])
+    assert list(table.columns) == ["run_id", "epoch", "lr", "loss"]
+    assert table.values.tolist() == [["a", 1, 0.1, 1.0], ["a", 2, 0.1, 2.0], ["a", 3, 0.1, 3.0],
+                                     ["b", 1, 0.2, 4.0]]  # fmt: skip
+    assert len(probes.curves_table(["a", "b"], {"loss": loss})) == 6
