@@ -21,9 +21,9 @@ ARGS = ["run", "blobs_lr", "--set", "epochs=2", "--set", "lr=0.3,0.1,0.03,0.01",
         "--max-memory", "1KB", "--quiet"]  # fmt: skip
 
 
-def _sweep(*sets):  # another lr list: another configuration, the same program
+def _sweep(lrs="0.3,0.1,0.03,0.01"):  # another lr list: another configuration, one program
     config = experiments.load("blobs_lr").get_config()
-    return cli.apply_overrides(config, ["epochs=2", "lr=0.3,0.1,0.03,0.01", *sets], 1)
+    return cli.apply_overrides(config, ["epochs=2", f"lr={lrs}"], 1)
 
 
 def _one_line(capsys) -> str:
@@ -62,7 +62,7 @@ def test_a_rerun_resumes_a_partial_sweep_of_the_same_configuration(tmp_path, cap
 
 def test_a_rerun_refuses_to_discard_another_configuration(tmp_path, capsys):
     out = tmp_path / "o"
-    store, held = _partial_with_a_chunk_missing(out, _sweep("lr=1,0.3,0.1,0.03"))
+    store, held = _partial_with_a_chunk_missing(out, _sweep("1,0.3,0.1,0.03"))
     before = sorted(p.name for p in store.folder.iterdir())
     assert cli.main([*ARGS, "--out", str(out)]) == 2
     line = _one_line(capsys)
@@ -77,7 +77,7 @@ def test_a_rerun_refuses_to_discard_another_configuration(tmp_path, capsys):
 
 def test_overwrite_discards_the_partial_sweep(tmp_path, capsys):
     out = tmp_path / "o"
-    _partial_with_a_chunk_missing(out, _sweep("lr=1,0.3,0.1,0.03"))
+    _partial_with_a_chunk_missing(out, _sweep("1,0.3,0.1,0.03"))
     assert cli.main([*ARGS, "--out", str(out), "--overwrite"]) == 0
     capsys.readouterr()
     assert (out / "curves.csv").is_file() and not runner.partial_dir(out).exists()
