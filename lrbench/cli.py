@@ -231,13 +231,38 @@ def _int_arg(field: str):
     return parse
 
 
+# JAX's documented environment for jax.distributed, by keyword of jax.distributed.initialize:
+# JAX itself reads only the coordinator's address, so the others are handed over explicitly.
+_DISTRIBUTED_ENV = {
+    "coordinator_address": "JAX_COORDINATOR_ADDRESS",
+    "num_processes": "JAX_NUM_PROCESSES",
+    "process_id": "JAX_PROCESS_ID",
+}
+
+
+def _distributed_env() -> dict:
+    """The keywords of ``jax.distributed.initialize`` set in the environment; none set: {} (SLURM,
+    Open MPI or a TPU pod then fill them in)."""
+    given = {}
+    for key, name in _DISTRIBUTED_ENV.items():
+        text = os.environ.get(name, "").strip()
+        if not text:
+            continue
+        if key != "coordinator_address":
+            if not text.isdigit():
+                raise ConfigError(name, f"{text!r} must be a whole number (--distributed)")
+            text = int(text)
+        given[key] = text
+    return given
+
+
 def _process(args) -> tuple[int, int]:
     """This process's (index, count) of a sweep shared out over processes."""
     if args.distributed:
         import jax
 
         try:
-            jax.distributed.initialize()
+            jax.distributed.initialize(**_distributed_env())
         except (RuntimeError, ValueError) as err:
             raise ConfigError(
                 "--distributed", f"jax.distributed.initialize() failed: {err}"
