@@ -53,7 +53,7 @@ def test_two_processes_from_the_jax_environment_match_one(tmp_path):
         for i in range(2)
     ]
     outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (stdout, stderr) in zip(procs, outputs, strict=True):
+    for p, (_, stderr) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, stderr
     said = "".join(stdout for stdout, _ in outputs)
     assert "process 0 of 2" in said and "process 1 of 2" in said
