@@ -2,7 +2,7 @@
 
   lrbench run [EXPERIMENT] [--set key=value ...] [--seeds N] [--out DIR] [--quiet]
               [--max-memory SIZE] [--resume] [--process-index I --process-count N | --distributed]
-              [--merge] [--compile-cache DIR|off]
+              [--merge] [--executor local|ray [--address HOST:PORT]] [--compile-cache DIR|off]
   lrbench bench [--quick] [--sizes N,N,...] [--levers] [--out DIR] [--quiet]
   lrbench list
 
@@ -38,6 +38,8 @@ FLAGS = {
     "max_memory": "--max-memory",
     "distributed": "--distributed",
     "compile_cache": "--compile-cache",
+    "executor": "--executor",
+    "address": "--address",
 }
 
 
@@ -279,11 +281,38 @@ def _process(args) -> tuple[int, int]:
     return index, count
 
 
+def _executor(args) -> bool:
+    """True for ``--executor ray`` (Ray importable, no option it cannot honour)."""
+    if args.executor != "ray":
+        if args.address is not None:
+            raise ConfigError("--address", "joins a Ray cluster: give it with --executor ray")
+        return False
+    for flag, given in (
+        ("--distributed", args.distributed),
+        ("--process-index", args.process_index is not None),
+        ("--process-count", args.process_count is not None),
+        ("--merge", args.merge),
+    ):
+        if given:
+            raise ConfigError(
+                flag,
+                "the ray executor shares the chunks out and merges by itself; "
+                f"run it without {flag}, or use --executor local",
+            )
+    from lrbench import executors
+
+    executors.import_ray()
+    return True
+
+
 def cmd_run(args) -> int:
     import experiments
     from lrbench import compile_cache, engine, report, runner
 
-    engine.use_cpu_cores()
+    ray = _executor(args)
+    # A Ray task trains on one CPU device (unless LRBENCH_CPU_DEVICES says otherwise): the
+    # driver plans the chunks for the same device count.
+    engine.use_cpu_cores(1 if ray and not os.environ.get("LRBENCH_CPU_DEVICES") else None)
     compile_cache.configure(args.compile_cache)  # before the first compile: JAX opens it once
     name = args.experiment or experiments.DEFAULT
     module = experiments.load(name)
@@ -301,6 +330,7 @@ def cmd_run(args) -> int:
             ("--resume", args.resume),
             ("--merge", args.merge),
             ("--process-count", count > 1),
+            ("--executor", ray),
         ):
             if given:
                 raise ConfigError(
@@ -308,6 +338,18 @@ def cmd_run(args) -> int:
                     f"experiment {name!r} trains through its own run hook, which cannot resume, merge or be shared out over processes; run it without {flag}",
                 )
         result = module.run(sweep, out=out, quiet=args.quiet)
+    elif ray:
+        from lrbench import executors
+
+        try:
+            result = executors.run_ray(
+                sweep, out, address=args.address, quiet=args.quiet, resume=args.resume,
+                max_chunk=runner.max_chunk_for(sweep, max_memory),
+                compile_cache_setting=args.compile_cache,
+            )  # fmt: skip
+        except RuntimeError as err:
+            print(f"{PROG}: error: --executor ray: {err}", file=sys.stderr)
+            return 1
     else:
         max_chunk = runner.max_chunk_for(sweep, max_memory)
         result = runner.run(
@@ -544,6 +586,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--merge",
         action="store_true",
         help="train nothing: write <out> from every process's share in <out>.partial/",
+    )
+    run.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: train here (default); ray: train the chunks as tasks of a Ray cluster, "
+        "retrying a task whose worker died (pip install 'lrbench[ray]')",
+    )
+    run.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="the Ray cluster to join (with --executor ray; default: $RAY_ADDRESS, else a "
+        "new local cluster)",
     )
     _compile_cache_option(run)
     run.set_defaults(func=cmd_run)
