@@ -83,7 +83,8 @@ def test_without_ray_the_executor_says_how_to_install_it(tmp_path, capsys, monke
      (["--address", "localhost:6379"], "--address")],
 )  # fmt: skip
 def test_options_the_ray_executor_cannot_honour(tmp_path, capsys, extra, flag):
-    pytest.importorskip("ray")
+    if "ray" in extra:
+        pytest.importorskip("ray")
     out = tmp_path / "o"
     assert cli.main(["run", "blobs_lr", "--quiet", "--out", str(out), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -200,3 +201,27 @@ def _is_alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+@pytest.mark.slow
+def test_ray_resumes_what_a_killed_local_run_left(cluster, tmp_path):
+    _, local = cluster
+    out = tmp_path / "cut"
+    env = {**os.environ, **ENV}
+    env.pop("XLA_FLAGS", None)
+    cmd = [sys.executable, "-m", "lrbench", "run", "blobs_lr", *SWEEP, "--max-memory", "1KB",
+           "--quiet", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = runner.partial_dir(out)
+    deadline = time.monotonic() + 300
+    while not list(partial.glob("chunk-*.npz")) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    done_at_kill = len(runner.ChunkStore(partial).load())
+    assert 1 <= done_at_kill < N_RUNS
+    result = executors.run_ray(_sweep(), out, quiet=True, max_chunk=1, resume=True)
+    trained = sum(r["trained_runs"] for r in result.meta["tasks"])
+    assert trained == N_RUNS - done_at_kill  # the local run's chunks were not trained again
+    assert_same_folder(local, out)
