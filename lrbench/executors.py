@@ -20,6 +20,7 @@ Ray for one CPU (and one GPU when the cluster has any) and splits its CPU into
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -155,21 +156,21 @@ def run_ray(
         raise ConfigError("tasks", f"{tasks} must be >= 1")
     progress = runner.Progress(quiet)
     out = Path(out)
-    store = runner.ChunkStore(runner.partial_dir(out))
-    if resume and store.state() is None:
-        progress.say(f"nothing to resume in {store.folder}: starting afresh")
-    max_chunk = store.open(sweep, max_chunk, fresh=not resume)
-    done = store.load()
-    pending = [c for c in plan_chunks(sweep, max_chunk) if not all(i in done for i in c)]
-    reports = []
-    if pending:
-        started = _connect(ray, address, quiet)
-        try:
+    started = _connect(ray, address, quiet)  # before anything is written
+    try:
+        store = runner.ChunkStore(runner.partial_dir(out))
+        if resume and store.state() is None:
+            progress.say(f"nothing to resume in {store.folder}: starting afresh")
+        max_chunk = store.open(sweep, max_chunk, fresh=not resume)
+        done = store.load()
+        pending = [c for c in plan_chunks(sweep, max_chunk) if not all(i in done for i in c)]
+        reports = []
+        if pending:
             reports = _run_tasks(ray, sweep, store.folder, max_chunk, pending, tasks,
                                  max_retries, compile_cache_setting, progress)  # fmt: skip
-        finally:
-            if started:
-                ray.shutdown()
+    finally:
+        if started:
+            ray.shutdown()
     result = runner.run(sweep, out=out, quiet=quiet, max_chunk=max_chunk, merge=True)
     return result._replace(meta={**result.meta, "executor": "ray", "tasks": reports})
 
@@ -180,6 +181,16 @@ def _connect(ray, address: str | None, quiet: bool) -> bool:
         return False
     import logging
 
+    host, _, port = (address or "").rpartition(":")
+    if host and port.isdigit() and "/" not in host:  # HOST:PORT of a head node: reachable?
+        try:
+            socket.create_connection((host, int(port)), timeout=10).close()
+        except OSError as err:
+            raise ConfigError(
+                "address",
+                f"no Ray cluster answers at {address} ({err}); start one with "
+                "`ray start --head --port=6379` on the head node",
+            ) from None
     try:
         ray.init(
             address=address,

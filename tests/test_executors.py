@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -89,6 +90,19 @@ def test_options_the_ray_executor_cannot_honour(tmp_path, capsys, extra, flag):
     assert cli.main(["run", "blobs_lr", "--quiet", "--out", str(out), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"lrbench: error: {flag}: "), err
+    assert not out.exists() and not runner.partial_dir(out).exists()
+
+
+def test_an_address_where_no_cluster_answers_is_one_line(tmp_path, capsys):
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port nothing listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "o"
+    args = ["run", "blobs_lr", "--quiet", "--out", str(out), "--executor", "ray"]
+    assert cli.main([*args, "--address", f"127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lrbench: error: --address: no Ray cluster"), err
     assert not out.exists() and not runner.partial_dir(out).exists()
 
 
