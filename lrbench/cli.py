@@ -344,8 +344,7 @@ def cmd_run(args) -> int:
         try:
             result = executors.run_ray(
                 sweep, out, address=args.address, quiet=args.quiet, resume=args.resume,
-                max_chunk=runner.max_chunk_for(sweep, max_memory),
-                compile_cache_setting=args.compile_cache,
+                max_memory=max_memory, compile_cache_setting=args.compile_cache,
             )  # fmt: skip
         except RuntimeError as err:
             print(f"{PROG}: error: --executor ray: {err}", file=sys.stderr)

@@ -128,7 +128,8 @@ def run_ray(
     *,
     address: str | None = None,
     quiet: bool = False,
-    max_chunk: int = 4096,
+    max_chunk: int | None = None,
+    max_memory: int | None = None,
     resume: bool = False,
     tasks: int | None = None,
     max_retries: int = 3,
@@ -137,7 +138,9 @@ def run_ray(
     """Trains ``sweep`` as tasks of a Ray cluster and writes its results folder ``out``.
 
     Joins the cluster at ``address`` (``ray.init(address=...)``; None: the one this process
-    already joined, else a new local one). The chunks not yet in ``<out>.partial/`` (all of
+    already joined, else a new local one). Chunks hold ``max_chunk`` runs (default:
+    :func:`lrbench.runner.max_chunk_for` ``max_memory`` on this process's devices); a
+    resumed sweep keeps the chunk size it was started with. The chunks not yet in ``<out>.partial/`` (all of
     them unless ``resume``) are dealt round robin to ``tasks`` tasks (default: four per CPU
     of the cluster, at most one per chunk); Ray retries a task whose worker died up to
     ``max_retries`` times. ``out.partial`` must be on a file system every worker sees.
@@ -161,6 +164,8 @@ def run_ray(
         store = runner.ChunkStore(runner.partial_dir(out))
         if resume and store.state() is None:
             progress.say(f"nothing to resume in {store.folder}: starting afresh")
+        if max_chunk is None:  # JAX starts here, once Ray has started its processes
+            max_chunk = runner.max_chunk_for(sweep, max_memory)
         max_chunk = store.open(sweep, max_chunk, fresh=not resume)
         done = store.load()
         pending = [c for c in plan_chunks(sweep, max_chunk) if not all(i in done for i in c)]
