@@ -263,8 +263,9 @@ def _process(args) -> tuple[int, int]:
     if args.distributed:
         import jax
 
+        given = _distributed_env()
         try:
-            jax.distributed.initialize(**_distributed_env())
+            jax.distributed.initialize(**given)
         except (RuntimeError, ValueError) as err:
             raise ConfigError(
                 "--distributed", f"jax.distributed.initialize() failed: {err}"

@@ -13,9 +13,7 @@ import sys
 
 import pytest
 
-from lrbench import runner
-
-pytestmark = pytest.mark.slow  # four fresh processes, two of them joined by a coordinator
+from lrbench import cli, runner
 
 SWEEP = ["--set", "epochs=3", "--set", "lr=0.3,0.1,0.03", "--seeds", "2"]
 ENV = {
@@ -38,6 +36,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # four fresh processes, two of them joined by a coordinator
 def test_two_processes_from_the_jax_environment_match_one(tmp_path):
     single, shared = tmp_path / "single", tmp_path / "shared"
     subprocess.run(_cmd(single), env=ENV, check=True, capture_output=True, timeout=600)
@@ -65,13 +64,14 @@ def test_two_processes_from_the_jax_environment_match_one(tmp_path):
         assert (single / name).read_bytes() == (shared / name).read_bytes(), name
 
 
-def test_a_bad_process_id_is_one_line(tmp_path):
-    env = {**ENV, "JAX_COORDINATOR_ADDRESS": "localhost:1", "JAX_NUM_PROCESSES": "2",
-           "JAX_PROCESS_ID": "two"}  # fmt: skip
-    done = subprocess.run(
-        _cmd(tmp_path / "o", "--distributed"), env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 2
-    err = done.stderr.strip().splitlines()
-    assert len(err) == 1 and "JAX_PROCESS_ID" in err[0] and "'two'" in err[0], err
-    assert not (tmp_path / "o").exists()
+@pytest.mark.parametrize("name", ["JAX_NUM_PROCESSES", "JAX_PROCESS_ID"])
+def test_a_malformed_number_in_the_environment_is_one_line(tmp_path, capsys, monkeypatch, name):
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "localhost:1")
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+    monkeypatch.setenv("JAX_PROCESS_ID", "0")
+    monkeypatch.setenv(name, "two")
+    out = tmp_path / "o"
+    assert cli.main(["run", "blobs_lr", "--quiet", "--out", str(out), "--distributed"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"lrbench: error: {name}: 'two' "), err
+    assert not out.exists() and not runner.partial_dir(out).exists()
