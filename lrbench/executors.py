@@ -14,7 +14,9 @@ truth: ``--resume`` picks up what any executor left there.
 The results are those of a local run, byte for byte, when the workers have as many JAX
 devices as the local run had (a chunk's layout depends on the device count): a task asks
 Ray for one CPU (and one GPU when the cluster has any) and splits its CPU into
-``LRBENCH_CPU_DEVICES`` devices, default one.
+``LRBENCH_CPU_DEVICES`` devices, default one. ``meta.json`` describes the driver's
+environment (it writes the folder), and its timings and counts are those of the merge; the
+tasks' own counts come back in the returned ``Result.meta["tasks"]``.
 """
 
 from __future__ import annotations
