@@ -3,7 +3,7 @@
   lrbench run [EXPERIMENT] [--set key=value ...] [--seeds N] [--out DIR] [--quiet]
               [--max-memory SIZE] [--resume | --overwrite] [--yes]
               [--process-index I --process-count N | --distributed] [--merge]
-              [--compile-cache DIR|off]
+              [--executor local|ray [--address HOST:PORT]] [--compile-cache DIR|off]
   lrbench bench [--quick] [--sizes N,N,...] [--levers] [--out DIR] [--quiet]
   lrbench list
 
@@ -41,6 +41,8 @@ FLAGS = {
     "max_memory": "--max-memory",
     "distributed": "--distributed",
     "compile_cache": "--compile-cache",
+    "executor": "--executor",
+    "address": "--address",
 }
 
 
@@ -273,13 +275,39 @@ def _int_arg(field: str):
     return parse
 
 
+# JAX's documented environment for jax.distributed, by keyword of jax.distributed.initialize:
+# JAX itself reads only the coordinator's address, so the others are handed over explicitly.
+_DISTRIBUTED_ENV = {
+    "coordinator_address": "JAX_COORDINATOR_ADDRESS",
+    "num_processes": "JAX_NUM_PROCESSES",
+    "process_id": "JAX_PROCESS_ID",
+}
+
+
+def _distributed_env() -> dict:
+    """The keywords of ``jax.distributed.initialize`` set in the environment; none set: {} (SLURM,
+    Open MPI or a TPU pod then fill them in)."""
+    given = {}
+    for key, name in _DISTRIBUTED_ENV.items():
+        text = os.environ.get(name, "").strip()
+        if not text:
+            continue
+        if key != "coordinator_address":
+            if not text.isdigit():
+                raise ConfigError(name, f"{text!r} must be a whole number (--distributed)")
+            text = int(text)
+        given[key] = text
+    return given
+
+
 def _process(args) -> tuple[int, int]:
     """This process's (index, count) of a sweep shared out over processes."""
     if args.distributed:
         import jax
 
+        given = _distributed_env()
         try:
-            jax.distributed.initialize()
+            jax.distributed.initialize(**given)
         except (RuntimeError, ValueError) as err:
             raise ConfigError(
                 "--distributed", f"jax.distributed.initialize() failed: {err}"
@@ -296,11 +324,38 @@ def _process(args) -> tuple[int, int]:
     return index, count
 
 
+def _executor(args) -> bool:
+    """True for ``--executor ray`` (Ray importable, no option it cannot honour)."""
+    if args.executor != "ray":
+        if args.address is not None:
+            raise ConfigError("--address", "joins a Ray cluster: give it with --executor ray")
+        return False
+    for flag, given in (
+        ("--distributed", args.distributed),
+        ("--process-index", args.process_index is not None),
+        ("--process-count", args.process_count is not None),
+        ("--merge", args.merge),
+    ):
+        if given:
+            raise ConfigError(
+                flag,
+                "the ray executor shares the chunks out and merges by itself; "
+                f"run it without {flag}, or use --executor local",
+            )
+    from lrbench import executors
+
+    executors.import_ray()
+    return True
+
+
 def cmd_run(args) -> int:
     import experiments
     from lrbench import compile_cache, engine, report, results, runner
 
-    engine.use_cpu_cores()
+    ray = _executor(args)
+    # A Ray task trains on one CPU device (unless LRBENCH_CPU_DEVICES says otherwise): the
+    # driver plans the chunks for the same device count.
+    engine.use_cpu_cores(1 if ray and not os.environ.get("LRBENCH_CPU_DEVICES") else None)
     compile_cache.configure(args.compile_cache)  # before the first compile: JAX opens it once
     name = args.experiment or experiments.DEFAULT
     module = experiments.load(name)
@@ -317,6 +372,7 @@ def cmd_run(args) -> int:
             ("--resume", args.resume),
             ("--merge", args.merge),
             ("--process-count", count > 1),
+            ("--executor", ray),
         ):
             if given:
                 raise ConfigError(
@@ -324,6 +380,18 @@ def cmd_run(args) -> int:
                     f"experiment {name!r} trains through its own run hook, which cannot resume, merge or be shared out over processes; run it without {flag}",
                 )
         result = module.run(sweep, out=out, quiet=args.quiet)
+    elif ray:
+        from lrbench import executors
+
+        try:
+            result = executors.run_ray(
+                sweep, out, address=args.address, quiet=args.quiet, resume=args.resume,
+                overwrite=args.overwrite, yes=args.yes, max_memory=max_memory,
+                compile_cache_setting=args.compile_cache,
+            )  # fmt: skip
+        except RuntimeError as err:
+            print(f"{PROG}: error: --executor ray: {err}", file=sys.stderr)
+            return 1
     else:
         max_chunk = runner.max_chunk_for(sweep, max_memory)
         result = runner.run(
@@ -582,6 +650,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--merge",
         action="store_true",
         help="train nothing: write <out> from every process's share in <out>.partial/",
+    )
+    run.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: train here (default); ray: train the chunks as tasks of a Ray cluster, "
+        "retrying a task whose worker died (pip install 'lrbench[ray]')",
+    )
+    run.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="the Ray cluster to join (with --executor ray; default: $RAY_ADDRESS, else a "
+        "new local cluster)",
     )
     _compile_cache_option(run)
     run.set_defaults(func=cmd_run)
