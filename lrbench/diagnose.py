@@ -4,8 +4,14 @@ Status rules, applied in this order to a run's per-epoch training loss ``L[1..E]
 loss before training ``L0``:
 
 ``diverged``
-    the run turned non-finite (``diverged_at > 0``), or its final loss exceeds
-    ``DIVERGE_FACTOR · L0`` (it ended worse than it started, by a wide margin).
+    one rule (:func:`divergence_epoch`): the loss ends non-finite or beyond ``DIVERGE_FACTOR · L0``
+    (it ended worse than it started, by a wide margin), or the engine found it non-finite
+    (its ``diverged_at > 0``). The run's ``diverged_at`` is the first epoch of that final
+    excursion: from there to the end every epoch is non-finite or beyond the multiple. A
+    spike beyond it that comes back is no divergence (the rules below judge it). The
+    multiple is of the *initial* loss, as a training run is judged against where it
+    started; fastai's learning-rate range test (``lr_find``, :data:`lrbench.lrfind.STOP_FACTOR`)
+    stops at 4× the *best* smoothed loss instead, a test meant to stop at the first blow-up.
 ``oscillating``
     over the last half of training the loss rises from one epoch to the next in more than
     ``OSCILLATION_SHARE`` of epochs, and its median there stays above
@@ -24,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-DIVERGE_FACTOR = 2.0
+DIVERGE_FACTOR = 2.0  # diverged: the loss ends beyond this multiple of its initial value
 OSCILLATION_SHARE = 0.3
 OSCILLATION_HOVER = 1.2
 STALL_SHARE = 0.9
@@ -33,12 +39,26 @@ STILL_IMPROVING = 0.01
 STATUSES = ("converged", "slow", "oscillating", "diverged")
 
 
-def status(train_loss: np.ndarray, initial_loss: float, diverged_at: int = 0) -> str:
-    """The status of one run (rules in the module docstring)."""
+def divergence_epoch(train_loss: np.ndarray, initial_loss: float) -> int:
+    """The 1-based epoch from which the loss stays non-finite or beyond ``DIVERGE_FACTOR``
+    times ``initial_loss`` to the end (the divergence rule); 0 when the last epoch is
+    neither."""
     loss = np.asarray(train_loss, np.float64)
-    if diverged_at > 0 or not np.all(np.isfinite(loss)):
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(loss) | (loss > DIVERGE_FACTOR * initial_loss)
+    if not len(bad) or not bad[-1]:
+        return 0
+    good = np.flatnonzero(~bad)
+    return int(good[-1]) + 2 if len(good) else 1
+
+
+def status(train_loss: np.ndarray, initial_loss: float, diverged_at: int = 0) -> str:
+    """The status of one run (rules in the module docstring); ``diverged_at`` is the epoch
+    where the engine (or an experiment's own rule) found it non-finite, 0 if never."""
+    loss = np.asarray(train_loss, np.float64)
+    if diverged_at > 0 or divergence_epoch(loss, initial_loss) > 0:
         return "diverged"
-    if loss[-1] > DIVERGE_FACTOR * initial_loss:
+    if not np.all(np.isfinite(loss)):  # a non-finite epoch the run came back from
         return "diverged"
     tail = loss[len(loss) // 2 :]
     if len(tail) >= 3:

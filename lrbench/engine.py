@@ -17,7 +17,11 @@ Layout (:func:`plan`): a chunk of runs is ``[groups, slots]``, every group of on
 program vmaps over a group's slots with the seed unbatched, so a minibatch is gathered once
 per group and the first layer's product with it is one wide matrix product over the group;
 groups run one after another (``lax.map``), so a group's working set stays in cache; the
-groups axis is split over the local devices (``shard_map``: runs never talk to each other).
+groups axis is split over the local devices, each running the one-device program on its
+share (:class:`DevicePrograms`: runs never talk to each other). A run's seed group (its
+width and its position in it) depends on the sweep alone, never on the device count or the
+chunk size, and every device runs the same one-device program: a run's numbers are bitwise
+the same however the sweep is laid out.
 
 Closed-loop schedules (reduce/increase on plateau) keep their state in the epoch-scan carry
 and update it at the end of each epoch (``schedules.closed_loop_update``).
@@ -37,6 +41,7 @@ non-finite values are kept, as a learning-rate range test needs them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import math
 import os
@@ -48,7 +53,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, PartitionSpec
 
 from lrbench import data, rules, schedules
 from lrbench.errors import ConfigError
@@ -353,10 +357,10 @@ def _dataset_arrays(task: Task, dtype: str) -> tuple:
 
 @functools.cache
 def _replicated_arrays(task: Task, dtype: str) -> tuple:
-    """A data set placed once on every local device (the program's replicated input), so no
-    call of a group's program copies it again; one copy per data set and dtype."""
-    sharding = jax.sharding.NamedSharding(_mesh(), PartitionSpec())
-    return jax.device_put(_dataset_arrays(task, dtype), sharding)
+    """A data set placed once on every local device (each device program's input), so no call
+    of a group's program copies it again; one copy per data set, dtype and device."""
+    arrays = _dataset_arrays(task, dtype)
+    return tuple(jax.device_put(arrays, d) for d in jax.local_devices())
 
 
 def use_cpu_cores(n: int | None = None) -> int:
@@ -382,10 +386,6 @@ def use_cpu_cores(n: int | None = None) -> int:
     except RuntimeError:  # backends already initialised: keep what is there
         return 0
     return n
-
-
-def _mesh() -> Mesh:
-    return Mesh(np.array(jax.local_devices()), ("runs",))  # each process shards its own share
 
 
 class Layout(NamedTuple):
@@ -418,19 +418,25 @@ def plan(seeds, max_chunk: int = 4096, slot_cap: int = 2**31) -> tuple[Layout, l
     Runs are grouped by seed (rows in their given order within a seed); a seed's runs fill
     groups of ``slots``, the last group of a seed padded by repeating its last run, and the
     last chunk padded by repeating its last group: padding runs are computed and dropped.
-    ``slots`` is as wide as the largest seed's share and ``slot_cap`` allow, but narrow
-    enough that every device gets a group and a chunk holds at most ``max_chunk`` runs
-    (never fewer than one run per device). The plan depends only on its arguments and the
-    local device count, so every chunk of a group runs one program and a resumed sweep finds
-    the same chunks.
+
+    Layout independence: ``slots`` and the seed groups depend on the seeds and ``slot_cap``
+    alone — as wide as the largest seed's share and ``slot_cap`` allow, split evenly — never
+    on the device count or ``max_chunk`` (except when ``max_chunk`` is narrower than such a
+    group: memory then forces narrower groups). Every run therefore sits at the same position
+    in the same group (the same wide products, summed in the same order) whatever the layout,
+    and its float32 numbers are bitwise the same on any number of devices and in chunks of
+    any size. A chunk holds as many whole groups as ``max_chunk`` allows, at least one per
+    device, rounded up to a multiple of the device count (padded: a device with no group of
+    its own trains a copy). The plan depends only on its arguments and the local device
+    count, so every chunk of a group runs one program and a resumed sweep finds the same
+    chunks.
     """
     seeds = np.asarray(seeds)
     n_dev = jax.local_device_count()
     order = np.argsort(seeds, kind="stable")
     _, starts, counts = np.unique(seeds[order], return_index=True, return_counts=True)
     largest = int(counts.max())
-    spread = math.ceil(n_dev / len(counts))  # groups per seed so that every device has one
-    widest = max(1, min(largest, slot_cap, max_chunk // n_dev, math.ceil(largest / spread)))
+    widest = max(1, min(largest, slot_cap, max_chunk))
     slots = math.ceil(largest / math.ceil(largest / widest))  # even groups: least padding
     pieces = []
     for start, count in zip(starts, counts, strict=True):
@@ -439,7 +445,8 @@ def plan(seeds, max_chunk: int = 4096, slot_cap: int = 2**31) -> tuple[Layout, l
             piece = rows[lo : lo + slots]
             pieces.append(np.concatenate([piece, np.repeat(piece[-1:], slots - len(piece))]))
     most = max(1, max_chunk // slots // n_dev) * n_dev  # groups a chunk may hold
-    groups = math.ceil(len(pieces) / math.ceil(len(pieces) / most) / n_dev) * n_dev  # even chunks
+    per_chunk = math.ceil(len(pieces) / math.ceil(len(pieces) / most))  # even chunks
+    groups = math.ceil(per_chunk / n_dev) * n_dev
     chunks = []
     for lo in range(0, len(pieces), groups):
         part = pieces[lo : lo + groups]
@@ -456,48 +463,90 @@ def plan_group(
 
 
 def program(static: Static) -> Callable[[tuple, RunData, Any], History]:
-    """:func:`make_train` with its groups axis split over the local devices (not yet jitted).
+    """One device's program: :func:`make_train` (not yet jitted).
 
-    Each device trains its own groups: runs never talk to each other, so ``shard_map`` (no
-    communication), not a sharding that GSPMD would have to propagate through the scans.
+    Each local device runs its own copy, compiled for one device, on its share of a chunk's
+    groups (:class:`DevicePrograms`): runs never talk to each other, so nothing is
+    partitioned. Not ``shard_map`` over a mesh: a program partitioned over several devices
+    goes through XLA's SPMD passes, which fuse the elementwise updates differently from the
+    one-device program, and Adam's update (a division by a square root) then rounds
+    differently (1e-4 of a chaotic run's loss after three epochs) on 2 devices than on 1.
+    One device's program is the same on every device count, so a run's numbers are too.
     """
-    return jax.shard_map(
-        make_train(static),
-        mesh=_mesh(),
-        in_specs=(PartitionSpec(), PartitionSpec("runs"), PartitionSpec("runs")),
-        out_specs=PartitionSpec("runs"),
-        check_vma=False,  # seed-only values (initial weights) start unvarying in the scans
-    )
+    return make_train(static)
+
+
+class DevicePrograms:
+    """A chunk's program on every local device: ``self(arrays, runs, orders)`` hands device
+    ``k`` the ``k``-th equal share of the groups axis (arrays: ``_replicated_arrays``, one
+    copy per device), runs the shares side by side (JAX dispatches asynchronously) and
+    returns the outputs joined back in order, NumPy."""
+
+    def __init__(self, executables: list, devices: list):
+        self.executables, self.devices = executables, devices
+
+    def __call__(self, arrays, runs, orders):
+        share = len(orders) // len(self.devices)
+        outs = []
+        for k, (exe, device) in enumerate(zip(self.executables, self.devices, strict=True)):
+            part = jax.tree_util.tree_map(lambda x, k=k: x[k * share : (k + 1) * share], runs)
+            part, part_orders = jax.device_put((part, orders[k * share : (k + 1) * share]), device)
+            outs.append(exe(arrays[k], part, part_orders))
+        return jax.tree_util.tree_map(
+            lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *outs
+        )
+
+    def memory_analysis(self):
+        """One device's program's (each device runs the same)."""
+        return self.executables[0].memory_analysis()
 
 
 _COMPILED: dict[tuple, Any] = {}
 
 
 def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
-    """Returns ``(executable, seconds spent compiling now)``; compiled once per signature.
+    """Returns ``(DevicePrograms, seconds spent compiling now)``; compiled once per signature.
 
     The cache key holds only static things: learning rates, schedules, hyperparameters and
-    seeds are arguments of the executable, so a new grid of them reuses it.
+    seeds are arguments of the executable, so a new grid of them reuses it. Each local
+    device gets the one-device program of its ``layout.groups / devices`` groups, compiled
+    for it (side by side in threads: XLA releases the GIL).
     """
     layout = Layout(*layout)
-    key = (static, layout, hparam_names, jax.local_device_count())
+    devices = jax.local_devices()
+    key = (static, layout, hparam_names, len(devices))
     if key in _COMPILED:
         return _COMPILED[key], 0.0
     fn = jax.jit(program(static))
     dtype = jnp.dtype(static.dtype)
-    arrays = arrays_for(static)
-    spec = lambda dt, *rest: jax.ShapeDtypeStruct((*layout, *rest), dt)  # noqa: E731
-    runs = RunData(
-        seed=spec(jnp.int32),
-        lr=spec(dtype),
-        hparams={k: spec(dtype) for k in hparam_names},
-        schedule_kind=spec(jnp.int32),
-        schedule_params={k: spec(dtype) for k in schedules.all_param_names()},
-        unit_is_step=spec(jnp.bool_),
-        lr_table=spec(dtype, total_steps(static)) if static.schedule_impl == "optax" else None,
-    )
+    share = Layout(layout.groups // len(devices), layout.slots)
+
+    def lower(device):
+        put = jax.sharding.SingleDeviceSharding(device)
+        arrays = tuple(
+            jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=put) for a in arrays_for(static)
+        )
+        spec = lambda dt, *rest: jax.ShapeDtypeStruct((*share, *rest), dt, sharding=put)  # noqa: E731
+        runs = RunData(
+            seed=spec(jnp.int32),
+            lr=spec(dtype),
+            hparams={k: spec(dtype) for k in hparam_names},
+            schedule_kind=spec(jnp.int32),
+            schedule_params={k: spec(dtype) for k in schedules.all_param_names()},
+            unit_is_step=spec(jnp.bool_),
+            lr_table=spec(dtype, total_steps(static)) if static.schedule_impl == "optax" else None,
+        )
+        orders = orders_spec(static, share.groups)
+        orders = jax.ShapeDtypeStruct(orders.shape, orders.dtype, sharding=put)
+        return fn.lower(arrays, runs, orders).compile()
+
     start = time.perf_counter()
-    _COMPILED[key] = fn.lower(arrays, runs, orders_spec(static, layout.groups)).compile()
+    if len(devices) == 1:
+        executables = [lower(devices[0])]
+    else:
+        with concurrent.futures.ThreadPoolExecutor(len(devices)) as pool:
+            executables = list(pool.map(lower, devices))
+    _COMPILED[key] = DevicePrograms(executables, devices)
     return _COMPILED[key], time.perf_counter() - start
 
 

@@ -119,14 +119,19 @@ def mean_std_table(
     runs: pd.DataFrame, metric: str = "final_test_acc", digits: int = 3
 ) -> pd.DataFrame:
     """Rows: learning rates (high to low); columns: every other axis that varies; cells
-    ``mean ± std`` over seeds (``n=k`` noted when a cell lost runs to NaN)."""
+    ``mean ± std`` over seeds (``n=k`` noted when a cell lost runs to NaN or divergence;
+    diverged runs are left out and counted: ``(2 diverged)``, or ``diverged (5)`` when all
+    were)."""
     axes = axis_columns(runs)
     agg = results.aggregate(runs, ["lr", *axes], metric)
     n_seeds = runs["seed"].nunique()
 
     def cell(row) -> str:
-        mean = row["mean"] if row["n"] else math.nan
-        return mean_std(mean, row["std"], digits, row["n"], n_seeds)
+        n, diverged = int(row["n"]), int(row["diverged"])
+        text = mean_std(row["mean"] if n else math.nan, row["std"], digits, n, n_seeds)
+        if diverged:  # left out of the mean (results.aggregate)
+            return f"{text} ({diverged} diverged)" if n else f"diverged ({diverged})"
+        return text
 
     agg["cell"] = agg.apply(cell, axis=1)
     if axes:

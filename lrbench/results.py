@@ -56,6 +56,10 @@ def build(
     """Adds the final metrics to ``runs`` and stacks the per-epoch ``curves``.
 
     Final metrics are those of the last finite epoch (for a diverged run, where it was frozen).
+    A run's ``status`` and ``diverged_at`` follow one rule (:func:`diagnose.divergence_epoch`):
+    every ``diverged`` run has ``diverged_at``, the first epoch of its final excursion beyond
+    ``diagnose.DIVERGE_FACTOR`` times its initial loss or to non-finite values (a run the
+    engine found non-finite from that epoch, at the latest); the others have none.
     """
     h = History(*(np.asarray(x, np.float64) for x in history))
     runs = runs.copy()
@@ -68,12 +72,21 @@ def build(
     )
     runs.loc[~np.isfinite(runs["best_test_acc"]), "best_test_acc"] = np.nan
     runs["epochs_to_target"] = diagnose.epochs_to_target(h.test_acc, target_acc)
-    diverged_at = h.diverged_at.astype(np.int64)
+    nonfinite_at = h.diverged_at.astype(np.int64)
     runs["status"] = [
         diagnose.status(loss, init, d)
-        for loss, init, d in zip(h.train_loss, h.initial_train_loss, diverged_at, strict=True)
+        for loss, init, d in zip(h.train_loss, h.initial_train_loss, nonfinite_at, strict=True)
     ]
-    runs["diverged_at"] = pd.array(np.where(diverged_at > 0, diverged_at, 0), dtype="Int64")
+    rule = [
+        diagnose.divergence_epoch(loss, init)
+        for loss, init in zip(h.train_loss, h.initial_train_loss, strict=True)
+    ]
+    # the engine marks a run from the epoch its weights turned non-finite (its loss is NaN
+    # from there): the rule's excursion starts there or earlier
+    diverged_at = np.where(
+        nonfinite_at > 0, np.where(rule, np.minimum(rule, nonfinite_at), nonfinite_at), rule
+    )
+    runs["diverged_at"] = pd.array(diverged_at, dtype="Int64")
     runs["diverged_at"] = runs["diverged_at"].mask(runs["diverged_at"] == 0)
 
     n, epochs = h.train_loss.shape
@@ -312,6 +325,14 @@ def load(folder: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
 
 
 def aggregate(runs: pd.DataFrame, by: list[str], metric: str = "final_test_acc") -> pd.DataFrame:
-    """Mean, std (ddof=1) and count of ``metric`` over seeds for each group of ``by``."""
-    grouped = runs.groupby(by, sort=False, dropna=False)[metric]
-    return grouped.agg(mean="mean", std="std", n="count").reset_index()
+    """Mean, std (ddof=1) and count ``n`` of ``metric`` over seeds for each group of ``by``,
+    and ``diverged``, how many of the group's runs have ``status`` diverged: those are left
+    out of the mean, std and count (a diverged run's last finite numbers are no result). A
+    table without a ``status`` column leaves nothing out (``diverged`` 0)."""
+    diverged = runs["status"].eq("diverged") if "status" in runs else pd.Series(False, runs.index)
+    kept = runs[metric].where(~diverged)
+    frame = runs[by].assign(_value=kept, _diverged=diverged.astype(int))
+    grouped = frame.groupby(by, sort=False, dropna=False)
+    out = grouped["_value"].agg(mean="mean", std="std", n="count")
+    out["diverged"] = grouped["_diverged"].sum()
+    return out.reset_index()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lrbench import diagnose
@@ -72,3 +73,82 @@ def test_good_region_width():
     assert region["lo_lr"] == 1e-4 and region["hi_lr"] == 1e-2
     assert region["width_decades"] == pytest.approx(2.0)
     assert region["best_std"] == pytest.approx(np.std([0.91, 0.89], ddof=1))
+
+
+# One divergence rule: the loss ends non-finite or beyond DIVERGE_FACTOR × its initial value;
+# ``diverged_at`` is the first epoch of that final excursion.
+
+
+def test_diverged_at_is_the_start_of_the_final_excursion():
+    assert diagnose.DIVERGE_FACTOR == 2.0
+    # beyond 2 from epoch 5 on (epoch 3 went beyond too, but came back)
+    loss = np.array([1.0, 0.8, 2.5, 1.5, 2.1, 3.0, 10.0])
+    assert diagnose.divergence_epoch(loss, 1.0) == 5
+    assert diagnose.status(loss, 1.0) == "diverged"
+    # a spike that comes back is no divergence
+    assert diagnose.divergence_epoch(np.array([1.0, 3.0, 0.5, 0.4]), 1.0) == 0
+    # non-finite: from its first non-finite epoch (the engine's NaN to the end), or earlier
+    # where the loss was already beyond the multiple
+    assert diagnose.divergence_epoch(np.array([1.0, 0.5, np.nan, np.nan]), 1.0) == 3
+    assert diagnose.divergence_epoch(np.array([1.0, 2.5, np.inf, np.nan]), 1.0) == 2
+    # the engine's non-finite epoch counts even where the curve hides it
+    assert diagnose.status(np.array([1.0, 0.5, 0.4]), 1.0, diverged_at=3) == "diverged"
+    for case, (curve, init, engine_at) in CURVES.items():
+        at = diagnose.divergence_epoch(curve, init)
+        assert (at > 0 or engine_at > 0) == case.startswith("diverged"), case
+
+
+def test_build_sets_diverged_at_of_a_finite_blow_up():
+    """Gradient descent on ½·λ(w − 1)² from w = 0 at η = 2.2/λ: w_t − 1 = (1 − ηλ)^t·(w_0 − 1),
+    so epoch e (one full-batch step, recording the loss before it) has loss 1.2^(2(e−1))·L0,
+    finite but beyond 2·L0 from the first e with 1.44^(e−1) > 2 on (closed form: e = 3);
+    η = 0.5/λ converges. The diverged run has ``diverged_at`` 3 and no mean."""
+    from lrbench import results, runner, tasks
+    from lrbench.sweep import Sweep
+
+    task = tasks.Quadratic(eigenvalues=(1.0,))
+    sweep = Sweep(task=task, epochs=8, batch_size=1, lrs=(0.5, 2.2), seeds=(0,), dtype="float64")
+    runs, history, _ = runner.train(sweep)
+    assert (history.diverged_at == 0).all() and np.isfinite(history.train_loss).all()
+    runs, _ = results.build(runs, history, target_acc=0.5)
+    first = int(np.floor(np.log(2) / np.log(1.44))) + 2
+    assert first == 3
+    by_lr = runs.set_index("lr")
+    assert by_lr.loc[2.2, "status"] == "diverged" and by_lr.loc[2.2, "diverged_at"] == first
+    assert by_lr.loc[0.5, "status"] != "diverged" and pd.isna(by_lr.loc[0.5, "diverged_at"])
+
+
+def test_aggregate_leaves_diverged_runs_out_of_the_means():
+    runs = pd.DataFrame(
+        {
+            "optimizer": ["adam"] * 9,
+            "lr": [1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 10.0, 10.0, 10.0],
+            "seed": [0, 1, 2] * 3,
+            "final_test_acc": [0.4, 0.8, 0.9, 0.7, 0.8, 0.9, 0.41, 0.3, np.nan],
+            "status": ["diverged", "converged", "slow", *["converged"] * 3, *["diverged"] * 3],
+        }
+    )
+    agg = results_aggregate(runs, ["lr"]).set_index("lr")
+    assert agg.loc[1.0, "mean"] == pytest.approx(0.85) and agg.loc[1.0, "n"] == 2
+    assert agg.loc[1.0, "std"] == pytest.approx(np.std([0.8, 0.9], ddof=1))
+    assert agg.loc[1.0, "diverged"] == 1 and agg.loc[0.1, "diverged"] == 0
+    assert agg.loc[0.1, "mean"] == pytest.approx(0.8) and agg.loc[0.1, "n"] == 3
+    assert np.isnan(agg.loc[10.0, "mean"]) and agg.loc[10.0, "n"] == 0
+    assert agg.loc[10.0, "diverged"] == 3
+    # without a status column nothing is left out
+    plain = results_aggregate(runs.drop(columns="status"), ["lr"]).set_index("lr")
+    assert plain.loc[1.0, "mean"] == pytest.approx(0.7) and plain.loc[1.0, "n"] == 3
+
+    from lrbench import report
+
+    table = report.mean_std_table(runs)
+    assert table.loc["1", "final_test_acc"].startswith("0.850 ± 0.071")
+    assert "1 diverged" in table.loc["1", "final_test_acc"]
+    assert table.loc["10", "final_test_acc"] == "diverged (3)"
+    assert table.loc["0.1", "final_test_acc"] == "0.800 ± 0.100"
+
+
+def results_aggregate(runs, by):
+    from lrbench import results
+
+    return results.aggregate(runs, by)
