@@ -180,7 +180,8 @@ def run_numbers(w: np.ndarray, e: np.ndarray, d: dict) -> tuple[dict, np.ndarray
     w_ls, e_min = least_squares(d["x"], d["t"])
     e0 = float(error(W0, d["x"], d["t"]))
     bad = ~(np.isfinite(w) & (np.abs(w) <= DIVERGED_ABOVE))
-    diverged = int(bad.argmax() + 1) if bad.any() else 0
+    diverged = int(bad.argmax() + 1) if bad.any() else 0  # the update; its epoch:
+    nonfinite_epoch = int(np.ceil(diverged / N_TRAIN))
     per_epoch = np.where(bad, np.nan, e)[N_TRAIN - 1 :: N_TRAIN]
     with np.errstate(all="ignore"):
         excess = e - e_min
@@ -197,8 +198,8 @@ def run_numbers(w: np.ndarray, e: np.ndarray, d: dict) -> tuple[dict, np.ndarray
         "final_test_acc": float(np.mean(close)),
         "steps_to_converge": settle_step(np.nan_to_num(excess, nan=np.inf), e0 - e_min),
         "bounce_share": bounce_share(w, w_ls),
-        "status": diagnose.status(per_epoch, e0, int(np.ceil(diverged / N_TRAIN))),
-        "diverged_at": diverged or None,
+        "status": diagnose.status(per_epoch, e0, nonfinite_epoch),
+        "diverged_at": nonfinite_epoch or diagnose.divergence_epoch(per_epoch, e0) or None,
     }
     return row, per_epoch
 

@@ -245,12 +245,13 @@ CLAIMS = (
 )  # fmt: skip
 
 
-def divergence(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per optimizer: diverged runs that turned non-finite (``diverged_at`` set) and those whose
-    loss stayed finite but ended above twice its initial value, with the mean test accuracy the
-    latter still had (the DeepOBS score replaces it by chance)."""
+def divergence(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer: diverged runs that turned non-finite (their last epoch's train loss is
+    NaN) and those whose loss stayed finite but ended above twice its initial value, with the
+    mean test accuracy the latter still had (the DeepOBS score replaces it by chance)."""
     diverged = runs[runs["status"] == "diverged"]
-    nonfinite = diverged["diverged_at"].notna()
+    last = curves.loc[curves["epoch"] == curves["epoch"].max()].set_index("run_id")
+    nonfinite = diverged["run_id"].map(last["train_loss"]).isna()
     blown = diverged[~nonfinite]
     out = pd.DataFrame(
         {
@@ -318,7 +319,7 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         quiet, found=claims.evaluate(CLAIMS, {"runs": runs, "sensitivity": table}, ARTICLE),
         tables={
             "sensitivity": (paper_table(table), caption),
-            "divergence": (divergence(runs), "Diverged runs"),
+            "divergence": (divergence(runs, result.curves), "Diverged runs"),
             "large_rates": (large_rates(runs), "How the runs at lr ≥ 1 end"),
         },
         figures={"sensitivity.png": (lambda path: figure(runs, path), "score and final train "

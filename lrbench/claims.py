@@ -498,7 +498,9 @@ def _run_line(meta: Mapping[str, Any]) -> str:
     return (
         "; ".join(parts)
         + f" {where}; {versions}; python {meta.get('python', '?')}, "
-        + f"git {str(meta.get('git_revision') or '?')[:10]}. "
+        + f"git {str(meta.get('git_revision') or '?')[:10]}"
+        + (" with uncommitted changes" if meta.get("git_dirty") else "")
+        + ". "
         + "`runs.csv` / `curves.csv`: every run and epoch; `meta.json`: the config and versions."
     )
 

@@ -114,10 +114,10 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def git_revision() -> str | None:
+def _git(*args: str) -> str | None:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+            ["git", *args],
             capture_output=True,
             text=True,
             timeout=5,
@@ -126,6 +126,21 @@ def git_revision() -> str | None:
         if out.returncode == 0:
             return out.stdout.strip()
     return None
+
+
+def git_revision() -> str | None:
+    """The commit of the code that runs (None outside a git checkout)."""
+    return _git("rev-parse", "HEAD")
+
+
+def git_dirty() -> bool | None:
+    """Whether the code that runs (``lrbench/``, ``experiments/``) differs from that commit:
+    a results folder written by uncommitted code says so (None outside a git checkout)."""
+    root = _git("rev-parse", "--show-toplevel")
+    if root is None:
+        return None
+    changed = _git("-C", root, "status", "--porcelain", "--", "lrbench", "experiments")
+    return None if changed is None else bool(changed)
 
 
 def environment() -> dict[str, Any]:
@@ -141,6 +156,7 @@ def environment() -> dict[str, Any]:
         "devices": [str(d) for d in jax.devices()],
         "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
         "git_revision": git_revision(),
+        "git_dirty": git_dirty(),
         "compile_cache": compile_cache.describe(),
     }
 
