@@ -520,8 +520,13 @@ def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
     fn = jax.jit(program(static))
     dtype = jnp.dtype(static.dtype)
     share = Layout(layout.groups // len(devices), layout.slots)
+    x64 = bool(jax.config.jax_enable_x64)  # the caller's (a thread-local context) for the threads
 
     def lower(device):
+        with jax.enable_x64(x64):
+            return _lower(device)
+
+    def _lower(device):
         put = jax.sharding.SingleDeviceSharding(device)
         arrays = tuple(
             jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=put) for a in arrays_for(static)

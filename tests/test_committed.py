@@ -5,7 +5,9 @@ The default sweep (``lrbench run``: blobs_lr) is rerun and its table compared wi
 learning rate past the edge of stability, where any rounding difference of another platform
 grows) within ``CHAOTIC_TOLERANCE`` of its mean accuracy. Every committed folder's
 ``meta.json`` names the revision that wrote it, a commit of this history, with no uncommitted
-changes to the code.
+changes to the code. ``results/bench`` holds speeds, not numbers a claim rests on: it names
+its revision too, but is rewritten only on a quiet machine with the ``bench`` extra (PyTorch),
+so it may be older than the last change to the code.
 """
 
 from __future__ import annotations
@@ -54,4 +56,5 @@ def test_a_committed_folder_names_the_commit_that_wrote_it(meta):
     revision = found.get("git_revision") or found.get("environment", {}).get("git_revision")
     assert revision, f"{meta} names no revision"
     assert _git("merge-base", "--is-ancestor", revision, "HEAD").returncode == 0, revision
-    assert found.get("git_dirty") is False, f"{meta}: written by uncommitted code"
+    if meta.parent.name != "bench":
+        assert found.get("git_dirty") is False, f"{meta}: written by uncommitted code"

@@ -110,6 +110,15 @@ def test_two_devices_give_one_devices_runs(tmp_path):
     _assert_identical(one, two)
 
 
+def test_a_float64_sweep_on_two_devices_is_the_one_device_sweep(tmp_path):
+    """float64 is a scoped context (``jax.enable_x64``): the programs compiled for each device,
+    side by side in threads, are compiled in it too (before, they were float32 programs
+    called with float64 arrays: an internal error)."""
+    sweep = [*_sweep("adam", 1)[:-2], "--set", "dtype=float64", "--seeds", "1"]
+    one, two = _run_in_processes(tmp_path, sweep, [(1, []), (2, [])])
+    _assert_identical(one, two)
+
+
 @pytest.mark.slow
 def test_every_optimizer_is_the_same_on_one_device_and_on_three_in_chunks(tmp_path):
     """Every optimizer of ``lrbench.rules``, two seeds: one device, whole groups; three
