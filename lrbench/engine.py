@@ -501,7 +501,14 @@ class DevicePrograms:
         return self.executables[0].memory_analysis()
 
 
+# The programs compiled in this process, most recently used last. Bounded: every executable
+# keeps its machine code mapped (about 500 memory maps per device's copy on CPU), and a study
+# of ~100 programs × a copy per device would exhaust the process's map count
+# (vm.max_map_count, 65530 by default) if all were kept. A sweep trains each program's chunks
+# one after another, so only a rerun in the same process reuses an older one (and compiles it
+# again, from the persistent cache when it is on).
 _COMPILED: dict[tuple, Any] = {}
+KEEP_EXECUTABLES = 16  # device copies kept over all programs (at least the newest program's)
 
 
 def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
@@ -516,7 +523,11 @@ def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
     devices = jax.local_devices()
     key = (static, layout, hparam_names, len(devices))
     if key in _COMPILED:
+        _COMPILED[key] = _COMPILED.pop(key)  # most recently used
         return _COMPILED[key], 0.0
+    kept = lambda: sum(len(p.executables) for p in _COMPILED.values())  # noqa: E731
+    while _COMPILED and kept() + len(devices) > KEEP_EXECUTABLES:
+        _COMPILED.pop(next(iter(_COMPILED)))  # the least recently used
     fn = jax.jit(program(static))
     dtype = jnp.dtype(static.dtype)
     share = Layout(layout.groups // len(devices), layout.slots)

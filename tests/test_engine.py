@@ -365,3 +365,19 @@ def test_unknown_probe_names_its_field():
         engine.make_train(static._replace(probes=("hessian",)))
     with pytest.raises(ConfigError, match="probes"):
         engine.train_group(static._replace(final_params=True), None)
+
+
+def test_compiled_programs_are_kept_within_a_bound(monkeypatch):
+    """Each kept executable keeps its machine code mapped: past ``KEEP_EXECUTABLES`` device
+    copies the least recently used program is dropped (a ~100-program study on 2 devices
+    kept every one and ran out of memory maps: LLVM 'Unable to allocate section memory')."""
+    monkeypatch.setattr(engine, "_COMPILED", {})
+    monkeypatch.setattr(engine, "KEEP_EXECUTABLES", jax.local_device_count())  # one program
+    first = dataclasses.replace(SMALL, epochs=1)
+    _train(first)
+    _train(SMALL)
+    assert len(engine._COMPILED) == 1
+    ((static, *_),) = engine._COMPILED
+    assert static.epochs == SMALL.epochs  # the newest is the one kept
+    runs, _, timing = _train(SMALL)
+    assert timing["programs"] == 1 and timing["compile_seconds"] == 0.0  # and reused
