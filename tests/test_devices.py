@@ -120,13 +120,14 @@ def test_a_float64_sweep_on_two_devices_is_the_one_device_sweep(tmp_path):
 
 
 @pytest.mark.slow
-def test_every_optimizer_is_the_same_on_one_device_and_on_three_in_chunks(tmp_path):
-    """Every optimizer of ``lrbench.rules``, two seeds: one device, whole groups; three
-    devices (2 groups on 3 devices: padded) in chunks of 3 runs."""
+def test_every_optimizer_is_the_same_on_one_device_and_on_two_in_chunks(tmp_path):
+    """Every optimizer of ``lrbench.rules``, two seeds: one device, whole groups; two
+    devices in chunks of 3 runs (a padded last group; the plan's placement on 3, 4 and 7
+    devices is checked without training above)."""
     from lrbench import rules
 
     sweep = _sweep(",".join(rules.names()), 2)
-    layouts = [(1, []), (3, ["--max-memory", _max_memory(sweep, 3)])]
+    layouts = [(1, []), (2, ["--max-memory", _max_memory(sweep, 3)])]
     one, *others = _run_in_processes(tmp_path, sweep, layouts)
     assert set(one[0]["optimizer"]) == set(rules.names())
     for other in others:
