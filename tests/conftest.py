@@ -12,15 +12,21 @@ import jax
 import pytest
 
 _COMPILE_CACHE = []  # the session's own compilation cache folder, removed at the end
+# A folder given here is used instead and kept: ``.ci/run`` hands its tiers and ``lrbench
+# check`` one folder, so a program compiled by one is read back by the next.
+SHARED_CACHE_ENV = "LRBENCH_TEST_COMPILE_CACHE"
 
 
 def pytest_configure(config):
     """Points lrbench's persistent compilation cache at a folder of this test session's own
-    (in the environment, so subprocesses inherit it), never at the user's cache; a test that
-    needs another folder passes its own ``LRBENCH_COMPILE_CACHE`` or ``--compile-cache``."""
+    (in the environment, so subprocesses inherit it), never at the user's cache, unless
+    ``LRBENCH_TEST_COMPILE_CACHE`` names one; a test that needs another folder (an empty one)
+    passes its own ``LRBENCH_COMPILE_CACHE`` or ``--compile-cache``."""
     del config
-    folder = tempfile.mkdtemp(prefix="lrbench-test-jax-cache-")
-    _COMPILE_CACHE.append(folder)
+    folder = os.environ.get(SHARED_CACHE_ENV)
+    if not folder:
+        folder = tempfile.mkdtemp(prefix="lrbench-test-jax-cache-")
+        _COMPILE_CACHE.append(folder)
     os.environ["LRBENCH_COMPILE_CACHE"] = folder
 
 
