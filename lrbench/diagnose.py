@@ -26,6 +26,8 @@ loss before training ``L0``:
     tenth before by more than ``STILL_IMPROVING`` of all it has learned (``L0`` minus that
     mean), and by more than ``NOISE_Z`` standard errors of the epoch-to-epoch noise of
     those two tenths.
+``converged``
+    none of the above: the loss went down and has levelled off.
 
 Both gaps are measured on the scale of the initial loss, not of the loss itself: a loss of
 0.01 that jitters between 0.005 and 0.02, or that still halves every ten epochs, has learned
@@ -33,8 +35,6 @@ all but a thousandth of what there was to learn (iris at lr 1, digits at lr 1). 
 its own best, such noise or such a tail read as oscillating or slow (the rule before
 measured them so); ``tests/test_diagnose.py`` holds hand-labelled runs on blobs, digits,
 iris and the drug trial that pin the labels.
-``converged``
-    none of the above: the loss went down and has levelled off.
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ from __future__ import annotations
 import numpy as np
 
 DIVERGE_FACTOR = 2.0  # diverged: the loss ends beyond this multiple of its initial value
-OSCILLATION_SHARE = 0.3  # oscillating: share of rising epochs over the last half, at least
+OSCILLATION_SHARE = 0.3  # oscillating: more than this share of rising epochs (last half)
 OSCILLATION_HOVER = 1.2  # ... its median there above this multiple of the best loss
 OSCILLATION_SCALE = 0.01  # ... and above the best by this share of the initial loss
 STALL_SHARE = 0.9  # slow: the final loss above this share of the initial loss
-STILL_IMPROVING = 0.005  # slow: the last tenth's gain over the tenth before, as a share of all
-NOISE_Z = 2.0  # the run has gained, and in standard errors of its epoch-to-epoch noise
+STILL_IMPROVING = 0.005  # slow: the last tenth's gain on the tenth before, share of L0 - L
+NOISE_Z = 2.0  # ... and in standard errors of its epoch-to-epoch noise
 
 STATUSES = ("converged", "slow", "oscillating", "diverged")
 
