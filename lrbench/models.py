@@ -37,8 +37,14 @@ KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): probabilities are clipped to [e
 class MLPConfig:
     """A fully connected network: ``hidden`` sizes, one activation, a dense output layer.
 
-    ``kernel_init`` names a Keras initialiser (``he_uniform`` for the MLM tutorial,
-    ``glorot_uniform`` is Keras' own default).
+    ``kernel_init`` names a Keras initialiser for the hidden layers (``he_uniform`` for the
+    MLM tutorial, ``glorot_uniform`` is Keras' own default); ``output_init`` the output
+    layer's. It defaults to ``glorot_uniform``, Keras' ``Dense`` default, which is what every
+    reproduced article's output layer had: the blobs tutorial's ``Dense(3, activation=
+    "softmax")`` and deeplizard's ``Dense(2, activation="sigmoid")`` name no initialiser.
+    Before this field existed the output layer took ``kernel_init``; ``output_init=
+    kernel_init`` is that model, with the run_ids it had (see
+    :meth:`lrbench.tasks.mlp.Classifier.config`).
 
     ``output`` is the output layer's activation, trained with Keras' sparse categorical
     cross-entropy (see :func:`per_example_loss`): ``softmax`` (the network returns logits, the
@@ -55,6 +61,7 @@ class MLPConfig:
     kernel_init: str = "he_uniform"
     output: str = "softmax"
     kernel_l2: tuple[float, ...] = ()
+    output_init: str = "glorot_uniform"
 
     def __post_init__(self):
         if self.activation not in ACTIVATIONS:
@@ -64,6 +71,10 @@ class MLPConfig:
         if self.kernel_init not in KERNEL_INITS:
             raise ConfigError(
                 "kernel_init", f"unknown {self.kernel_init!r}; allowed: {', '.join(KERNEL_INITS)}"
+            )
+        if not isinstance(self.output_init, str) or self.output_init not in KERNEL_INITS:
+            raise ConfigError(
+                "output_init", f"unknown {self.output_init!r}; allowed: {', '.join(KERNEL_INITS)}"
             )
         if not all(isinstance(h, int) and h > 0 for h in self.hidden):
             raise ConfigError(
@@ -144,12 +155,16 @@ class BiasTrickDense(_DenseLike):
 
 
 class MLP(nn.Module):
-    """``x -> Dense(h1) -> act -> ... -> Dense(num_outputs)``: pre-activation outputs (logits)."""
+    """``x -> Dense(h1) -> act -> ... -> Dense(num_outputs)``: pre-activation outputs (logits).
+
+    The hidden layers' kernels start from ``kernel_init``, the output layer's from
+    ``output_init``."""
 
     hidden: tuple[int, ...]
     num_outputs: int
     activation: str = "relu"
     kernel_init: str = "he_uniform"
+    output_init: str = "glorot_uniform"
 
     @nn.compact
     def __call__(self, x):
@@ -158,13 +173,16 @@ class MLP(nn.Module):
         for layer, width in enumerate(self.hidden):
             dense = BiasTrickDense if layer == 0 and x.shape[-1] <= NARROW else nn.Dense
             x = act(dense(width, kernel_init=init, name=f"Dense_{layer}")(x))
+        out, name = KERNEL_INITS[self.output_init], f"Dense_{len(self.hidden)}"
         if self.num_outputs <= NARROW:  # same parameters and names as nn.Dense
-            return NarrowDense(self.num_outputs, init, name=f"Dense_{len(self.hidden)}")(x)
-        return nn.Dense(self.num_outputs, kernel_init=init, name=f"Dense_{len(self.hidden)}")(x)
+            return NarrowDense(self.num_outputs, out, name=name)(x)
+        return nn.Dense(self.num_outputs, kernel_init=out, name=name)(x)
 
 
 def build(config: MLPConfig, num_outputs: int) -> MLP:
-    return MLP(config.hidden, num_outputs, config.activation, config.kernel_init)
+    return MLP(
+        config.hidden, num_outputs, config.activation, config.kernel_init, config.output_init
+    )
 
 
 def per_example_loss(config: MLPConfig, logits, labels):

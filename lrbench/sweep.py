@@ -371,6 +371,8 @@ class Sweep:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (for ``meta.json``); a task object as its configuration."""
         config = dataclasses.asdict(self)
+        if config["model"]["output_init"] == config["model"]["kernel_init"]:
+            del config["model"]["output_init"]  # the model from before the field: hashed as then
         if isinstance(self.task, Task):
             config["task"] = {"class": type(self.task).__qualname__, **self.task.config()}
         elif self.task == "classifier":  # at its default, described as before the field existed

@@ -107,6 +107,8 @@ def test_init_many_equals_one_by_one():
     [
         ({"activation": "swishy"}, "activation"),
         ({"kernel_init": "ones"}, "kernel_init"),
+        ({"output_init": "zeros"}, "output_init"),
+        ({"output_init": ["glorot_uniform"]}, "output_init"),
         ({"hidden": (0,)}, "hidden"),
     ],
 )
@@ -127,7 +129,8 @@ class _FlaxMLP(models.nn.Module):
         init = models.KERNEL_INITS["he_uniform"]
         for width in self.hidden:
             x = models.nn.relu(models.nn.Dense(width, kernel_init=init)(x))
-        return models.nn.Dense(self.num_outputs, kernel_init=init)(x)
+        output_init = models.nn.initializers.glorot_uniform()  # MLPConfig's output_init default
+        return models.nn.Dense(self.num_outputs, kernel_init=output_init)(x)
 
 
 @pytest.mark.parametrize("num_inputs", [1, 4, models.NARROW, models.NARROW + 1])
@@ -171,3 +174,56 @@ def test_wide_layers_are_nn_dense():
     narrow = models.build(MLPConfig(hidden=(7, 6)), 3)
     table = str(narrow.tabulate(jax.random.PRNGKey(0), jnp.zeros((1, 2))))
     assert table.count("BiasTrickDense") == 1 and "NarrowDense" in table  # the first layer only
+
+
+def _uniform_bound(name: str, fan_in: int, fan_out: int) -> float:
+    """Keras' documented limits: glorot_uniform sqrt(6/(fan_in+fan_out)), he_uniform
+    sqrt(6/fan_in)."""
+    return {"glorot_uniform": np.sqrt(6 / (fan_in + fan_out)), "he_uniform": np.sqrt(6 / fan_in)}[
+        name
+    ]
+
+
+@pytest.mark.parametrize("num_outputs", [3, 20])  # NarrowDense and nn.Dense output layers
+@pytest.mark.parametrize(
+    ("kernel_init", "output_init"),
+    [("he_uniform", "glorot_uniform"), ("glorot_uniform", "he_uniform")],
+)
+def test_output_layer_follows_output_init(kernel_init, output_init, num_outputs):
+    """Over 200 seeds, each layer's initial kernel is uniform on ±its initialiser's bound
+    (Kolmogorov–Smirnov against the bound computed here); the hidden layers (the first one a
+    BiasTrickDense: 4 inputs) follow ``kernel_init``, the output layer ``output_init``, and
+    the other initialiser's bound is rejected (widths chosen so the two bounds differ)."""
+    from scipy import stats
+
+    widths = [4, 10, 12, num_outputs]
+    cfg = MLPConfig(hidden=(10, 12), kernel_init=kernel_init, output_init=output_init)
+    params = models.init_many(
+        models.build(cfg, num_outputs), jax.random.split(jax.random.PRNGKey(3), 200), 4
+    )
+    for layer in range(3):
+        fan_in, fan_out = widths[layer], widths[layer + 1]
+        kernel = np.asarray(params[f"Dense_{layer}"]["kernel"]).ravel()
+        np.testing.assert_array_equal(params[f"Dense_{layer}"]["bias"], 0)
+        want = output_init if layer == 2 else kernel_init
+        other = kernel_init if layer == 2 else output_init
+        bound = _uniform_bound(want, fan_in, fan_out)
+        assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.99 * bound
+        assert stats.kstest(kernel, stats.uniform(-bound, 2 * bound).cdf).pvalue > 1e-3
+        wrong = _uniform_bound(other, fan_in, fan_out)
+        assert stats.kstest(kernel, stats.uniform(-wrong, 2 * wrong).cdf).pvalue < 1e-6
+
+
+def test_output_init_in_the_run_id_only_where_it_changes_the_model():
+    """``output_init`` equal to ``kernel_init`` is the model from before the field (the
+    output layer took ``kernel_init``): its configuration, hence its run_id, is the old one;
+    Keras' default output layer under another hidden initialiser is a model of its own."""
+    from lrbench.tasks.mlp import Classifier
+
+    old = {"hidden": (50,), "activation": "relu", "kernel_init": "he_uniform"}
+    same = Classifier(model=MLPConfig(hidden=(50,), output_init="he_uniform")).config()
+    assert same == {"model": old}
+    keras = Classifier(model=MLPConfig(hidden=(50,))).config()
+    assert keras == {"model": {**old, "output_init": "glorot_uniform"}}
+    glorot = MLPConfig(hidden=(16,), kernel_init="glorot_uniform")  # deeplizard's: unchanged
+    assert "output_init" not in Classifier(model=glorot).config()["model"]

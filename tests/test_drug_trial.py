@@ -122,10 +122,19 @@ def test_bad_head_or_penalty_names_the_field(kwargs, field):
 
 
 def test_run_ids_of_plain_mlps_are_unchanged_and_new_fields_count():
+    import dataclasses
+    import json
+
     from experiments import blobs_lr
 
     committed = pd.read_csv("results/blobs_lr/runs.csv")["run_id"]
-    assert set(expand(blobs_lr.get_config())["run_id"]) == set(committed)
+    # the committed model as its meta.json describes it; a model recorded before
+    # output_init existed had its output layer drawn from kernel_init
+    model = json.load(open("results/blobs_lr/meta.json"))["config"]["model"]
+    model.setdefault("output_init", model["kernel_init"])
+    model = {**model, "hidden": tuple(model["hidden"]), "kernel_l2": tuple(model["kernel_l2"])}
+    sweep = dataclasses.replace(blobs_lr.get_config(), model=MLPConfig(**model))
+    assert set(expand(sweep)["run_id"]) == set(committed)
     plain = Sweep(dataset="drug_trial", model=MLPConfig((16, 32)), optimizers=(Optimizer("adam"),))
     sigmoid = Sweep(dataset="drug_trial", model=drug_trial.MODEL, optimizers=(Optimizer("adam"),))
     assert set(expand(plain)["run_id"]).isdisjoint(expand(sigmoid)["run_id"])

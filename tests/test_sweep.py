@@ -62,7 +62,10 @@ def test_a_sweep_without_static_axes_keeps_its_run_ids():
     axes existed: ``4d3a36e12b75``)."""
     sweep = Sweep(
         dataset="blobs",
-        model=MLPConfig(hidden=(50,), activation="relu", kernel_init="he_uniform"),
+        # the output layer took kernel_init then (output_init equal to it keeps the run_id)
+        model=MLPConfig(
+            hidden=(50,), activation="relu", kernel_init="he_uniform", output_init="he_uniform"
+        ),
         epochs=200,
         batch_size=32,
         lrs=(1.0,),

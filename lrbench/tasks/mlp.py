@@ -63,10 +63,17 @@ class Classifier(Task):
         return self.model.name
 
     def config(self) -> dict[str, Any]:
+        """The run's model as in its run_id: fields added later are left out at the value
+        that gives the model from before they existed. ``output_init`` is left out when it
+        equals ``kernel_init`` (the output layer took ``kernel_init`` before), so a model
+        with Keras' default output layer and another hidden initialiser has a run_id of its
+        own, never the old one's."""
         model = dataclasses.asdict(self.model)
         for name, default in _OPTIONAL_MODEL_FIELDS.items():
             if model[name] == default:
                 del model[name]
+        if model["output_init"] == model["kernel_init"]:
+            del model["output_init"]
         return {"model": model}
 
 
