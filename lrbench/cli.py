@@ -149,6 +149,10 @@ _SWEEP_KEYS: dict[str, tuple[Callable, Callable[[Sweep, object], Sweep]]] = {
         _one(_strs),
         lambda s, v: dataclasses.replace(s, model=dataclasses.replace(s.model, kernel_init=v)),
     ),
+    "output_init": (
+        _one(_strs),
+        lambda s, v: dataclasses.replace(s, model=dataclasses.replace(s.model, output_init=v)),
+    ),
     # Static axes: each value its own program (``Sweep.parts``).
     "batch_sizes": (_ints, lambda s, v: dataclasses.replace(s, batch_sizes=v)),
     "dtypes": (_strs, lambda s, v: dataclasses.replace(s, dtypes=v)),
@@ -441,7 +445,7 @@ def _hidden(text: str) -> tuple[int, ...]:
 _FIND_KEYS = {
     "batch_size": _one(_ints), "num_steps": _one(_ints), "start_lr": _one(_floats),
     "end_lr": _one(_floats), "num_lrs": _one(_ints), "epochs": _one(_ints), "seed": _one(_ints),
-    "activation": _one(_strs), "kernel_init": _one(_strs),
+    "activation": _one(_strs), "kernel_init": _one(_strs), "output_init": _one(_strs),
 }  # fmt: skip
 
 
@@ -470,6 +474,7 @@ def cmd_lr_find(args) -> int:
         hidden=_hidden(args.model),
         activation=settings.get("activation", "relu"),
         kernel_init=settings.get("kernel_init", "he_uniform"),
+        output_init=settings.get("output_init", MLPConfig.output_init),
     )
     seed = settings.get("seed", 0)
     if not 0 <= seed <= SEED_MAX:

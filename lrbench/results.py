@@ -107,6 +107,9 @@ def build(
 # Provenance
 
 
+DISTRIBUTIONS = {"lrbench": "lrbench-jax"}  # import package -> distribution, where they differ
+
+
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)
@@ -146,8 +149,8 @@ def git_dirty() -> bool | None:
 def environment() -> dict[str, Any]:
     """Versions, backend, devices and flags of this process."""
     return {
-        "versions": {
-            name: _version(name)
+        "versions": {  # lrbench's distribution is named lrbench-jax on the package index
+            name: _version(DISTRIBUTIONS.get(name, name))
             for name in ("lrbench", "jax", "jaxlib", "optax", "flax", "numpy", "pandas")
         },
         "python": sys.version.split()[0],

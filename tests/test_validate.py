@@ -177,3 +177,23 @@ def test_lr_find_refuses_a_seed_outside_int32(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("lrbench: error: seed: seed 4294967296 must be in [0, 2147483647]"), err
     assert not out.exists()
+
+
+def test_output_init_is_set_from_the_command_line():
+    """``--set output_init=`` reaches the model, and a bad name is refused as the API does."""
+    sweep = cli.apply_overrides(BASE, ["output_init=he_normal"])
+    assert sweep.model.output_init == "he_normal" and sweep.model.kernel_init == "he_uniform"
+    with pytest.raises(ConfigError) as api:
+        MLPConfig(hidden=(4,), output_init="zeros")
+    with pytest.raises(ConfigError) as line:
+        cli.apply_overrides(BASE, ["output_init=zeros"])
+    assert (line.value.field, line.value.message) == (api.value.field, api.value.message)
+
+
+def test_meta_records_lrbench_version_under_its_distribution_name():
+    """The distribution is ``lrbench-jax``: meta.json's ``versions.lrbench`` still finds it."""
+    from importlib import metadata
+
+    from lrbench import results
+
+    assert results.environment()["versions"]["lrbench"] == metadata.version("lrbench-jax")
