@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lrbench import claims, report, runner
+from lrbench import claims, diagnose, report, results, runner
 from lrbench.claims import Claim, Measured
 from lrbench.models import MLPConfig
 from lrbench.study import Study
@@ -113,18 +113,6 @@ def study(sweep: Sweep) -> Study:
 FROZEN_LR = 1e-6  # at or below it the lr grid learns nothing in 200 epochs
 
 
-def per_epoch(curves: pd.DataFrame, column: str) -> pd.DataFrame:
-    """``column`` as a [run_id × epoch] table."""
-    return curves.pivot(index="run_id", columns="epoch", values=column)
-
-
-def first_epoch(mask: pd.DataFrame) -> pd.Series:
-    """Per run, the first 1-based epoch where ``mask`` holds; NaN if never."""
-    hit = mask.to_numpy()
-    first = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, np.nan)
-    return pd.Series(first, index=mask.index)
-
-
 def run_measures(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     """``runs`` plus, per run: ``setting`` (the value its grid varies), ``loss_ratio`` (final
     over initial training loss), ``acc_gain`` (final minus first-epoch test accuracy),
@@ -134,7 +122,7 @@ def run_measures(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     ``FROZEN_LR``), and ``epochs_to_80`` / ``frozen_by`` (``epochs_to_target`` / ``frozen_at``
     with *never* counted as the epoch after the last, so that a median over seeds says
     *never* when most seeds never got there)."""
-    acc, lr = per_epoch(curves, "test_acc"), per_epoch(curves, "lr")
+    acc, lr = results.per_epoch(curves, "test_acc"), results.per_epoch(curves, "lr")
     mid = acc.shape[1] // 2
     per_run = pd.DataFrame(
         {
@@ -142,8 +130,8 @@ def run_measures(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
             "late_gain": acc.iloc[:, -1] - acc.iloc[:, mid - 1],
             "acc_jitter": np.nanmean(np.abs(np.diff(acc.iloc[:, mid:].to_numpy(), axis=1)), axis=1),
             "final_lr": lr.iloc[:, -1],
-            "first_cut": first_epoch(lr.lt(lr.iloc[:, 0] * (1 - 1e-6), axis=0)),
-            "frozen_at": first_epoch(lr <= FROZEN_LR),
+            "first_cut": diagnose.first_true(lr.lt(lr.iloc[:, 0] * (1 - 1e-6), axis=0)),
+            "frozen_at": diagnose.first_true(lr <= FROZEN_LR),
         },
         index=acc.index,
     )
@@ -169,25 +157,9 @@ SETTINGS = {
     "final_lr_median": ("final_lr", "median"), "late_gain_mean": ("late_gain", "mean"),
     "first_cut_median": ("first_cut", "median"), "cut_seeds": ("first_cut", "count"),
     "frozen_seeds": ("frozen_at", "count"), "frozen_at_median": ("frozen_at", "median"),
-    "status": ("status", "mode"), "oscillating_seeds": ("status", "oscillating"),
+    "status": ("status", "mode"),
+    "oscillating_seeds": ("status", lambda v: int((v == "oscillating").sum())),
 }  # fmt: skip
-AGGREGATES = {
-    "first": lambda v: v.iloc[0],
-    "size": len,
-    "std0": lambda v: v.std(ddof=0),
-    "mode": lambda v: v.mode().iloc[0],
-    "oscillating": lambda v: int((v == "oscillating").sum()),
-}
-
-
-def settings_table(measured: pd.DataFrame) -> pd.DataFrame:
-    """One row per grid and setting, in the grids' order: numbers over seeds (``SETTINGS``)."""
-    rows = []
-    for (grid, setting), g in measured.groupby(["grid", "setting"], sort=False):
-        rows.append({"grid": grid, "setting": setting, **{
-            name: AGGREGATES[how](g[column]) if how in AGGREGATES else g[column].agg(how)
-            for name, (column, how) in SETTINGS.items()}})  # fmt: skip
-    return pd.DataFrame(rows)
 
 
 def grid_table(settings: pd.DataFrame, grid: str) -> pd.DataFrame:
@@ -241,32 +213,14 @@ EARLY = 50  # "early": within the first quarter of the 200 epochs
 
 
 def _rows(tables, grid: str, settings) -> pd.DataFrame:
-    """The runs of ``grid`` at each of ``settings``; ``KeyError`` (not measured) when one of
-    them was not run (e.g. the lr grid changed with ``--set lr=...``)."""
+    """The runs of ``grid`` at each of ``settings`` (``KeyError``, not measured, when one of
+    them was not run, e.g. the lr grid changed with ``--set lr=...``)."""
     runs = tables["runs"]
-    runs = runs[runs["grid"] == grid]
-    parts = []
-    for value in settings:
-        if isinstance(value, str):
-            part = runs[runs["setting"] == value]
-        else:
-            part = runs[np.isclose(pd.to_numeric(runs["setting"]), value, rtol=1e-9)]
-        if part.empty:
-            raise KeyError(f"{grid} {value}")
-        parts.append(part)
-    return pd.concat(parts)
+    return claims.rows(runs[runs["grid"] == grid], "setting", settings)
 
 
 def _by_setting(rows: pd.DataFrame, column: str, how: str = "mean") -> pd.Series:
     return rows.groupby("setting", sort=False)[column].agg(how)
-
-
-def _describe(values: pd.Series, fmt: str = ".3g") -> str:
-    return "; ".join(f"{_label_any(k)}: {v:{fmt}}" for k, v in values.items())
-
-
-def _label_any(setting) -> str:
-    return str(setting) if isinstance(setting, str) else f"{float(setting):g}"
 
 
 def oscillating_share(tables) -> Measured:
@@ -279,7 +233,7 @@ def jitter_ratio(tables) -> Measured:
     jitter = _by_setting(_rows(tables, "lr", [1.0, 0.1]), "acc_jitter")
     return Measured(
         float(jitter.iloc[0] / jitter.iloc[1]),
-        detail=f"mean |Δ test acc| per epoch, second half: {_describe(jitter)}",
+        detail=f"mean |Δ test acc| per epoch, second half: {claims.listing(jitter)}",
     )
 
 
@@ -290,8 +244,8 @@ def tiny_gain(tables) -> Measured:
         float(gain.max()),
         float(gain.min()),
         float(gain.max()),
-        detail=f"mean gain {_describe(_by_setting(rows, 'acc_gain'), '+.3f')}; training loss "
-        f"× {_describe(_by_setting(rows, 'loss_ratio'), '.2f')}",
+        detail=f"mean gain {claims.listing(_by_setting(rows, 'acc_gain'), '+.3f')}; training loss "
+        f"× {claims.listing(_by_setting(rows, 'loss_ratio'), '.2f')}",
     )
 
 
@@ -300,7 +254,7 @@ def largest(grid: str, settings, column: str, words: str, fmt: str) -> Callable:
 
     def measure(tables) -> Measured:
         means = _by_setting(_rows(tables, grid, settings), column)
-        return Measured(float(means.max()), detail=f"{words}{_describe(means, fmt)}")
+        return Measured(float(means.max()), detail=f"{words}{claims.listing(means, fmt)}")
 
     return measure
 
@@ -309,7 +263,7 @@ def slower_steps(tables) -> Measured:
     epochs = _by_setting(_rows(tables, "lr", [1e-1, 1e-2, 1e-3]), "epochs_to_80", "median")
     rises = int((np.diff(epochs.to_numpy()) > 0).sum())
     return Measured(rises, detail=f"median epochs to 80% (never: {_never(tables)}): "
-                    f"{_describe(epochs, '.0f')}")  # fmt: skip
+                    f"{claims.listing(epochs, '.0f')}")  # fmt: skip
 
 
 def _never(tables) -> int:
@@ -321,8 +275,8 @@ def slowest_seed(grid: str, settings) -> Callable:
 
     def measure(tables) -> Measured:
         rows = _rows(tables, grid, settings)
-        median = _describe(_by_setting(rows, "epochs_to_80", "median"), ".0f")
-        slowest = _describe(_by_setting(rows, "epochs_to_80", "max"), ".0f")
+        median = claims.listing(_by_setting(rows, "epochs_to_80", "median"), ".0f")
+        slowest = claims.listing(_by_setting(rows, "epochs_to_80", "max"), ".0f")
         return Measured(
             float(rows["epochs_to_80"].max()), detail=f"median {median}; slowest {slowest}"
         )
@@ -344,7 +298,7 @@ def accuracy_gap(grid: str, best, worse) -> Callable:
         acc = _by_setting(_rows(tables, grid, [*worse, best]), "final_test_acc")
         return Measured(
             float(acc.iloc[-1] - acc.iloc[:-1].max()),
-            detail=f"final test accuracy {_describe(acc, '.3f')}",
+            detail=f"final test accuracy {claims.listing(acc, '.3f')}",
         )
 
     return measure
@@ -357,7 +311,7 @@ def frozen_by(tables) -> Measured:
     return Measured(
         float(frozen.max()),
         detail=f"median epoch of lr ≤ {FROZEN_LR:g} (never: {_never(tables)}) "
-        f"{_describe(frozen, '.0f')}; of the first cut {_describe(cut, '.0f')}",
+        f"{claims.listing(frozen, '.0f')}; of the first cut {claims.listing(cut, '.0f')}",
     )
 
 
@@ -421,7 +375,7 @@ def curves_figure(measured: pd.DataFrame, curves: pd.DataFrame, path: Path) -> N
     """Mean test accuracy per epoch, one panel per grid, one line per setting; and the
     learning rate of every plateau run (one thin line per seed, the median bold)."""
     plt = report.pyplot()
-    acc, lr = per_epoch(curves, "test_acc"), per_epoch(curves, "lr")
+    acc, lr = results.per_epoch(curves, "test_acc"), results.per_epoch(curves, "lr")
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.5), constrained_layout=True)
     for ax, grid in zip(axes.flat, GRIDS, strict=False):
         rows = measured[measured["grid"] == grid]
@@ -469,7 +423,7 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     result = runner.run(study(sweep), quiet=quiet)
     runs, curves = result.runs, result.curves
     measured = run_measures(runs, curves)
-    settings = settings_table(measured)
+    settings = results.summarize(measured, ["grid", "setting"], SETTINGS).reset_index()
     caption = (f"final test accuracy (mean ± std) and epochs to {TARGET:.0%} test accuracy over "
                f"{len(sweep.seeds)} seeds")  # fmt: skip
     shared = claims.setting(sweep).loc[list(SHARED_FIELDS)]

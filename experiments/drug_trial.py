@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lrbench import claims, diagnose, report, runner
+from lrbench import claims, diagnose, report, results, runner
 from lrbench.claims import Claim, over_seeds, per_seed
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep
@@ -144,22 +144,15 @@ CLAIMS = (
 )  # fmt: skip
 
 
-def lr_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per learning rate: the measures of the module docstring over seeds."""
-    by = runs.groupby("lr", sort=False)
-    table = pd.DataFrame(
-        {
-            "test_acc_mean": by["final_test_acc"].mean(),
-            "test_acc_std": by["final_test_acc"].std(ddof=0),
-            "train_loss_mean": by["final_train_loss"].mean(),
-            "train_loss_std": by["final_train_loss"].std(ddof=0),
-            "epochs_to_90_median": by["epochs_to_target"].median(),
-            "reached_90": by["epochs_to_target"].agg(lambda s: f"{s.notna().sum()}/{len(s)}"),
-            "loss_rises_mean": by["loss_rises"].mean(),
-            "status": by["status"].agg(lambda s: s.mode().iloc[0]),
-        }
-    )
-    return table.sort_index(ascending=False)
+# The learning-rate table: column -> (column of the runs, aggregate over seeds)
+LR_TABLE = {
+    "test_acc_mean": ("final_test_acc", "mean"), "test_acc_std": ("final_test_acc", "std0"),
+    "train_loss_mean": ("final_train_loss", "mean"),
+    "train_loss_std": ("final_train_loss", "std0"),
+    "epochs_to_90_median": ("epochs_to_target", "median"),
+    "reached_90": ("epochs_to_target", "reached"), "loss_rises_mean": ("loss_rises", "mean"),
+    "status": ("status", "mode"),
+}  # fmt: skip
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
@@ -168,11 +161,12 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     runs = result.runs.assign(loss_rises=result.runs["run_id"].map(rises))
     seeds = len(sweep.seeds)
     region = diagnose.good_region(runs, within=0.02).iloc[0]
+    lr_table = results.summarize(runs, "lr", LR_TABLE).sort_index(ascending=False)
     return claims.finish(
         sys.modules[__name__], sweep, result.runs, result.curves, result.meta, out, quiet,
         found=claims.evaluate(CLAIMS, {"runs": runs}, ARTICLE),
         tables={
-            "learning_rates": (report.rounded(lr_table(runs)), f"Drug trial, Adam: final test "
+            "learning_rates": (report.rounded(lr_table), f"Drug trial, Adam: final test "
                                f"accuracy, training loss, epochs to {TARGET:.0%} and share of "
                                f"rising-loss epochs, over {seeds} seeds"),
             "table": (report.mean_std_table(result.runs),

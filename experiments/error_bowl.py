@@ -179,8 +179,8 @@ def run_numbers(w: np.ndarray, e: np.ndarray, d: dict) -> tuple[dict, np.ndarray
     at the end of each epoch (NaN once diverged)."""
     w_ls, e_min = least_squares(d["x"], d["t"])
     e0 = float(error(W0, d["x"], d["t"]))
-    bad = ~(np.isfinite(w) & (np.abs(w) <= DIVERGED_ABOVE))
-    diverged = int(bad.argmax() + 1) if bad.any() else 0  # the update; its epoch:
+    bad = diagnose.out_of_bounds(w, DIVERGED_ABOVE)
+    diverged = int(diagnose.first_true(bad, 0))  # the update; its epoch:
     nonfinite_epoch = int(np.ceil(diverged / N_TRAIN))
     per_epoch = np.where(bad, np.nan, e)[N_TRAIN - 1 :: N_TRAIN]
     with np.errstate(all="ignore"):
@@ -226,18 +226,11 @@ def build_runs(trained: Trained) -> tuple[pd.DataFrame, pd.DataFrame]:
 # Tables
 
 
-def _majority(values: pd.Series) -> str:
-    """The most common value, with its count when the seeds disagree: ``slow (3/5)``."""
-    counts = values.value_counts()
-    top, k = counts.index[0], counts.iloc[0]
-    return top if k == len(values) else f"{top} ({k}/{len(values)})"
-
-
 def sweep_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per schedule × α: status, final excess error and steps to converge over seeds
     (a std is NaN when a seed diverged)."""
     table = runs.groupby(["alpha_schedule", "lr"], sort=False).agg(
-        status=("status", _majority),
+        status=("status", results.majority),
         final_excess_mean=("final_excess", "mean"),
         final_excess_std=("final_excess", "std"),
         steps_to_converge_mean=("steps_to_converge", "mean"),
@@ -442,8 +435,7 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     sweep_tab = sweep_table(runs)
     measured = {"runs": runs, "alpha_sweep": sweep_tab,
                 "closed_form": closed_form_table(runs, GOOD)}  # fmt: skip
-    meta = {"experiment": NAME, "config": sweep.to_dict(), "n_runs": len(runs), **trained.timing,
-            "wall_seconds": round(time.perf_counter() - start, 3), **results.environment()}  # fmt: skip
+    meta = results.meta(sweep, start, n_runs=len(runs), **trained.timing)
     return claims.finish(
         sys.modules[__name__], sweep, runs, curves, meta, out, quiet,
         found=claims.evaluate(CLAIMS, measured, ARTICLE),

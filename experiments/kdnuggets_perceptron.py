@@ -123,7 +123,7 @@ def article_loop(w: np.ndarray) -> dict[str, np.ndarray]:
     error = np.abs(TRAIN_T[idx] - predicted)
     # NaN >= 0.01 is False, so a run whose error turned NaN stops too, as in the article's code
     stop = (np.arange(1, steps + 1) >= MIN_ITERATIONS) & ~(error >= STOP_ERROR)
-    iterations = np.where(stop.any(1), stop.argmax(1) + 1, steps)
+    iterations = diagnose.first_true(stop, steps)
     after = np.arange(steps)[None] >= iterations[:, None]
     final = w[np.arange(n), iterations - 1]
     w = np.where(after[..., None], final[:, None], w)
@@ -146,13 +146,6 @@ def _mae(w, xs, ts):
     return np.abs(ts - _predict(w, xs)).mean(-1)
 
 
-def _diverged_at(w: np.ndarray, limit: float = DIVERGED_ABOVE) -> np.ndarray:
-    """1-based iteration where a weight of ``w[N, T, 2]`` first turned non-finite or beyond
-    ``limit`` in magnitude; 0 for never."""
-    bad = ~np.all(np.isfinite(w) & (np.abs(w) <= limit), axis=-1)
-    return np.where(bad.any(1), bad.argmax(1) + 1, 0)
-
-
 # ---------------------------------------------------------------------------------------------
 # Tables
 
@@ -167,7 +160,9 @@ def build_runs(traces) -> tuple[pd.DataFrame, pd.DataFrame]:
         train_mae, test_mae = _mae(w[:, ends], TRAIN_X, TRAIN_T), _mae(w[:, ends], TEST_X, TEST_T)
         curve = np.where(np.isfinite(train_mae), train_mae, np.nan)
         epochs = np.ceil(t["iterations"] / len(TRAIN_X)).astype(int)
-        diverged_at, nonfinite_at = _diverged_at(w), _diverged_at(w, np.inf)
+        diverged_at, nonfinite_at = (  # the first iteration with a weight beyond the limit
+            diagnose.first_true(diagnose.out_of_bounds(w, limit).any(-1), 0)
+            for limit in (DIVERGED_ABOVE, np.inf))  # fmt: skip
         within = np.abs(_predict(final, TEST_X) - TEST_T) <= TASK.tolerance * np.abs(TEST_T)
         ids = [f"{rule}-lr{lr:.3g}" for lr in t["lr"]]
         runs.append(pd.DataFrame({
@@ -416,13 +411,11 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     verdicts = claims.evaluate(CLAIMS, {"runs": runs, **tables}, ARTICLE)
     digits = {"first_iterations": 12, "learned_weights": 8}
     tables = {k: report.rounded(v, digits.get(k, 5)) for k, v in tables.items()}
-    meta = {
-        "experiment": NAME, "config": sweep.to_dict(), "n_runs": 2 * len(lrs),
-        "programs": len(RULES), "fine_lrs": FINE_LRS,
-        "loop": {"min_iterations": MIN_ITERATIONS, "stop_error": STOP_ERROR,
-                 "max_iterations": MAX_ITERATIONS, "diverged_above": DIVERGED_ABOVE},
-        "wall_seconds": round(time.perf_counter() - start, 3), **results.environment(),
-    }  # fmt: skip
+    meta = results.meta(
+        sweep, start, n_runs=2 * len(lrs), programs=len(RULES), fine_lrs=FINE_LRS,
+        loop={"min_iterations": MIN_ITERATIONS, "stop_error": STOP_ERROR,
+              "max_iterations": MAX_ITERATIONS, "diverged_above": DIVERGED_ABOVE},
+    )  # fmt: skip
     return claims.finish(
         sys.modules[__name__], sweep, runs, curves, meta, out, quiet, found=verdicts,
         tables={k: (v, CAPTIONS[k]) for k, v in tables.items()},

@@ -152,9 +152,9 @@ def _means(t) -> pd.Series:
     return t["runs"].groupby(["optimizer", "lr"])["score"].mean()
 
 
-def _worst(per_optimizer: pd.Series, pick: str, fmt: str = "{:.2f}") -> claims.Measured:
+def _worst(per_optimizer: pd.Series, pick: str, fmt: str = ".2f") -> claims.Measured:
     """The ``pick`` (min or max) over optimizers, each one's number as the detail."""
-    detail = "; ".join(f"{o} {fmt.format(v)}" for o, v in per_optimizer.items())
+    detail = claims.listing(per_optimizer, fmt, sep=" ")
     return claims.Measured(float(getattr(per_optimizer, pick)()), detail=detail)
 
 
@@ -170,7 +170,7 @@ def top_unstable(t) -> claims.Measured:
     runs = t["runs"]
     top = runs[runs["lr"] >= np.sort(runs["lr"].unique())[-3]]
     bad = top["status"].isin(["diverged", "oscillating"]).groupby(top["optimizer"], sort=False)
-    return _worst(bad.mean(), "min", "{:.0%}")
+    return _worst(bad.mean(), "min", ".0%")
 
 
 def _smallest(t) -> pd.DataFrame:

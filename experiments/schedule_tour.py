@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lrbench import claims, report, results, runner
+from lrbench import claims, report, results, runner, study
 from lrbench.claims import NO, YES, Claim
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Schedule, Sweep
@@ -127,20 +127,14 @@ def sweeps(sweep: Sweep) -> list[Sweep]:
 
 
 def train(sweep: Sweep, quiet: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    progress = runner.Progress(quiet)
-    runs, curves = [], []
-    timing = {"compile_seconds": 0.0, "train_seconds": 0.0, "programs": 0}
-    for s in sweeps(sweep):
-        progress.say(f"{s.optimizers[0].name}: training ...")
-        result = runner.run(s, quiet=True)
-        for key in timing:
-            timing[key] += result.meta[key]
-        runs.append(result.runs)
-        curves.append(result.curves)
-    runs = pd.concat(runs, ignore_index=True)
+    """Every sweep of :func:`sweeps`; ``kind``: the schedule of SGD, else the optimizer."""
+    say = runner.Progress(quiet).say
+    runs, curves, timing = study.run_each(
+        sweeps(sweep), lambda s: say(f"{s.optimizers[0].name}: training ...")
+    )
     kind = np.where(runs["optimizer"] == "sgd", runs["schedule"], runs["optimizer"])
     runs.insert(2, "kind", kind)
-    return runs, pd.concat(curves, ignore_index=True), timing
+    return runs, curves, timing
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,9 +201,7 @@ def measure_runs(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
 
 def best_settings(measured: pd.DataFrame) -> pd.DataFrame:
     """Per kind: the (setting, lr) of highest mean score over seeds."""
-    mean = measured.groupby(["kind", "setting", "lr"])["score"].mean().reset_index()
-    best = mean.sort_values("score", ascending=False, kind="stable").groupby("kind").head(1)
-    best = best.set_index("kind")
+    best = results.best_mean(measured, ["kind", "setting", "lr"], "kind", "score").set_index("kind")
     return best.loc[[k for k in KINDS if k in best.index]]
 
 
@@ -257,10 +249,8 @@ def paper_table(numbers: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
 
 def step_size_table(measured: pd.DataFrame) -> pd.DataFrame:
     """``step`` only: per step size (best first), its best lr and mean score."""
-    rows = measured[measured["kind"] == "step"]
-    mean = rows.groupby(["setting", "lr"])["score"].mean().reset_index()
-    best = mean.sort_values("score", ascending=False, kind="stable").groupby("setting").head(1)
-    best = best.sort_values("score", ascending=False, kind="stable")
+    best = results.best_mean(measured[measured["kind"] == "step"], ["setting", "lr"], "setting",
+                             "score")  # fmt: skip
     return best.rename(columns={"score": "final_test_acc_mean"}).reset_index(drop=True)
 
 
@@ -404,15 +394,9 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     analysis = analyse(runs, curves, len(sweep.seeds))
     per_run = ["run_id", *[m for m in MEASURES if m not in runs.columns and m != "lr_sensitivity"]]
     runs = runs.merge(analysis["measured"][per_run], on="run_id")
-    meta = {
-        "experiment": sweep.experiment,
-        "config": sweep.to_dict(),
-        "sweeps": [s.to_dict() for s in sweeps(sweep)],
-        "n_runs": len(runs),
-        **timing,
-        "wall_seconds": round(time.perf_counter() - start, 3),
-        **results.environment(),
-    }
+    meta = results.meta(
+        sweep, start, sweeps=[s.to_dict() for s in sweeps(sweep)], n_runs=len(runs), **timing
+    )
     caption = (
         f"Each kind of learning rate at its best base lr: mean ± std over {len(sweep.seeds)} "
         f"seeds ({sweep.epochs} epochs; epochs to {TARGET:.0%} test accuracy)"

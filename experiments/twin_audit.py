@@ -1,19 +1,11 @@
 """Twin audit: every update rule written by hand against its optax twin.
 
-Each rule trains the same MLP on the same data from the same initial weights (the seed's),
-full batch, for 1,000 steps, once written by hand (``lrbench.rules``) and once as its optax
-twin (the engine's ``impl`` axis), in float32 and in float64; the engine returns each run's
-final parameters (``Static.final_params``) and its training-set loss after every step. Per rule the table
-gives:
-
-- the largest relative parameter difference after training, max over layers of
-  ‖θ_hand − θ_optax‖∞ / ‖θ_optax‖∞, in each dtype;
-- the *floor* of each dtype: the optax twin against itself started from θ₀ scaled by
-  1 + a few units in the last place. Two implementations that round differently cannot be
-  expected to end closer than that;
-- the final training loss of each, and each one's speed in model-steps per second (the
-  engine's compiled 1,000-step program, best of two executions, compile excluded);
-- a note saying how the pair agrees, and why where it does not.
+Each rule trains the same MLP on the same data from the same initial weights, full batch,
+once written by hand (``lrbench.rules``) and once as its optax twin (the engine's ``impl``
+axis), in float32 and in float64; the table sets the largest relative parameter difference
+beside the *floor* of each dtype (the optax twin against itself from θ₀ nudged by a few units
+in the last place), the final losses and the speeds. What each column means and how to read
+it: ``notes/twin_audit.md``, the README's template.
 
 Every point of the sweep's optimizer axis is a row (a rule at its defaults, or at the
 hyperparameters given), so ``--set optimizer=adam --set b2=0.99,0.95`` audits two settings.
@@ -109,16 +101,6 @@ def _label(name: str, hp: dict) -> str:
     return f"{name}({changed})" if changed else name
 
 
-def _max_rel_diff(a, b) -> np.ndarray:
-    """Per run (leaves ``[N, ...]``): max over layers of ‖a − b‖∞ / ‖b‖∞."""
-    per_leaf = [
-        np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).reshape(len(x), -1), 1)
-        / np.max(np.abs(np.asarray(y, np.float64)).reshape(len(y), -1), 1)
-        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
-    ]
-    return np.max(per_leaf, 0)
-
-
 def _train(sweep: Sweep) -> tuple[probes.Probed, float, float]:
     """One rule's runs of one impl through the engine ``REPEATS`` times: the probed sweep
     (final parameters, training-set loss after every step), the best training seconds and the
@@ -157,7 +139,7 @@ def audit(sweep: Sweep, progress: runner.Progress | None = None) -> pd.DataFrame
             )
             floor = probes.train(nudged, final_params=True).probes.params
             final = {impl: got[impl][0].probes.params for impl in rules.IMPLS}
-            diff = _max_rel_diff(final["hand"], final["optax"])
+            diff = probes.max_rel_diff(final["hand"], final["optax"])
             for run, seconds, compile_s in got.values():
                 h = run.history
                 parts.append(
@@ -169,7 +151,7 @@ def audit(sweep: Sweep, progress: runner.Progress | None = None) -> pd.DataFrame
                         final_test_loss=h.test_loss[:, -1],
                         final_test_acc=h.test_acc[:, -1],
                         max_rel_diff=diff,
-                        floor=_max_rel_diff(floor, final["optax"]),
+                        floor=probes.max_rel_diff(floor, final["optax"]),
                         steps_per_second=sweep.epochs * len(run.runs) / seconds,
                         compile_seconds=compile_s,
                     )
@@ -255,33 +237,23 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         runs = audit(sweep, progress)
     table = twin_table(runs)
     verdicts = claims.evaluate(CLAIMS, {"runs": runs}, ARTICLE)
-    meta = {
-        "experiment": sweep.experiment,
-        "config": sweep.to_dict(),
-        "n_runs": len(runs),
-        # hand, optax and the nudged optax twin: three programs per rule and dtype
-        "programs": 3 * runs.groupby(["optimizer", "dtype"]).ngroups,
-        "compile_seconds": round(
-            float(runs.groupby(["optimizer", "impl", "dtype"])["compile_seconds"].first().sum()), 3
-        ),
-        "wall_seconds": round(time.perf_counter() - start, 3),
-        **results.environment(),
-    }
+    compile_s = runs.groupby(["optimizer", "impl", "dtype"])["compile_seconds"].first().sum()
+    meta = results.meta(
+        sweep, start, n_runs=len(runs),
+        programs=3 * runs.groupby(["optimizer", "dtype"]).ngroups,  # hand, optax, nudged optax
+        compile_seconds=round(float(compile_s), 3),
+    )  # fmt: skip
     curves = pd.DataFrame(columns=results.CURVE_COLUMNS)
-    folder = None
-    if out is not None:
-        progress.say(f"writing {out} ...")
 
-        def write(tmp: Path) -> None:
-            runs.to_csv(tmp / "runs.csv", index=False)
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
-            caption = f"{sweep.experiment}: hand-written rules vs optax twins, {sweep.epochs} steps"
-            report.write_table(tmp, "table", table, caption)
-            claims.write(tmp, verdicts)
-            (tmp / "README.md").write_text(_readme(sweep, table, meta, verdicts))
+    def write(tmp: Path) -> None:
+        runs.to_csv(tmp / "runs.csv", index=False)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        caption = f"{sweep.experiment}: hand-written rules vs optax twins, {sweep.epochs} steps"
+        report.write_table(tmp, "table", table, caption)
+        claims.write(tmp, verdicts)
+        (tmp / "README.md").write_text(_readme(sweep, table, meta, verdicts))
 
-        folder = results.write_atomically(out, write)
-    return runner.Result(runs, curves, meta, folder)
+    return runner.finish(runs, curves, meta, out, write, progress)
 
 
 def summary(result: runner.Result) -> str:

@@ -67,6 +67,23 @@ def per_seed(runs: pd.DataFrame, lr: float, column: str) -> pd.Series:
     return runs[np.isclose(runs["lr"], lr)].set_index("seed")[column]
 
 
+def rows(table: pd.DataFrame, column: str, values) -> pd.DataFrame:
+    """The rows of ``table`` whose ``column`` equals each of ``values`` in turn (numbers to
+    rtol 1e-9), stacked in that order; ``KeyError`` (the claim is not measured) when a value
+    has no row, e.g. a grid changed with ``--set``."""
+    parts = [table[_equals(table[column], value)] for value in values]
+    for value, part in zip(values, parts, strict=True):
+        if part.empty:
+            raise KeyError(f"{column} {value}")
+    return pd.concat(parts)
+
+
+def listing(values: pd.Series, fmt: str = ".3g", sep: str = ": ") -> str:
+    """``key: value; key: value`` of a series, for a claim's detail (numeric keys as ``:g``)."""
+    key = lambda k: k if isinstance(k, str) else f"{float(k):g}"  # noqa: E731
+    return "; ".join(f"{key(k)}{sep}{v:{fmt}}" for k, v in values.items())
+
+
 def difference(a, b, detail: str = "") -> Measured:
     """``mean(a) - mean(b)`` of two independent samples with ``± 2`` standard errors (Welch)
     as its interval; no interval when a side has fewer than two finite values."""

@@ -108,9 +108,22 @@ def epochs_to_target(test_acc: np.ndarray, target: float) -> np.ndarray:
     ``validation_freq`` k, so the answer is then a multiple of k) never count.
     """
     acc = np.atleast_2d(np.asarray(test_acc, np.float64))
-    hit = np.nan_to_num(acc, nan=-np.inf) >= target
-    first = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, np.nan).astype(np.float64)
+    first = first_true(np.nan_to_num(acc, nan=-np.inf) >= target).astype(np.float64)
     return first if np.ndim(test_acc) > 1 else first[0]
+
+
+def first_true(mask, never=np.nan) -> np.ndarray:
+    """Per row of ``mask`` (``[..., T]``), the 1-based index of its first True; ``never`` where
+    it has none (NaN, or e.g. 0 or T for an integer answer)."""
+    mask = np.asarray(mask, bool)
+    return np.where(mask.any(-1), mask.argmax(-1) + 1, never)
+
+
+def out_of_bounds(values, limit: float) -> np.ndarray:
+    """Where ``values`` are non-finite or beyond ``limit`` in magnitude: a weight or an output
+    that has blown up (an experiment that reads its own weights calls that diverged)."""
+    values = np.asarray(values)
+    return ~(np.isfinite(values) & (np.abs(values) <= limit))
 
 
 def good_region(

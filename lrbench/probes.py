@@ -81,6 +81,17 @@ def curves_table(run_ids, columns: dict[str, Any], epochs=None) -> pd.DataFrame:
     return pd.DataFrame({k: v[kept.ravel()] for k, v in out.items()})
 
 
+def max_rel_diff(a, b) -> np.ndarray:
+    """Per run of two parameter trees with leaves ``[runs, ...]`` (e.g. the final parameters of
+    two probed sweeps): max over leaves of ‖a − b‖∞ / ‖b‖∞, in float64."""
+    per_leaf = [
+        np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)).reshape(len(x), -1), 1)
+        / np.max(np.abs(np.asarray(y, np.float64)).reshape(len(y), -1), 1)
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
+    ]
+    return np.max(per_leaf, 0)
+
+
 def _in_table_order(parts, n: int) -> tuple[History, Probes]:
     """Every group's outputs (leaves ``[rows of the group, ...]``) placed at its rows."""
     _, history, recorded = parts[0]

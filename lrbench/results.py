@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -144,6 +145,15 @@ def git_dirty() -> bool | None:
         return None
     changed = _git("-C", root, "status", "--porcelain", "--", "lrbench", "experiments")
     return None if changed is None else bool(changed)
+
+
+def meta(config, start: float, **fields) -> dict[str, Any]:
+    """The ``meta.json`` of an experiment that assembles its own tables: its name and config,
+    ``fields`` (run and program counts, timings, settings), the wall time since ``start`` (a
+    ``time.perf_counter()`` reading) and :func:`environment`."""
+    wall = round(time.perf_counter() - start, 3)
+    return {"experiment": config.experiment, "config": config.to_dict(), **fields,
+            "wall_seconds": wall, **environment()}  # fmt: skip
 
 
 def environment() -> dict[str, Any]:
@@ -355,3 +365,51 @@ def aggregate(runs: pd.DataFrame, by: list[str], metric: str = "final_test_acc")
     out = grouped["_value"].agg(mean="mean", std="std", n="count")
     out["diverged"] = grouped["_diverged"].sum()
     return out.reset_index()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the tables
+
+
+def per_epoch(curves: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``column`` of ``curves`` as a [run_id × epoch] table."""
+    return curves.pivot(index="run_id", columns="epoch", values=column)
+
+
+def best_mean(table: pd.DataFrame, keys: list[str], within: str, metric: str) -> pd.DataFrame:
+    """Per group of ``within`` (one of ``keys``), the ``keys`` of highest mean ``metric`` over
+    the rest (the seeds), best first; a tie goes to the keys first in sorted order."""
+    mean = table.groupby(keys)[metric].mean().reset_index()
+    return mean.sort_values(metric, ascending=False, kind="stable").groupby(within).head(1)
+
+
+def majority(values: pd.Series) -> str:
+    """The most common value, with its count when the group disagrees: ``slow (3/5)``."""
+    counts = values.value_counts()
+    top, k = counts.index[0], counts.iloc[0]
+    return top if k == len(values) else f"{top} ({k}/{len(values)})"
+
+
+# Aggregations of :func:`summarize` beyond pandas' own (``mean``, ``median``, ``count``, ...),
+# each a function of a column grouped
+AGGREGATES = {
+    "std0": lambda g: g.std(ddof=0),  # the population std (ddof 0)
+    "first": lambda g: g.agg(lambda v: v.iloc[0]),  # the first row's value, NaN or not
+    "mode": lambda g: g.agg(lambda v: v.mode().iloc[0]),  # the most common value
+    "majority": lambda g: g.agg(majority),
+    "reached": lambda g: g.agg(lambda v: f"{v.notna().sum()}/{len(v)}"),  # k/n not NaN
+}
+
+
+def summarize(table: pd.DataFrame, by, spec: dict[str, tuple[str, Any]]) -> pd.DataFrame:
+    """One row per group of ``by`` (groups in first-seen order, ``by`` as the index); ``spec``
+    maps each column of the result to ``(column of table, how)``, ``how`` a pandas aggregation
+    (``"mean"``, ``"median"``, ``"count"``, ``"size"``, ...), a name in :data:`AGGREGATES` or a
+    function of one group's values."""
+    grouped = table.groupby(by, sort=False)
+
+    def column(source: str, how) -> pd.Series:
+        g = grouped[source]
+        return AGGREGATES[how](g) if isinstance(how, str) and how in AGGREGATES else g.agg(how)
+
+    return pd.DataFrame({name: column(*how) for name, how in spec.items()})

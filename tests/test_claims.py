@@ -251,3 +251,20 @@ def test_notes_come_from_the_experiments_markdown(tmp_path):
     assert claims.notes_text(module) == "Within {within:.0%}; {CURVE} stays.\n"
     assert claims.notes_text(module, within=0.05, CURVE=5) == "Within 5%; 5 stays.\n"
     assert claims.notes_text(type("N", (), {"__file__": str(tmp_path / "y.py"), "NAME": "y"})) == ""
+
+
+def test_rows_stacks_each_value_and_a_missing_one_is_not_measured():
+    table = pd.DataFrame({"setting": [0.1, 1e-7, "adam", 0.1, 1e-6], "v": [1, 2, 3, 4, 5]})
+    got = claims.rows(table, "setting", [1e-7, 0.1])
+    assert list(got["v"]) == [2, 1, 4]
+    assert list(claims.rows(table, "setting", ["adam"])["v"]) == [3]
+    with pytest.raises(KeyError):
+        claims.rows(table, "setting", [0.1, 0.01])
+    claim = Claim("c", "q", "v at 0.01", lambda t: claims.rows(t["t"], "setting", [0.01]), ">", 0)
+    assert claims.evaluate((claim,), {"t": table}).loc["c", "held"] == claims.NOT_MEASURED
+
+
+def test_listing_names_each_key():
+    values = pd.Series([0.5, 0.25], index=[1e-3, 0.1])
+    assert claims.listing(values) == "0.001: 0.5; 0.1: 0.25"
+    assert claims.listing(pd.Series([0.5], index=["adam"]), ".0%", sep=" ") == "adam 50%"

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrbench import diagnose
+from lrbench import diagnose, results
 
 E = 100
 t = np.arange(E)
@@ -234,3 +234,55 @@ def results_aggregate(runs, by):
     from lrbench import results
 
     return results.aggregate(runs, by)
+
+
+def test_first_true_is_the_first_hit_per_row():
+    mask = np.array([[False, True, True], [False, False, False], [True, False, True]])
+    np.testing.assert_array_equal(diagnose.first_true(mask), [2, np.nan, 1])
+    np.testing.assert_array_equal(diagnose.first_true(mask, never=0), [2, 0, 1])
+    assert diagnose.first_true([False, False, True], never=0) == 3
+
+
+def test_out_of_bounds_flags_non_finite_and_large_values():
+    values = np.array([0.0, -1e6, 1e6 + 1, np.nan, -np.inf, 3.0])
+    expected = [False, False, True, True, True, False]
+    np.testing.assert_array_equal(diagnose.out_of_bounds(values, 1e6), expected)
+
+
+def test_summarize_aggregates_each_group_in_first_seen_order():
+    table = pd.DataFrame(
+        {
+            "lr": [0.1, 0.1, 0.1, 0.01, 0.01],
+            "acc": [0.5, 0.7, 0.9, 0.2, np.nan],
+            "status": ["slow", "slow", "converged", "slow", "slow"],
+        }
+    )
+    spec = {
+        "acc_mean": ("acc", "mean"),
+        "acc_std0": ("acc", "std0"),
+        "reached": ("acc", "reached"),
+        "status": ("status", "majority"),
+        "mode": ("status", "mode"),
+        "first": ("acc", "first"),
+        "n": ("acc", "size"),
+        "slow": ("status", lambda v: int((v == "slow").sum())),
+    }
+    out = results.summarize(table, "lr", spec)
+    assert list(out.index) == [0.1, 0.01]
+    assert out.loc[0.1, "acc_mean"] == pytest.approx(0.7)
+    assert out.loc[0.1, "acc_std0"] == pytest.approx(np.sqrt(((0.2**2) * 2) / 3))
+    assert out.loc[0.01, "acc_std0"] == pytest.approx(0.0)
+    assert list(out["reached"]) == ["3/3", "1/2"]
+    assert list(out["status"]) == ["slow (2/3)", "slow"]
+    assert list(out["mode"]) == ["slow", "slow"]
+    assert list(out["n"]) == [3, 2] and list(out["slow"]) == [2, 2]
+    assert out.loc[0.1, "first"] == 0.5
+
+
+def test_per_epoch_is_a_run_by_epoch_table():
+    curves = pd.DataFrame(
+        {"run_id": ["b", "b", "a", "a"], "epoch": [1, 2, 1, 2], "lr": [1.0, 0.5, 2.0, 1.5]}
+    )
+    table = results.per_epoch(curves, "lr")
+    assert list(table.columns) == [1, 2]
+    np.testing.assert_array_equal(table.loc[["a", "b"]].to_numpy(), [[2.0, 1.5], [1.0, 0.5]])
