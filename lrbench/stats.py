@@ -227,8 +227,8 @@ def compare(
     A and B are selectors (``"optimizer=adam"``). At each value of ``by``, when each side
     has one run per seed and they share seeds, the runs are paired by seed (only the shared
     seeds count, and the bootstrap resamples the pairs together: common random numbers);
-    otherwise every run of A meets every run of B (unpaired). A run without a finite value
-    (diverged) counts as the worst. "A > B" means A better: higher, or lower with
+    otherwise every run of A meets every run of B (unpaired). A run whose ``status`` is
+    diverged, or without a finite value, counts as the worst. "A > B" means A better: higher, or lower with
     ``higher_is_better=False``.
 
     Returns one row per value of ``by`` (high to low): ``by, n_a, n_b, pairing, p_a_better,
@@ -259,7 +259,10 @@ def _sides(xa: pd.DataFrame, xb: pd.DataFrame, metric: str, worst: float):
     run per seed and they share seeds."""
 
     def values(frame):
-        return pd.to_numeric(frame[metric], errors="coerce").fillna(worst).to_numpy(np.float64)
+        v = pd.to_numeric(frame[metric], errors="coerce")
+        if "status" in frame:  # a diverged run's last finite numbers are no result
+            v = v.where(frame["status"].to_numpy() != "diverged")
+        return v.fillna(worst).to_numpy(np.float64)
 
     if "seed" in xa and xa["seed"].is_unique and xb["seed"].is_unique:
         shared = sorted(set(xa["seed"]) & set(xb["seed"]))

@@ -245,3 +245,57 @@ def test_compare_refuses_bad_selectors_naming_the_field(a, b, kw, field, words):
     with pytest.raises(ConfigError, match=words) as err:
         stats.compare(_runs(), a, b, **kw)
     assert err.value.field == field
+
+
+def test_a_diverged_run_counts_as_the_worst_whatever_its_last_numbers():
+    runs = _runs().query("schedule == 'constant' and lr == 0.01")
+    runs.loc[runs.index[0], "status"] = "diverged"  # sgd, seed 0; its accuracy stays 0.9
+    got = stats.compare(runs, "optimizer=sgd", "optimizer=adam")
+    scored = runs.assign(final_test_acc=runs["final_test_acc"].mask(runs["status"] != "converged"))
+    want = stats.compare(scored, "optimizer=sgd", "optimizer=adam")
+    pd.testing.assert_frame_equal(got, want)
+
+
+def _cli(tmp_path, *args):
+    import contextlib
+    import io
+
+    from lrbench import cli
+
+    _runs().to_csv(tmp_path / "runs.csv", index=False)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main(["compare", str(tmp_path), *args])
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_cli_compare_prints_a_row_per_lr_and_the_pairing(tmp_path):
+    rc, out, err = _cli(tmp_path, "--a", "optimizer=adam,schedule=cosine", "--b",
+                        "optimizer=sgd,schedule=cosine", "--metric", "test_acc")  # fmt: skip
+    assert rc == 0 and not err
+    want = stats.compare(_runs(), "optimizer=adam,schedule=cosine", "optimizer=sgd,schedule=cosine")
+    rows = [line for line in out.splitlines() if line.startswith("| 0.01 ")]
+    row = want[want["lr"] == 0.01].iloc[0]
+    cell = f"{row['p_a_better']:.3f} [{row['low']:.3f}, {row['high']:.3f}]"
+    assert rows == [f"| 0.01 | 4 | 4 | {cell} | paired by seed (4 seeds) |"]
+    assert "higher final_test_acc" in out and out.count("paired by seed") == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [(["--a", "optimizer=lion", "--b", "optimizer=sgd"], "--a: no run matches optimizer=lion"),
+     (["--a", "optimizer=adam", "--b", "opt=sgd"], "--b: unknown column 'opt'"),
+     (["--a", "optimizer=adam", "--b", "optimizer=sgd", "--metric", "x"], "--metric: unknown"),
+     (["--a", "optimizer=adam", "--b", "optimizer=sgd", "--by", "x"], "--by: unknown column"),
+     (["--a", "adam", "--b", "optimizer=sgd"], "--a: 'adam' must look like column=value")],
+)  # fmt: skip
+def test_cli_compare_refuses_a_bad_flag_in_one_line(tmp_path, args, words):
+    rc, out, err = _cli(tmp_path, *args)
+    assert rc == 2 and not out
+    assert err.startswith(f"lrbench: error: {words}") and err.count("\n") == 1
+
+
+def test_cli_compare_refuses_a_missing_results_folder(tmp_path):
+    from lrbench import cli
+
+    assert cli.main(["compare", str(tmp_path / "none"), "--a", "lr=1", "--b", "lr=1"]) == 2
