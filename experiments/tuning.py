@@ -52,8 +52,10 @@ ARTICLE = (
 )
 
 # Data set -> the test accuracy whose first epoch is a run's time in the performance profile:
-# a round number below the best seed-mean accuracy any configuration reaches on it.
-TARGETS = {"blobs": 0.8, "moons": 0.95, "iris": 0.9, "digits": 0.95, "drug_trial": 0.945}
+# just below the best seed-mean accuracy, set after a first full run as the highest such
+# value that every configuration reaches (median over seeds, at its fastest lr) and that
+# separates them (at blobs 0.8, iris 0.9 or drug_trial 0.945 every one took the same epochs).
+TARGETS = {"blobs": 0.82, "moons": 0.96, "iris": 0.93, "digits": 0.96, "drug_trial": 0.95}
 EPOCHS = 30
 LRS = tuple(float(v) for v in np.logspace(-4, 1, 11))
 OPTIMIZERS = (Optimizer("sgd"), Optimizer("momentum", {"momentum": 0.9}), Optimizer("adam"))
@@ -176,7 +178,7 @@ def profile_times(runs: pd.DataFrame) -> pd.DataFrame:
     t = runs.assign(t=runs["epochs_to"].fillna(np.inf))
     med = t.groupby(["dataset", *CONFIG, "lr"], sort=False)["t"].median().reset_index()
     fastest = med.sort_values(["t", "lr"], ascending=[True, False], kind="stable")
-    fastest = fastest.groupby(["dataset", *CONFIG], sort=False).head(1)
+    fastest = fastest.groupby(["dataset", *CONFIG], sort=False).head(1).sort_index()
     fastest = fastest.assign(config=fastest[CONFIG].agg(" / ".join, axis=1), target=fastest[
         "dataset"].map(TARGETS))  # fmt: skip
     return fastest.rename(columns={"dataset": "problem", "t": "time"})[
