@@ -238,6 +238,16 @@ def sensitivity_view(table: pd.DataFrame) -> pd.DataFrame:
     return report.rounded(view.set_index("dataset"), 3)
 
 
+def setting(sweep: Sweep) -> pd.DataFrame:
+    """The config table, with the five data sets and their targets in place of the one
+    ``dataset`` and ``target_acc`` of the base sweep."""
+    table = claims.setting(sweep).drop(index="target_acc")
+    table.loc["dataset", "value"] = ", ".join(TARGETS)
+    targets = ", ".join(f"{d} {t:g}" for d, t in TARGETS.items())
+    extra = pd.DataFrame({"value": [targets]}, index=pd.Index(["target test accuracy"]))
+    return pd.concat([table, extra]).rename_axis("field")
+
+
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     result = runner.run(study(sweep), quiet=quiet)
     runs = scored(result.runs, result.curves)
@@ -262,6 +272,7 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
             "profile": (area_table(times, ratios, area), "Epochs to the target (median over "
                         "seeds, at the fastest lr) and the area under the performance profile"),
         },
+        setting_table=setting(sweep),
         figures={"profile.png": (lambda path: report.profile_figure(prof, path, title=title),
                                  "performance profiles (epochs to the target test accuracy)")},
         files={"profile_curve.csv": prof, "sensitivity_numbers.csv": table,

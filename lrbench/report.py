@@ -435,12 +435,14 @@ def profile_figure(profile: pd.DataFrame, path: Path, config: str = "config", ti
     """Performance profiles (:func:`lrbench.stats.performance_profile`): ρ_s(τ) as a step
     function of τ from 1 to the table's largest τ, one line per config (its area in the
     legend when the table has an ``area`` column). Returns the (closed) figure."""
-    fig, (ax,) = _panels(1, 1, (5.5, 3.6))
-    for name, frame in profile.groupby(config, sort=False):
+    fig, (ax,) = _panels(1, 1, (7.5, 4.0))
+    styles = ("-", "--", "-.", ":")
+    for i, (name, frame) in enumerate(profile.groupby(config, sort=False)):
         label = str(name)
         if "area" in frame:
             label += f" (area {frame['area'].iloc[0]:.2f})"
-        ax.step(frame["tau"], frame["rho"], where="post", label=label)
+        ax.step(frame["tau"], frame["rho"], where="post", label=label,
+                linestyle=styles[i % len(styles)], linewidth=1.6)  # fmt: skip
     ax.set(xlabel="τ (time / best time)", ylabel="ρ(τ): share of problems",
            xlim=(1, profile["tau"].max()), ylim=(-0.02, 1.02))  # fmt: skip
     ax.grid(alpha=0.3)
