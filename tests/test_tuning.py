@@ -67,3 +67,18 @@ def test_sensitivity_and_intervals_tables():
     ratios, _, area = tuning.profile(times)
     assert list(tuning.area_table(times, ratios, area).columns) == [
         "blobs (≥ 0.8)", "iris (≥ 0.9)", "area (τ ≤ 4)"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_ci_variant_writes_its_tables_and_profile(tmp_path):
+    """Two data sets of the CI variant, end to end: every table, the figure, the README."""
+    result = tuning.run(tuning.ci_config(), out=tmp_path / "tuning", quiet=True)
+    folder = result.folder
+    for stem in ("overview", "sensitivity", "intervals", "improvement", "profile"):
+        assert (folder / f"{stem}.md").is_file() and (folder / f"{stem}.tex").is_file()
+    assert (folder / "profile.png").stat().st_size > 10_000
+    sens = pd.read_csv(folder / "sensitivity_numbers.csv")
+    assert len(sens) == 2 * 3 * 2 and (sens["evp_20"] >= sens["evp_1"] - 1e-12).all()
+    assert set(result.runs["dataset"]) == {"blobs", "iris"}
+    text = (folder / "README.md").read_text()
+    assert "| target test accuracy | blobs 0.8, iris 0.9 |" in text
