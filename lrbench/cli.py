@@ -4,6 +4,8 @@
               [--max-memory SIZE] [--resume | --overwrite] [--yes]
               [--process-index I --process-count N | --distributed] [--merge]
               [--executor local|ray [--address HOST:PORT]] [--compile-cache DIR|off]
+  lrbench compare RESULTS --a SELECTOR --b SELECTOR [--metric M] [--by COLUMN]
+                  [--lower-is-better]
   lrbench bench [--quick] [--sizes N,N,...] [--levers] [--out DIR] [--quiet]
   lrbench list
 
@@ -566,6 +568,48 @@ def cmd_check(args) -> int:
     return 1 if len(failed) else 0
 
 
+_COMPARE_FLAGS = {"a": "--a", "b": "--b", "metric": "--metric", "by": "--by"}
+
+
+def cmd_compare(args) -> int:
+    import pandas as pd
+
+    from lrbench import report, results, stats
+
+    folder = Path(args.results)
+    path = folder / "runs.csv" if folder.is_dir() else folder
+    if not path.is_file() or path.suffix != ".csv":
+        raise ConfigError(
+            "RESULTS", f"{str(folder)!r} is neither a results folder nor a runs .csv file"
+        )
+    try:
+        runs = pd.read_csv(path, dtype={c: str for c in results.TEXT_COLUMNS})
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        raise ConfigError("RESULTS", f"{str(path)!r} is not a runs table: {err}") from None
+    try:
+        table = stats.compare(runs, args.a, args.b, args.metric, args.by,
+                              higher_is_better=not args.lower_is_better)  # fmt: skip
+    except ConfigError as err:
+        raise ConfigError(_COMPARE_FLAGS.get(err.field, err.field), err.message) from None
+    metric = stats.metric_column(runs, args.metric)
+    better = "lower" if args.lower_is_better else "higher"
+    print(f"P(A > B): the probability that a run of A has a {better} {metric} than a run of B "
+          f"(ties count half), with its 95% bootstrap interval, per {args.by}")  # fmt: skip
+    print(f"A: {args.a}\nB: {args.b}\n")
+    shown = pd.DataFrame(
+        {
+            "n A": table["n_a"], "n B": table["n_b"],
+            "P(A > B) [95% interval]": [report.interval(v, lo, hi) for v, lo, hi in zip(
+                table["p_a_better"], table["low"], table["high"], strict=True)],
+            "runs": table["pairing"].replace("", "—"),
+        }
+    )  # fmt: skip
+    shown.index = [f"{v:g}" if isinstance(v, float) else str(v) for v in table[args.by]]
+    shown.index.name = args.by
+    print(report.to_markdown(shown), end="")
+    return 0
+
+
 def _sizes(text: str) -> tuple[int, ...]:
     """``--sizes 1,8,64`` -> (1, 8, 64): whole numbers >= 1."""
     parts = [p.strip() for p in text.split(",")]
@@ -698,6 +742,18 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--quiet", action="store_true")
     _compile_cache_option(chk)
     chk.set_defaults(func=cmd_check)
+    cmp = sub.add_parser("compare", help="P(A > B) with its bootstrap interval, per learning rate")
+    cmp.add_argument("results", metavar="RESULTS", help="a results folder (or its runs.csv)")
+    cmp.add_argument("--a", required=True, metavar="COLUMN=VALUE[,...]",
+                     help='the runs of A, e.g. "optimizer=adam"')  # fmt: skip
+    cmp.add_argument("--b", required=True, metavar="COLUMN=VALUE[,...]",
+                     help='the runs of B, e.g. "optimizer=sgd"')  # fmt: skip
+    cmp.add_argument("--metric", default="final_test_acc",
+                     help="a numeric column of runs.csv (test_acc: final_test_acc)")  # fmt: skip
+    cmp.add_argument("--by", default="lr", help="one row per value of this column")
+    cmp.add_argument("--lower-is-better", action="store_true",
+                     help="A is better when its metric is lower (a loss)")  # fmt: skip
+    cmp.set_defaults(func=cmd_compare)
     bn = sub.add_parser("bench", help="throughput of the engine against loop baselines")
     bn.add_argument(
         "--quick", action="store_true", help="N in {1, 8, 64}, one repeat (about a minute)"

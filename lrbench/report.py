@@ -1,4 +1,9 @@
-"""Paper-style tables (Markdown, LaTeX booktabs, CSV) and figures (PNG) from a ``runs`` table."""
+"""Paper-style tables (Markdown, LaTeX booktabs, CSV) and figures (PNG) from a ``runs`` table.
+
+Markdown goes through ``DataFrame.to_markdown`` (tabulate) and LaTeX through
+``Styler.to_latex``; a cell that aggregates seeds shows ``mean ± std`` or, with
+``stat="mean_ci"`` / ``"iqm_ci"``, the mean / IQM with its 95% bootstrap interval
+(:mod:`lrbench.stats`)."""
 
 from __future__ import annotations
 
@@ -29,6 +34,56 @@ def mean_std(mean: float, std: float, digits: int = 3, n: int | None = None, of:
         return "—"
     text = f"{mean:.{digits}f} ± {0.0 if not math.isfinite(std) else std:.{digits}f}"
     return text if n is None or n == of else f"{text} (n={n})"
+
+
+# What a cell that aggregates seeds shows: ``mean ± std`` (the default), or the mean or the
+# IQM with its 95% bootstrap interval (lrbench.stats), ``0.951 [0.945, 0.957]``.
+CELL_STATS = ("mean_std", "mean_ci", "iqm_ci")
+
+
+def _check_stat(stat: str) -> None:
+    if stat not in CELL_STATS:
+        from lrbench.errors import ConfigError
+
+        raise ConfigError("stat", f"stat={stat!r}; allowed: {', '.join(CELL_STATS)}")
+
+
+def interval(value: float, low: float, high: float, digits: int = 3) -> str:
+    """``0.951 [0.945, 0.957]``: a value with its interval; the value alone without one
+    (fewer than two values), "—" for a missing value."""
+    if not math.isfinite(value):
+        return "—"
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def stat_cell(values, stat: str = "mean_std", digits: int = 3, of: int | None = None) -> str:
+    """One table cell of the finite ``values`` (the seeds of a group): ``mean ± std``, or the
+    mean (``mean_ci``) or interquartile mean (``iqm_ci``) with its 95% bootstrap interval;
+    ``(n=k)`` when only k of ``of`` values count."""
+    _check_stat(stat)
+    v = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").dropna()
+    v = v[np.isfinite(v.astype(float))].astype(float)
+    if not len(v):
+        return "—"
+    if stat == "mean_std":
+        return mean_std(v.mean(), v.std(), digits, len(v), of if of is not None else len(v))
+    from lrbench import stats
+
+    got = (stats.mean_ci if stat == "mean_ci" else stats.iqm_ci)(v.to_numpy())
+    text = interval(got.value, got.low, got.high, digits)
+    return text if of is None or len(v) == of else f"{text} (n={len(v)})"
+
+
+def _interval_cells(runs: pd.DataFrame, by: list[str], metric: str, stat: str, digits: int,
+                    of: int) -> pd.Series:  # fmt: skip
+    """:func:`stat_cell` per group of ``by`` (diverged runs left out, as ``results.aggregate``),
+    in the order of ``results.aggregate``."""
+    diverged = runs["status"].eq("diverged") if "status" in runs else pd.Series(False, runs.index)
+    kept = runs[by].assign(_value=runs[metric].where(~diverged))
+    grouped = kept.groupby(by, sort=False, dropna=False)["_value"]
+    return grouped.apply(lambda v: stat_cell(v, stat, digits, of)).reset_index(drop=True)
 
 
 def group_stats(frame: pd.DataFrame, by: str, columns) -> pd.DataFrame:
@@ -116,19 +171,26 @@ def _fmt_lr(lr: float) -> str:
 
 
 def mean_std_table(
-    runs: pd.DataFrame, metric: str = "final_test_acc", digits: int = 3
+    runs: pd.DataFrame, metric: str = "final_test_acc", digits: int = 3, stat: str = "mean_std"
 ) -> pd.DataFrame:
     """Rows: learning rates (high to low); columns: every other axis that varies; cells
-    ``mean ± std`` over seeds (``n=k`` noted when a cell lost runs to NaN or divergence;
-    diverged runs are left out and counted: ``(2 diverged)``, or ``diverged (5)`` when all
-    were)."""
+    ``mean ± std`` over seeds, or with ``stat`` ``mean_ci`` / ``iqm_ci`` the mean / IQM with
+    its 95% bootstrap interval (:func:`stat_cell`) (``n=k`` noted when a cell lost runs to NaN
+    or divergence; diverged runs are left out and counted: ``(2 diverged)``, or ``diverged
+    (5)`` when all were)."""
+    _check_stat(stat)
     axes = axis_columns(runs)
     agg = results.aggregate(runs, ["lr", *axes], metric)
     n_seeds = runs["seed"].nunique()
+    if stat != "mean_std":
+        agg["text"] = _interval_cells(runs, ["lr", *axes], metric, stat, digits, n_seeds)
 
     def cell(row) -> str:
         n, diverged = int(row["n"]), int(row["diverged"])
-        text = mean_std(row["mean"] if n else math.nan, row["std"], digits, n, n_seeds)
+        if stat == "mean_std":
+            text = mean_std(row["mean"] if n else math.nan, row["std"], digits, n, n_seeds)
+        else:
+            text = row["text"]
         if diverged:  # left out of the mean (results.aggregate)
             return f"{text} ({diverged} diverged)" if n else f"diverged ({diverged})"
         return text
@@ -148,13 +210,23 @@ def mean_std_table(
 
 
 def mean_std_by_lr(
-    runs: pd.DataFrame, rows: list[str], metric: str = "final_test_acc", digits: int = 3
+    runs: pd.DataFrame,
+    rows: list[str],
+    metric: str = "final_test_acc",
+    digits: int = 3,
+    stat: str = "mean_std",
 ) -> pd.DataFrame:
     """Rows: the values of the columns ``rows`` (joined with " / ", in the table's order);
-    columns: learning rate (high to low); cells: ``mean ± std`` of ``metric`` over seeds."""
+    columns: learning rate (high to low); cells: ``mean ± std`` of ``metric`` over seeds, or
+    with ``stat`` the mean or IQM with its 95% bootstrap interval (:func:`stat_cell`)."""
+    _check_stat(stat)
     agg = results.aggregate(runs, [*rows, "lr"], metric)
     agg["row"] = agg[rows].astype(str).agg(" / ".join, axis=1)
-    agg["cell"] = [mean_std(m, s, digits) for m, s in zip(agg["mean"], agg["std"], strict=True)]
+    if stat == "mean_std":
+        pairs = zip(agg["mean"], agg["std"], strict=True)
+        agg["cell"] = [mean_std(m, s, digits) for m, s in pairs]
+    else:
+        agg["cell"] = _interval_cells(runs, [*rows, "lr"], metric, stat, digits, None)
     table = agg.pivot(index="row", columns="lr", values="cell")
     table = table.loc[list(dict.fromkeys(agg["row"])), sorted(table.columns, reverse=True)]
     table.columns = [f"lr={lr:g}" for lr in table.columns]
@@ -162,46 +234,70 @@ def mean_std_by_lr(
     return table
 
 
+def _header_rule(widths, aligns) -> str:
+    """``|---|---:|---:|``: the first column (the row labels) left, the rest right."""
+    del aligns
+    return "|" + "|".join(["---"] + ["---:"] * (len(widths) - 1)) + "|"
+
+
+def _markdown_format():
+    """GitHub's pipe table without padding: one ``| a | b |`` line per row (cells as written,
+    so a table reads the same in a diff whatever its widest cell)."""
+    from tabulate import DataRow, TableFormat
+
+    row = DataRow("| ", " | ", " |")
+    return TableFormat(
+        lineabove=None, linebelowheader=_header_rule, linebetweenrows=None, linebelow=None,
+        headerrow=row, datarow=row, padding=0, with_header_hide=None,
+    )  # fmt: skip
+
+
 def to_markdown(table: pd.DataFrame) -> str:
-    """A GitHub Markdown table; missing cells as "—"."""
+    """A GitHub Markdown table (``DataFrame.to_markdown``, i.e. tabulate); the index is the
+    first column, headed by its name; missing cells as "—"."""
     table = shown(table)
-    head = [table.index.name or "", *map(str, table.columns)]
-    lines = [
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---"] + ["---:"] * len(table.columns)) + "|",
-    ]
-    for idx, row in table.iterrows():
-        lines.append("| " + " | ".join([str(idx), *map(str, row.tolist())]) + " |")
-    return "\n".join(lines) + "\n"
+    table.index = table.index.map(str)
+    table.index.name = table.index.name or ""
+    table.columns = table.columns.map(str)
+    text = table.reset_index().to_markdown(
+        index=False, tablefmt=_markdown_format(), disable_numparse=True, stralign=None
+    )
+    return text + "\n"
 
 
-def _latex_escape(text: str) -> str:
-    for a, b in (
-        ("\\", r"\textbackslash{}"),
-        ("&", r"\&"),
-        ("%", r"\%"),
-        ("_", r"\_"),
-        ("#", r"\#"),
-    ):
+_LATEX_SYMBOLS = {"±": r"$\pm$", "—": "--"}
+
+
+def _latex_symbols(text: str) -> str:
+    for a, b in _LATEX_SYMBOLS.items():
         text = text.replace(a, b)
-    return text.replace("±", r"$\pm$").replace("—", "--")
+    return text
+
+
+def _latex_text(text: str) -> str:
+    """A caption as LaTeX text: its special characters escaped, then ± and — as LaTeX."""
+    one = pd.DataFrame({"text": [text]}).style.format(escape="latex", formatter=_latex_symbols)
+    return one.hide(axis="index").hide(axis="columns").to_string().rstrip("\n")
 
 
 def to_latex(table: pd.DataFrame, caption: str = "") -> str:
-    """A booktabs ``tabular`` (with ``\\usepackage{booktabs}``); missing cells as "—"."""
+    """A booktabs ``tabular`` in a ``table`` float (``Styler.to_latex`` with ``hrules``; needs
+    ``\\usepackage{booktabs}``); cells and headers escaped, ± as ``$\\pm$``, missing
+    cells as "--"."""
     table = shown(table)
-    cols = "l" + "r" * len(table.columns)
-    head = [table.index.name or "", *map(str, table.columns)]
-    out = [r"\begin{table}[t]", r"\centering"]
-    if caption:
-        out.append(rf"\caption{{{_latex_escape(caption)}}}")
-    out += [rf"\begin{{tabular}}{{{cols}}}", r"\toprule"]
-    out.append(" & ".join(_latex_escape(h) for h in head) + r" \\")
-    out.append(r"\midrule")
-    for idx, row in table.iterrows():
-        out.append(" & ".join(_latex_escape(str(v)) for v in [idx, *row.tolist()]) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(out) + "\n"
+    table.index = table.index.map(str)
+    table.index.name = table.index.name or ""
+    flat = table.reset_index()
+    flat.columns = flat.columns.map(str)
+    styler = (
+        flat.astype(str).style.hide(axis="index")
+        .format(escape="latex", formatter=_latex_symbols)
+        .format_index(escape="latex", formatter=_latex_symbols, axis=1)
+    )  # fmt: skip
+    return styler.to_latex(
+        column_format="l" + "r" * len(table.columns), position="t",
+        position_float="centering", hrules=True, caption=_latex_text(caption) if caption else None,
+    )  # fmt: skip
 
 
 def write_table(folder: Path, stem: str, table: pd.DataFrame, caption: str = "") -> None:
@@ -333,3 +429,22 @@ def curves_figure(
     runs = runs.sort_values("lr", ascending=False, kind="stable")
     logy = (metric,) if yscale == "log" else ()
     curve_figure(runs, curves, path, metric, "lr", axis_columns(runs) or None, logy)
+
+
+def profile_figure(profile: pd.DataFrame, path: Path, config: str = "config", title: str = ""):
+    """Performance profiles (:func:`lrbench.stats.performance_profile`): ρ_s(τ) as a step
+    function of τ from 1 to the table's largest τ, one line per config (its area in the
+    legend when the table has an ``area`` column). Returns the (closed) figure."""
+    fig, (ax,) = _panels(1, 1, (7.5, 4.0))
+    styles = ("-", "--", "-.", ":")
+    for i, (name, frame) in enumerate(profile.groupby(config, sort=False)):
+        label = str(name)
+        if "area" in frame:
+            label += f" (area {frame['area'].iloc[0]:.2f})"
+        ax.step(frame["tau"], frame["rho"], where="post", label=label,
+                linestyle=styles[i % len(styles)], linewidth=1.6)  # fmt: skip
+    ax.set(xlabel="τ (time / best time)", ylabel="ρ(τ): share of problems",
+           xlim=(1, profile["tau"].max()), ylim=(-0.02, 1.02))  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path, title)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lrbench import report
 
@@ -148,3 +150,96 @@ def test_group_stats_and_their_cells_are_the_pandas_ones():
     sgd = want.loc["sgd"]
     assert cells.loc["sgd", "acc"] == f"{sgd[('acc', 'mean')]:.3f} ± {sgd[('acc', 'std')]:.3f}"
     assert cells.loc["sgd", "loss"].endswith("(n=17)") and "(n=" not in cells.loc["adam", "loss"]
+
+
+def _hand_markdown(table: pd.DataFrame) -> str:
+    """The Markdown writer report.py had before tabulate (the reference for its output)."""
+    table = report.shown(table)
+    head = [table.index.name or "", *map(str, table.columns)]
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] + ["---:"] * len(table.columns)) + "|"]  # fmt: skip
+    for idx, row in table.iterrows():
+        lines.append("| " + " | ".join([str(idx), *map(str, row.tolist())]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")),
+                max_size=8).filter(lambda t: t == t.strip())  # fmt: skip
+_cell = st.one_of(_text, st.floats(allow_infinity=False), st.integers(-999, 999), st.none(),
+                  st.booleans())  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    cells=st.lists(st.lists(_cell, min_size=3, max_size=3), max_size=5),
+    index=st.one_of(st.none(), _text),
+    lrs=st.booleans(),
+)
+def test_markdown_is_the_table_as_it_was_written_by_hand(cells, index, lrs):
+    """Byte for byte what the committed READMEs hold: no padding, the index first, "—"."""
+    table = pd.DataFrame(cells, columns=["lr=1", "a b", "0.5 ± 0.1"], dtype=object)
+    table.index = [10.0**-i if lrs else f"row {i}" for i in range(len(table))]
+    table.index.name = index
+    assert report.to_markdown(table) == _hand_markdown(table)
+
+
+def test_latex_is_a_booktabs_table_with_its_caption_and_escapes():
+    table = pd.DataFrame({"final_test_acc": ["0.5 ± 0.1", None], "50%": ["a & b", "x_y"]},
+                         index=pd.Index(["1", "0.1"], name="lr"))  # fmt: skip
+    text = report.to_latex(table, "Accuracy (mean ± std), 95% of runs")
+    assert text.splitlines() == [
+        r"\begin{table}[t]", r"\centering",
+        r"\caption{Accuracy (mean $\pm$ std), 95\% of runs}", r"\begin{tabular}{lrr}",
+        r"\toprule", r"lr & final\_test\_acc & 50\% \\", r"\midrule",
+        r"1 & 0.5 $\pm$ 0.1 & a \& b \\", r"0.1 & -- & x\_y \\", r"\bottomrule",
+        r"\end{tabular}", r"\end{table}",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("stat", ["mean_ci", "iqm_ci"])
+def test_interval_cells_are_the_bootstrap_of_the_seeds(stat):
+    from scipy import stats as sps
+
+    runs = _runs().query("schedule == 'constant'").assign(status="converged")
+    runs.loc[runs.index[0], "status"] = "diverged"  # sgd, lr 1, seed 0: left out, counted
+    table = report.mean_std_table(runs, "acc", 3, stat=stat)
+
+    def fn(v, axis=-1):
+        return np.mean(v, axis) if stat == "mean_ci" else sps.trim_mean(v, 0.25, axis)
+
+    for (lr, o), part in runs[runs["status"] != "diverged"].groupby(["lr", "optimizer"]):
+        v = part["acc"].to_numpy()
+        res = sps.bootstrap((v,), fn, vectorized=True, method="percentile",
+                            rng=np.random.default_rng(0))  # fmt: skip
+        lo, hi = res.confidence_interval
+        want = f"{fn(v):.3f} [{lo:.3f}, {hi:.3f}]"
+        if (lr, o) == (1.0, "sgd"):
+            want += " (n=2) (1 diverged)"
+        assert table.loc[f"{lr:g}", o] == want
+    by_lr = report.mean_std_by_lr(runs, ["optimizer"], "acc", 2, stat=stat)
+    assert by_lr.loc["adam", "lr=0.1"] == report.stat_cell(
+        runs.query("optimizer == 'adam' and lr == 0.1")["acc"], stat, 2
+    )
+
+
+def test_the_default_cells_stay_mean_and_std_and_a_bad_stat_is_refused():
+    from lrbench.errors import ConfigError
+
+    runs = _runs().query("schedule == 'constant'")
+    assert report.mean_std_table(runs, "acc").equals(report.mean_std_table(runs, "acc", 3,
+                                                                           "mean_std"))  # fmt: skip
+    with pytest.raises(ConfigError, match="allowed: mean_std, mean_ci, iqm_ci"):
+        report.mean_std_table(runs, "acc", stat="median")
+
+
+def test_profile_figure_draws_each_configs_steps(tmp_path):
+    from lrbench import stats
+
+    times = pd.DataFrame({"problem": ["p", "p", "q", "q"], "config": ["A", "B", "A", "B"],
+                          "time": [1.0, 2.0, 3.0, 1.0]})  # fmt: skip
+    prof = stats.performance_profile(stats.performance_ratios(times))
+    fig = report.profile_figure(prof, tmp_path / "p.png")
+    (ax,) = fig.axes
+    assert [d.get_label() for d in ax.lines] == ["A", "B"]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.5, 0.5, 1.0, 1.0])  # tau 1, 2, 3, 4
+    assert (tmp_path / "p.png").stat().st_size > 5_000
