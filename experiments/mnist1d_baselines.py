@@ -133,7 +133,8 @@ CLAIMS = (
           best_acc("logistic"), "within", PAPER["logistic"], tolerance=TOLERANCE),
     Claim("mlp_68", PAPER_QUOTE + " [MLP: 68%]",
           "MLP(100, 100): best-lr mean final test accuracy (95% bootstrap CI, seeds)",
-          best_acc("mlp"), "within", PAPER["mlp"], tolerance=TOLERANCE),
+          best_acc("mlp"), "within", PAPER["mlp"], tolerance=TOLERANCE,
+          expected_ci="no"),  # the CI variant's 30 epochs: about 0.65
     Claim("nonlinearity_separates",
           "MNIST-1D ... does a better job of separating between models with/without nonlinearity",
           "best MLP minus best logistic regression, per seed (95% bootstrap CI)",
@@ -169,6 +170,7 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
             "table": (report.mean_std_table(runs), f"{NAME}: final test accuracy, mean ± std "
                       f"over {seeds} seeds"),
         },
+        setting_table=claims.setting(study(sweep)),
         figures={"lr.png": (lambda path: report.lr_figure(
             runs, path, ["final_test_acc", "final_train_loss"], line="grid",
             logy=("final_train_loss",)), "final test accuracy and training loss against the "
@@ -177,9 +179,11 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         f"{base.loc['logistic', 'test_acc_at_lr_0.01']:.3f} and the MLP "
         f"{base.loc['mlp', 'test_acc_at_lr_0.01']:.3f} here (best: "
         f"{base.loc['logistic', 'test_acc']:.3f} and {base.loc['mlp', 'test_acc']:.3f}). The best "
-        "learning rate is chosen on the test accuracy it is reported with, as the paper's "
-        "numbers are (no validation split): an optimistic choice, by at most the spread of the "
-        "grid's neighbouring rates.",
+        "learning rate is chosen on the test accuracy it is reported with (there is no "
+        "validation split), as the paper's single rate was: an optimistic choice. A claim holds "
+        f"when the mean is within {TOLERANCE * 100:.0f} points of the paper's number, which the "
+        "paper gives in whole percents from one run; the interval says whether the paper's "
+        "number is also inside this suite's 95% bootstrap interval over seeds.",
     )  # fmt: skip
 
 
