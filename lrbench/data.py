@@ -121,10 +121,9 @@ def identity(name: str) -> dict[str, str]:
     return {"dataset_sha256": _file_sha256(base, _file_version(base))}
 
 
-def digest(name: str) -> str:
-    """SHA-256 of the data set's arrays (shapes, dtypes and bytes, in the order x_train,
+def digest(ds: Dataset) -> str:
+    """SHA-256 of a data set's arrays (shapes, dtypes and bytes, in the order x_train,
     y_train, x_test, y_test): what was trained on, recorded in ``meta.json``."""
-    ds = load(name)
     h = hashlib.sha256()
     for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
         a = np.ascontiguousarray(a)
@@ -133,17 +132,29 @@ def digest(name: str) -> str:
     return h.hexdigest()
 
 
-def describe(name: str) -> dict[str, Any]:
-    """A data set's entry in ``meta.json``: sizes, classes and content hashes."""
-    ds = load(name)
-    entry = {
-        "n_train": len(ds.x_train),
-        "n_test": len(ds.x_test),
-        "features": ds.num_features,
-        "num_classes": ds.num_classes,
-        "sha256": digest(name),
-    }
-    return {**entry, **{k.replace("dataset_", "file_"): v for k, v in identity(name).items()}}
+def describe(sweep) -> dict[str, dict[str, Any]]:
+    """``meta.json``'s ``datasets``: for the data set of each task of ``sweep`` (a Sweep or a
+    Study: anything with ``parts()``), its sizes, classes, :func:`digest` and, for a file,
+    the file's SHA-256; keyed by the data set's name (``name#2``, ... for a task whose own
+    data differ under the same name)."""
+    found: dict[str, dict[str, Any]] = {}
+    for _, part in sweep.parts():
+        task = part.task_spec
+        ds = task.data()
+        entry = {
+            "n_train": len(ds.x_train),
+            "n_test": len(ds.x_test),
+            "features": ds.num_features,
+            "num_classes": ds.num_classes,
+            "sha256": digest(ds),
+        }
+        entry.update({k.replace("dataset_", "file_"): v for k, v in identity(task.dataset).items()})
+        key, n = task.dataset, 1
+        while found.get(key, entry) != entry:
+            n += 1
+            key = f"{task.dataset}#{n}"
+        found[key] = entry
+    return found
 
 
 def version(name: str):

@@ -429,7 +429,7 @@ def run(
         "experiment": sweep.experiment,
         "config": sweep.to_dict(),
         "n_runs": int(runs["run_id"].nunique()),
-        "datasets": {name: data.describe(name) for name in sorted(set(runs["dataset"]))},
+        "datasets": data.describe(sweep),
         **timing,
         "wall_seconds": round(time.perf_counter() - start, 3),
         **results.environment(),

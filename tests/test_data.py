@@ -394,3 +394,22 @@ def test_cli_runs_mnist1d(tmp_path, monkeypatch, capsys):
     meta = json.loads((out / "meta.json").read_text())
     entry = meta["datasets"]["mnist1d(num_samples=200,shuffle_seq=true)"]
     assert entry["n_train"] == 160 and entry["features"] == 40 and entry["num_classes"] == 10
+
+
+def test_meta_describes_the_data_each_task_trains_on():
+    """A task with its own data under a shared name (the neuron's seeded line) is recorded
+    with the hash of what it trained on, not of the shipped set of that name."""
+    from lrbench import tasks
+
+    sweep = Sweep(task=tasks.Neuron(data_seed=3), epochs=1, batch_size=10, lrs=(0.1,), seeds=(0,))
+    meta = runner.run(sweep, quiet=True).meta
+    seeded, shipped = data.noisy_line(3), data.load("line")
+    h = __import__("hashlib").sha256()
+    for a in (seeded.x_train, seeded.y_train, seeded.x_test, seeded.y_test):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode() + a.tobytes())
+    assert meta["datasets"] == {
+        "line": {"n_train": 50, "n_test": 200, "features": 1, "num_classes": 0,
+                 "sha256": h.hexdigest()}
+    }  # fmt: skip
+    assert h.hexdigest() != data.digest(shipped)
