@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -110,6 +111,10 @@ def _ints(key, text):
     return tuple(_integer(key, t) for t in _split(key, text))
 
 
+def _hide(match) -> str:
+    return match.group(0).replace(",", "\0")
+
+
 def _strs(key, text):
     return tuple(_split(key, text))
 
@@ -126,7 +131,10 @@ def _one(parse):
 
 # key -> (how to parse the text, how to put the value into the sweep)
 _SWEEP_KEYS: dict[str, tuple[Callable, Callable[[Sweep, object], Sweep]]] = {
-    "dataset": (_one(_strs), lambda s, v: dataclasses.replace(s, dataset=v)),
+    "dataset": (  # commas inside name(key=value, ...) separate parameters, not values
+        _one(lambda key, text: tuple(_split(key, re.sub(r"\([^()]*\)", _hide, text)))),
+        lambda s, v: dataclasses.replace(s, dataset=v.replace("\0", ",")),
+    ),
     "task": (_one(_strs), lambda s, v: dataclasses.replace(s, task=v)),
     "epochs": (_one(_ints), lambda s, v: dataclasses.replace(s, epochs=v)),
     "batch_size": (_one(_ints), lambda s, v: dataclasses.replace(s, batch_size=v)),

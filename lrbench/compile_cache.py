@@ -46,10 +46,16 @@ def _count(event: str, **kwargs) -> None:
         _counts[event] += 1
 
 
+def cache_home() -> Path:
+    """lrbench's folder in the user's cache: ``$XDG_CACHE_HOME/lrbench``, else
+    ``~/.cache/lrbench`` (the compilation cache and generated data sets live under it)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lrbench"
+
+
 def default_folder() -> Path:
     """``$XDG_CACHE_HOME/lrbench/jax``, else ``~/.cache/lrbench/jax``."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lrbench" / "jax"
+    return cache_home() / "jax"
 
 
 def resolve(setting: str | None = None) -> Path | None:

@@ -356,9 +356,10 @@ def _dataset_arrays(task: Task, dtype: str) -> tuple:
 
 
 @functools.cache
-def _replicated_arrays(task: Task, dtype: str) -> tuple:
+def _replicated_arrays(task: Task, dtype: str, version=None) -> tuple:
     """A data set placed once on every local device (each device program's input), so no call
-    of a group's program copies it again; one copy per data set, dtype and device."""
+    of a group's program copies it again; one copy per data set, dtype and device (and
+    ``version``: :func:`data.version`, which changes with a data file on disk)."""
     arrays = _dataset_arrays(task, dtype)
     return tuple(jax.device_put(arrays, d) for d in jax.local_devices())
 
@@ -521,7 +522,7 @@ def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
     """
     layout = Layout(*layout)
     devices = jax.local_devices()
-    key = (static, layout, hparam_names, len(devices))
+    key = (static, layout, hparam_names, len(devices), data.version(static.task.dataset))
     if key in _COMPILED:
         _COMPILED[key] = _COMPILED.pop(key)  # most recently used
         return _COMPILED[key], 0.0
@@ -639,7 +640,7 @@ def _train_chunks(static, runs, max_chunk, skip, on_chunk, slots):
     n = len(runs.seed)
     layout, chunks = plan_group(static, runs.seed, max_chunk, slots)
     exe, compile_s = compiled(static, layout, tuple(sorted(runs.hparams)))
-    arrays = _replicated_arrays(static.task, static.dtype)
+    arrays = _replicated_arrays(static.task, static.dtype, data.version(static.task.dataset))
     history, probes = _missing(static, n), None
     start = time.perf_counter()
     for k, positions in enumerate(chunks):

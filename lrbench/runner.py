@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from lrbench import compile_cache, engine, plan, report, results, spec
+from lrbench import compile_cache, data, engine, plan, report, results, spec
 from lrbench.engine import History
 from lrbench.errors import ConfigError
 from lrbench.study import Study, runs_table
@@ -429,6 +429,7 @@ def run(
         "experiment": sweep.experiment,
         "config": sweep.to_dict(),
         "n_runs": int(runs["run_id"].nunique()),
+        "datasets": data.describe(sweep),
         **timing,
         "wall_seconds": round(time.perf_counter() - start, 3),
         **results.environment(),

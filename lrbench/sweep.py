@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lrbench import rules, schedules, tasks
+from lrbench import data, rules, schedules, tasks
 from lrbench.errors import ConfigError
 from lrbench.models import MLPConfig
 from lrbench.tasks import Task
@@ -223,6 +223,7 @@ class Sweep:
         for name in ("experiment", "description", "dataset"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(name, f"{name}={getattr(self, name)!r} must be a string")
+        put("dataset", data.canonical(self.dataset))  # name(key=value, ...) in its one form
         if not isinstance(self.model, MLPConfig):
             raise ConfigError("model", f"model={self.model!r} must be an lrbench.models.MLPConfig")
         if not all(_is_int(h) for h in self.model.hidden):  # MLPConfig lets a bool through
@@ -324,7 +325,14 @@ class Sweep:
             for _, part in self.parts():
                 part.validate()
             return self
-        ds = self.task_spec.data()
+        task = self.task_spec
+        ds = task.data()
+        if ds.num_classes == 0 and type(task) is tasks.Classifier:
+            raise ConfigError(
+                "dataset",
+                f"{ds.name!r} is a regression set (float targets, no class labels): train it "
+                "with task=regressor",
+            )
         n_train = len(ds.x_train)
         if not self.batch_size <= n_train:
             raise ConfigError(
@@ -368,8 +376,21 @@ class Sweep:
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.task_spec.data().x_train) / self.batch_size)
 
+    def file_hashes(self) -> dict[str, str]:
+        """``{file data set: its SHA-256}`` for the data files this sweep trains on."""
+        found = {}
+        for _, part in self.parts():
+            try:
+                name = part.task_spec.dataset
+            except ConfigError:  # a bad task: validate() says so
+                continue
+            if data.identity(name):
+                found[name] = data.identity(name)["dataset_sha256"]
+        return found
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description (for ``meta.json``); a task object as its configuration."""
+        """A JSON-ready description (for ``meta.json``); a task object as its configuration;
+        ``dataset_sha256`` lists the content hash of each data file."""
         config = dataclasses.asdict(self)
         if config["model"]["output_init"] == config["model"]["kernel_init"]:
             del config["model"]["output_init"]  # the model from before the field: hashed as then
@@ -380,6 +401,9 @@ class Sweep:
         for name in STATIC_AXES:  # no static axis: described (and hashed) as before they existed
             if not config[name]:
                 del config[name]
+        files = self.file_hashes()
+        if files:  # a file's content is part of the configuration (and of its hash)
+            config["dataset_sha256"] = files
         if self.tasks:
             config["tasks"] = [
                 {"class": type(t).__qualname__, **t.config()} if isinstance(t, Task) else t
@@ -536,6 +560,7 @@ def expand(sweep: Sweep) -> pd.DataFrame:
         seed_last = [c for c in runs.columns if c != "seed"] + ["seed"]
         return _unique(runs[seed_last])
     task = sweep.task_spec
+    identity = data.identity(task.dataset)
     rows = []
     for opt in sweep.optimizers:
         for hp in opt.points():
@@ -545,6 +570,7 @@ def expand(sweep: Sweep) -> pd.DataFrame:
                         for seed in sweep.seeds:
                             config = {
                                 "dataset": task.dataset,
+                                **identity,  # a data file's content hash
                                 **task.config(),
                                 "epochs": sweep.epochs,
                                 "batch_size": sweep.batch_size,
