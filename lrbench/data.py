@@ -463,25 +463,28 @@ def moons() -> Dataset:
     return _pack("moons", x[:500], y[:500], x[500:], y[500:], 2)
 
 
+def _sklearn(loader: str, test_fraction: float):
+    """``sklearn.datasets.<loader>()`` split with seed 0, its features standardized with the
+    training split's statistics: ``x_train, y_train, x_test, y_test``."""
+    import sklearn.datasets
+
+    d = getattr(sklearn.datasets, loader)()
+    xtr, ytr, xte, yte = _shuffled_split(d.data, d.target, test_fraction, seed=0)
+    xtr, xte = _standardize(xtr, xte)
+    return xtr, ytr, xte, yte
+
+
 @register("digits")
 def digits() -> Dataset:
     """scikit-learn's shipped 8x8 digits (1,797 images, 10 classes), 25% test, standardized."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    xtr, ytr, xte, yte = _shuffled_split(d.data, d.target, 0.25, seed=0)
-    xtr, xte = _standardize(xtr, xte)
+    xtr, ytr, xte, yte = _sklearn("load_digits", 0.25)
     return _pack("digits", xtr, ytr, xte, yte, 10)
 
 
 @register("iris")
 def iris() -> Dataset:
     """scikit-learn's shipped iris (150 flowers, 3 classes), 30% test, standardized."""
-    from sklearn.datasets import load_iris
-
-    d = load_iris()
-    xtr, ytr, xte, yte = _shuffled_split(d.data, d.target, 0.3, seed=0)
-    xtr, xte = _standardize(xtr, xte)
+    xtr, ytr, xte, yte = _sklearn("load_iris", 0.3)
     return _pack("iris", xtr, ytr, xte, yte, 3)
 
 
@@ -545,11 +548,7 @@ def line() -> Dataset:
 def wine() -> Dataset:
     """scikit-learn's shipped wine (178 wines, 13 features, 3 classes), 25% test, standardized
     with the training split's statistics."""
-    from sklearn.datasets import load_wine
-
-    d = load_wine()
-    xtr, ytr, xte, yte = _shuffled_split(d.data, d.target, 0.25, seed=0)
-    xtr, xte = _standardize(xtr, xte)
+    xtr, ytr, xte, yte = _sklearn("load_wine", 0.25)
     return _pack("wine", xtr, ytr, xte, yte, 3)
 
 
@@ -557,11 +556,7 @@ def wine() -> Dataset:
 def breast_cancer() -> Dataset:
     """scikit-learn's shipped Wisconsin breast cancer (569 tumours, 30 features, 2 classes),
     25% test, standardized with the training split's statistics."""
-    from sklearn.datasets import load_breast_cancer
-
-    d = load_breast_cancer()
-    xtr, ytr, xte, yte = _shuffled_split(d.data, d.target, 0.25, seed=0)
-    xtr, xte = _standardize(xtr, xte)
+    xtr, ytr, xte, yte = _sklearn("load_breast_cancer", 0.25)
     return _pack("breast_cancer", xtr, ytr, xte, yte, 2)
 
 
@@ -571,11 +566,7 @@ def diabetes() -> Dataset:
     a regression set (``num_classes`` 0, for ``task=regressor``), 25% test; features and
     target standardized with the training split's statistics (the score's mean ≈ 152 and std
     ≈ 77 would otherwise set the loss's scale)."""
-    from sklearn.datasets import load_diabetes
-
-    d = load_diabetes()
-    xtr, ytr, xte, yte = _shuffled_split(d.data, d.target, 0.25, seed=0)
-    xtr, xte = _standardize(xtr, xte)
+    xtr, ytr, xte, yte = _sklearn("load_diabetes", 0.25)
     ytr, yte = _standardize(ytr[:, None], yte[:, None])
     return _regression("diabetes", xtr, ytr[:, 0], xte, yte[:, 0])
 
