@@ -330,7 +330,8 @@ CLAIMS = (
           slower_steps, ">=", 2),
     Claim("momentum_within_50", "momentum 0.9 and 0.99 reach good accuracy within ~50 epochs",
           "slowest seed's epochs to 80%, momentum 0.9 and 0.99",
-          slowest_seed("momentum", [0.9, 0.99]), "<=", GOOD_WITHIN),
+          slowest_seed("momentum", [0.9, 0.99]), "<=", GOOD_WITHIN,
+          expected="no", expected_ci="yes"),  # one seed of 0.99 needs 60 epochs
     Claim("no_momentum_needs_200", "... instead of 200 without momentum", "median epochs to "
           "80% of plain SGD (momentum 0)", plain_sgd_epochs, ">=", SLOW_BASELINE,
           expected="no"),
