@@ -713,7 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("local", "ray"),
         default="local",
         help="local: train here (default); ray: train the chunks as tasks of a Ray cluster, "
-        "retrying a task whose worker died (pip install 'lrbench[ray]')",
+        "retrying a task whose worker died (pip install 'lrbench-jax[ray]')",
     )
     run.add_argument(
         "--address",

@@ -713,7 +713,7 @@ def _read_table(base: str, where: str, target: str) -> dict[str, np.ndarray]:
         except ImportError:
             raise ConfigError(
                 "dataset",
-                f"{where}: reading .parquet needs pyarrow (pip install 'lrbench[parquet]')",
+                f"{where}: reading .parquet needs pyarrow (pip install 'lrbench-jax[parquet]')",
             ) from None
     frame.columns = [str(c) for c in frame.columns]
     if target not in frame.columns:

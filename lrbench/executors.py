@@ -34,7 +34,7 @@ from lrbench.errors import ConfigError
 from lrbench.study import Study, runs_table
 from lrbench.sweep import Sweep
 
-INSTALL = "pip install 'lrbench[ray]'"
+INSTALL = "pip install 'lrbench-jax[ray]'"
 TASKS_PER_CPU = 4  # more tasks than workers: a slow or dead worker holds back little
 
 

@@ -76,7 +76,7 @@ def test_without_ray_the_executor_says_how_to_install_it(tmp_path, capsys, monke
     out = tmp_path / "o"
     assert cli.main(["run", "blobs_lr", "--quiet", "--executor", "ray", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--executor" in err[0] and "pip install 'lrbench[ray]'" in err[0]
+    assert len(err) == 1 and "--executor" in err[0] and "pip install 'lrbench-jax[ray]'" in err[0]
     assert not out.exists() and not runner.partial_dir(out).exists()
 
 
