@@ -300,13 +300,19 @@ def test_chunk_size_follows_the_budget():
 
 def test_config_hash_of_a_store_written_before_validation_freq():
     """A store written before ``validation_freq`` existed still resumes: at its default the
-    field leaves the hash as it was (the value below is what that version wrote)."""
+    field leaves the hash as it was (the value below is what that version wrote). That
+    version's output layer took ``kernel_init``: ``output_init`` equal to it is that model, and
+    the default (glorot_uniform) another one, which must not resume it."""
     import dataclasses
 
     from lrbench.models import MLPConfig
     from lrbench.sweep import Sweep
 
-    sweep = Sweep(experiment="test", dataset="blobs", model=MLPConfig(hidden=(8,)), epochs=4,
+    old_model = MLPConfig(hidden=(8,), output_init="he_uniform")
+    sweep = Sweep(experiment="test", dataset="blobs", model=old_model, epochs=4,
                   batch_size=64, lrs=(0.1, 0.01), seeds=(0, 1))  # fmt: skip
+    assert runner.config_hash(dataclasses.replace(sweep, model=MLPConfig(hidden=(8,)))) != (
+        "865f50f0fac5cc39"
+    )
     assert runner.config_hash(sweep) == "865f50f0fac5cc39"
     assert runner.config_hash(dataclasses.replace(sweep, validation_freq=2)) != "865f50f0fac5cc39"
