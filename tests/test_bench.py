@@ -53,6 +53,7 @@ def _grid(seeds=(0,)):
     return static, spec.run_data(static, runs.loc[index]), runs.loc[index]
 
 
+@pytest.mark.slow
 def test_problem_learning_rates_and_orders():
     static, rundata, rows = _grid(seeds=(0, 1))
     prob = bench.problem(static, rundata)

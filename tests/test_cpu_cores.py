@@ -23,6 +23,7 @@ def _probe(**env) -> tuple[int, int]:
     return int(out[0]), int(out[1])
 
 
+@pytest.mark.slow
 def test_one_device_per_core_by_default():
     assert _probe() == (os.cpu_count(), os.cpu_count())
 
@@ -31,12 +32,14 @@ def test_environment_sets_the_count():
     assert _probe(LRBENCH_CPU_DEVICES="3") == (3, 3)
 
 
+@pytest.mark.slow
 def test_explicit_xla_flags_win():
     assert _probe(
         XLA_FLAGS="--xla_force_host_platform_device_count=4", LRBENCH_CPU_DEVICES="3"
     ) == (0, 4)
 
 
+@pytest.mark.slow
 def test_too_late_changes_nothing():
     code = "import jax.numpy as jnp; jnp.zeros(1); from lrbench import engine; print(engine.use_cpu_cores())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

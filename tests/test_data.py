@@ -298,7 +298,14 @@ def test_a_classifier_refuses_float_labels_in_a_sweep(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "case", ["keys.npz", "words.csv", "float.csv(labels=classes)", "missing.npz"]
+    "case",
+    [
+        "words.csv",  # one subprocess in the fast tier; every other bad file is refused by the
+        # same API call (tested above), so its command-line runs are in the slow tier
+        pytest.param("keys.npz", marks=pytest.mark.slow),
+        pytest.param("float.csv(labels=classes)", marks=pytest.mark.slow),
+        pytest.param("missing.npz", marks=pytest.mark.slow),
+    ],
 )
 def test_bad_files_through_the_cli_are_one_line_exit_2_nothing_written(tmp_path, case):
     bad = {name: (write, says) for name, write, says in _bad_files(tmp_path)}

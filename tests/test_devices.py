@@ -102,6 +102,7 @@ def _assert_identical(a, b):
     pd.testing.assert_frame_equal(a[1], b[1], check_exact=True)
 
 
+@pytest.mark.slow
 def test_two_devices_give_one_devices_runs(tmp_path):
     """One seed, three rates: one device trains the seed's three runs as one group; two
     devices must not split it (each run would sit in a product of another width)."""
@@ -120,7 +121,7 @@ def test_a_float64_sweep_on_two_devices_is_the_one_device_sweep(tmp_path):
     _assert_identical(one, two)
 
 
-# The rules whose arithmetic differs most from sgd and adam (checked in the fast tier): roots
+# The rules whose arithmetic differs most from sgd and adam (checked above): roots
 # of other accumulators, a max, a sign, a look-ahead, decoupled decay, Keras' epsilon
 # placement. Each optimizer is three programs to compile (one device; each of two), ~3 s
 # each on CI's 2 cores: the other six are left out to keep the slow tier short.

@@ -367,6 +367,7 @@ def test_unknown_probe_names_its_field():
         engine.train_group(static._replace(final_params=True), None)
 
 
+@pytest.mark.slow
 def test_compiled_programs_are_kept_within_a_bound(monkeypatch):
     """Each kept executable keeps its machine code mapped: past ``KEEP_EXECUTABLES`` device
     copies the least recently used program is dropped (a ~100-program study on 2 devices

@@ -139,6 +139,7 @@ def test_bad_studies_name_the_field():
     assert err.value.field == "grids"
 
 
+@pytest.mark.slow
 def test_run_each_stacks_the_sweeps_and_sums_their_timings():
     from lrbench import study
 
