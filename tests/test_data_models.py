@@ -133,8 +133,8 @@ class _FlaxMLP(models.nn.Module):
         return models.nn.Dense(self.num_outputs, kernel_init=output_init)(x)
 
 
-@pytest.mark.parametrize("num_inputs", [1, 4, models.NARROW, models.NARROW + 1])
-@pytest.mark.parametrize("num_outputs", [1, 3, models.NARROW])
+@pytest.mark.parametrize("num_inputs", [1, models.NARROW, models.NARROW + 1])
+@pytest.mark.parametrize("num_outputs", [1, models.NARROW])
 def test_narrow_layers_equal_nn_dense(num_inputs, num_outputs, x64):
     """A narrow output layer (one matrix-vector product per column) and a first layer with
     narrow inputs (its bias in its product) have nn.Dense's parameters, names and initial

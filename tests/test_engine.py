@@ -82,9 +82,11 @@ def test_common_random_numbers():
     np.testing.assert_allclose(h.train_loss[tiny, 0], h.initial_train_loss[tiny], rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_matches_a_plain_optax_loop(x64):
     """Independent re-derivation: the same run written as a plain Python loop over optax
-    (float64, so the comparison is tight)."""
+    (float64, so the comparison is tight; ``test_probes_match_a_plain_optax_loop`` below checks
+    every step of such a loop, with momentum and a schedule)."""
     sweep = dataclasses.replace(
         SMALL, lrs=(0.05,), seeds=(7,), epochs=3, batch_size=96, dtype="float64"
     )
