@@ -139,3 +139,50 @@ def test_committed_results_folders_are_not_ignored():
         cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert tracked.stdout == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Parquet: a base dependency, so a results folder always has its parquet files
+
+
+def test_pyarrow_is_a_base_dependency():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert any(d.replace(" ", "").startswith("pyarrow>=") for d in project["dependencies"])
+    extras = project["optional-dependencies"]
+    assert extras.get("parquet", []) == []  # the old extra is kept as an empty alias
+    assert not any("pyarrow" in d for deps in extras.values() for d in deps)
+
+
+def _tables():
+    import pandas as pd
+
+    runs = pd.DataFrame({"run_id": ["a"], "lr": [0.1], "final_test_acc": [0.5]})
+    curves = pd.DataFrame(
+        {"run_id": ["a"], "epoch": [1], "lr": [0.1], "train_loss": [1.0], "test_loss": [1.0],
+         "test_acc": [0.5]}
+    )  # fmt: skip
+    return runs, curves
+
+
+def test_a_results_folder_always_has_its_parquet_files(tmp_path, monkeypatch):
+    import sys
+
+    import pandas as pd
+
+    from lrbench import results
+
+    runs, curves = _tables()
+    results.write_tables(tmp_path, runs, curves, {"config": {}})
+    for name in ("runs", "curves"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / f"{name}.parquet"),
+            pd.read_csv(tmp_path / f"{name}.csv"),
+            check_dtype=False,  # curves are float32, read back from CSV as float64
+        )
+    # Without pyarrow (a broken install) the write fails; it never drops the format unsaid.
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    (tmp_path / "o").mkdir()
+    with pytest.raises(ImportError):
+        results.write_tables(tmp_path / "o", runs, curves, {"config": {}})
