@@ -465,7 +465,7 @@ def cmd_run(args) -> int:
         table = report.mean_std_table(result.runs, column)
         print(f"\n{sweep.experiment}: {words}, mean ± std over {len(sweep.seeds)} seeds\n")
         print(report.to_markdown(table))
-    print(f"wrote {result.folder}")
+    print(f"wrote {result.folder} (config {runner.config_hash(sweep)[:8]})")
     return 0
 
 
@@ -601,6 +601,8 @@ def cmd_check(args) -> int:
         args.experiments or None, Path(args.expected), quiet=args.quiet, record_numbers=args.record
     )
     failed = table[~table["ok"]]
+    for (name, config), rows in table.groupby(["experiment", "config"], sort=False):
+        print(f"{name}: reran its {config}: {rows['ok'].sum()} of {len(rows)} checks passed")
     for _, row in table[table["note"].str.startswith("skipped")].iterrows():
         print(f"{row['experiment']} {row['tier']}: {row['note']}")
     shown = (table if args.verbose else failed).copy()

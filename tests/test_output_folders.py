@@ -186,3 +186,38 @@ def test_a_results_folder_always_has_its_parquet_files(tmp_path, monkeypatch):
     (tmp_path / "o").mkdir()
     with pytest.raises(ImportError):
         results.write_tables(tmp_path / "o", runs, curves, {"config": {}})
+
+
+# ---------------------------------------------------------------------------------------------
+# `lrbench check` reruns what `lrbench run NAME --ci` trains, and its table says which
+
+
+def test_check_reruns_the_configuration_of_run_ci():
+    from lrbench import check, runner
+
+    for name in experiments.names():
+        module = experiments.load(name)
+        sweep, words = check.configuration(module)
+        if hasattr(module, "ci_config"):
+            ran = cli.apply_overrides(module.ci_config(), [])  # what `run NAME --ci` trains
+            assert "--ci" in words
+        else:
+            ran = cli.apply_overrides(module.get_config(), [])
+        assert runner.config_hash(sweep) == runner.config_hash(ran), name
+        assert f"config {runner.config_hash(ran)[:8]}" in words, (name, words)
+
+
+def test_the_check_table_names_the_configuration(monkeypatch, capsys):
+    from lrbench import check, runner
+
+    reruns = []
+    monkeypatch.setattr(check, "rerun", lambda name, out, quiet: reruns.append(name)
+                        or experiments.load(name))  # fmt: skip
+    expected = REPO / "results" / "expected"
+    table = check.run_checks(["drug_trial"], expected)
+    assert reruns == ["drug_trial"]
+    hash8 = runner.config_hash(experiments.load("drug_trial").ci_config())[:8]
+    assert set(table["config"]) == {f"CI variant (--ci), config {hash8}"}
+    assert cli.main(["check", "drug_trial", "--expected", str(expected)]) == 1  # nothing rerun
+    out = capsys.readouterr().out
+    assert f"drug_trial: reran its CI variant (--ci), config {hash8}: " in out
