@@ -413,15 +413,10 @@ def cmd_run(args) -> int:
     sweep = module.ci_config() if args.ci else module.get_config()
     sweep = apply_overrides(sweep, args.set or [], args.seeds)
     max_memory = None if args.max_memory is None else runner.parse_memory(args.max_memory)
-    if args.out:
-        out = Path(args.out)
-    else:
-        out, note = default_out(name, module, sweep, args.ci)
-        if note and not args.quiet:
-            print(note, file=sys.stderr, flush=True)
+    out, note = (Path(args.out), None) if args.out else default_out(name, module, sweep, args.ci)
     results.check_out(out)
     index, count = _process(args)
-    if hasattr(module, "run"):
+    if hasattr(module, "run"):  # what its run hook cannot honour
         for flag, given in (
             ("--resume", args.resume),
             ("--merge", args.merge),
@@ -433,6 +428,9 @@ def cmd_run(args) -> int:
                     flag,
                     f"experiment {name!r} trains through its own run hook, which cannot resume, merge or be shared out over processes; run it without {flag}",
                 )
+    if note and not args.quiet:  # said once every option is accepted: bad input is one line
+        print(note, file=sys.stderr, flush=True)
+    if hasattr(module, "run"):
         result = module.run(sweep, out=out, quiet=args.quiet)
     elif ray:
         from lrbench import executors

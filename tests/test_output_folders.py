@@ -221,3 +221,13 @@ def test_the_check_table_names_the_configuration(monkeypatch, capsys):
     assert cli.main(["check", "drug_trial", "--expected", str(expected)]) == 1  # nothing rerun
     out = capsys.readouterr().out
     assert f"drug_trial: reran its CI variant (--ci), config {hash8}: " in out
+
+
+def test_bad_input_is_still_one_line_when_the_folder_is_another(tmp_path, monkeypatch, capsys):
+    """The note on the folder comes once every option is accepted."""
+    monkeypatch.chdir(tmp_path)
+    for extra in (["--process-index", "3", "--process-count", "2"], ["--address", "h:1"]):
+        assert cli.main(["run", "--set", "epochs=2", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("lrbench: error: "), err
+    assert list(tmp_path.iterdir()) == []
