@@ -113,15 +113,28 @@ def evaluate(folder: Path, spec: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def configuration(module):
+    """``(sweep, words)``: what :func:`rerun` trains for an experiment module, its
+    ``ci_config()`` when defined (the sweep ``lrbench run NAME --ci`` trains, the same numbers),
+    else its ``get_config()``; ``words`` names it with its config hash
+    (:func:`lrbench.runner.config_hash`, whose first 8 digits also name the folder of a run of
+    another configuration), e.g. ``"CI variant (--ci), config 1a2b3c4d"``."""
+    from lrbench import runner
+
+    ci = hasattr(module, "ci_config")
+    sweep = (module.ci_config() if ci else module.get_config()).validate()
+    what = "CI variant (--ci)" if ci else "full size (no CI variant)"
+    return sweep, f"{what}, config {runner.config_hash(sweep)[:8]}"
+
+
 def rerun(name: str, out: Path, quiet: bool = True):
-    """Reruns experiment ``name`` (its ``ci_config`` when defined) into ``out``; returns the
-    module."""
+    """Reruns experiment ``name`` (:func:`configuration`) into ``out``; returns the module."""
     import experiments
     from lrbench import runner
 
     module = experiments.load(name)
-    sweep = module.ci_config() if hasattr(module, "ci_config") else module.get_config()
-    getattr(module, "run", runner.run)(sweep.validate(), out=out, quiet=quiet)
+    sweep, _ = configuration(module)
+    getattr(module, "run", runner.run)(sweep, out=out, quiet=quiet)
     return module
 
 
@@ -297,7 +310,8 @@ def run_checks(
 ) -> pd.DataFrame:
     """Reruns each experiment's CI variant once and runs both tiers on it (or, with
     ``record_numbers``, records its numbers for the regression tier first). One row per
-    check; ``ok == False`` fails CI."""
+    check, its ``config`` column naming the configuration rerun (:func:`configuration`);
+    ``ok == False`` fails CI."""
     import experiments
 
     known = checked_names(expected_dir)
@@ -314,9 +328,11 @@ def run_checks(
     for name in names:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / name
+            _, config = configuration(experiments.load(name))
             if not quiet:
-                print(f"check {name}: rerunning ...", flush=True)
+                print(f"check {name}: rerunning its {config} ...", flush=True)
             module = rerun(name, out, quiet=True)
+            first = len(frames)
             if record_numbers:
                 path = record(name, out, expected_dir)
                 recorded[name] = path
@@ -332,5 +348,8 @@ def run_checks(
                     pd.DataFrame([_row(name, "regression", "recorded numbers", True,
                                        note="skipped: nothing recorded (lrbench check --record)")])
                 )  # fmt: skip
+            for frame in frames[first:]:
+                if len(frame):
+                    frame.insert(1, "config", config)
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True)

@@ -1,6 +1,6 @@
 """The ``lrbench`` command line.
 
-  lrbench run [EXPERIMENT] [--set key=value ...] [--seeds N] [--out DIR] [--quiet]
+  lrbench run [EXPERIMENT] [--ci] [--set key=value ...] [--seeds N] [--out DIR] [--quiet]
               [--max-memory SIZE] [--resume | --overwrite] [--yes]
               [--process-index I --process-count N | --distributed] [--merge]
               [--executor local|ray [--address HOST:PORT]] [--compile-cache DIR|off]
@@ -362,6 +362,37 @@ def _executor(args) -> bool:
     return True
 
 
+RESULTS = Path("results")  # where ``lrbench run`` writes without ``--out``
+
+
+def default_out(name: str, module, sweep, ci: bool = False) -> tuple[Path, str | None]:
+    """The results folder ``lrbench run NAME`` writes without ``--out``, and what to say about
+    it on stderr (None when there is nothing to say).
+
+    Only the experiment's committed configuration (``get_config()``, unchanged) writes the
+    committed ``results/NAME/``. Any other configuration gets a folder of its own, so that it
+    never replaces the committed results: ``results/NAME-ci/`` for the CI variant
+    (``--ci`` without overrides), ``results/NAME-<hash>/`` for anything else, ``<hash>`` the
+    first 8 hex digits of the configuration's hash (:func:`lrbench.runner.config_hash`: the
+    same configuration, the same folder, so a rerun resumes it). ``.gitignore`` ignores both
+    kinds of folders.
+    """
+    from lrbench import runner
+
+    committed = RESULTS / name
+    digest = runner.config_hash(sweep)
+    if digest == runner.config_hash(module.get_config()):
+        return committed, None
+    if ci and digest == runner.config_hash(module.ci_config()):
+        out, what = RESULTS / f"{name}-ci", "the CI-sized variant"
+    else:
+        out, what = RESULTS / f"{name}-{digest[:8]}", "this configuration"
+    return out, (
+        f"writing {out}/ ({what} differs from the committed {committed}/, which is left as it "
+        "is; --out DIR writes elsewhere)"
+    )
+
+
 def cmd_run(args) -> int:
     import experiments
     from lrbench import compile_cache, engine, report, results, runner
@@ -373,15 +404,19 @@ def cmd_run(args) -> int:
     compile_cache.configure(args.compile_cache)  # before the first compile: JAX opens it once
     name = args.experiment or experiments.DEFAULT
     module = experiments.load(name)
-    sweep = module.get_config()
-    if args.ci and hasattr(module, "ci_config"):
-        sweep = module.ci_config()
+    if args.ci and not hasattr(module, "ci_config"):
+        raise ConfigError(
+            "--ci",
+            f"experiment {name!r} has no CI-sized variant (no ci_config()); run it without --ci, "
+            "or shrink it with --set (e.g. --set epochs=10 --seeds 1)",
+        )
+    sweep = module.ci_config() if args.ci else module.get_config()
     sweep = apply_overrides(sweep, args.set or [], args.seeds)
     max_memory = None if args.max_memory is None else runner.parse_memory(args.max_memory)
-    out = Path(args.out) if args.out else Path("results") / name
+    out, note = (Path(args.out), None) if args.out else default_out(name, module, sweep, args.ci)
     results.check_out(out)
     index, count = _process(args)
-    if hasattr(module, "run"):
+    if hasattr(module, "run"):  # what its run hook cannot honour
         for flag, given in (
             ("--resume", args.resume),
             ("--merge", args.merge),
@@ -393,6 +428,9 @@ def cmd_run(args) -> int:
                     flag,
                     f"experiment {name!r} trains through its own run hook, which cannot resume, merge or be shared out over processes; run it without {flag}",
                 )
+    if note and not args.quiet:  # said once every option is accepted: bad input is one line
+        print(note, file=sys.stderr, flush=True)
+    if hasattr(module, "run"):
         result = module.run(sweep, out=out, quiet=args.quiet)
     elif ray:
         from lrbench import executors
@@ -425,7 +463,7 @@ def cmd_run(args) -> int:
         table = report.mean_std_table(result.runs, column)
         print(f"\n{sweep.experiment}: {words}, mean ± std over {len(sweep.seeds)} seeds\n")
         print(report.to_markdown(table))
-    print(f"wrote {result.folder}")
+    print(f"wrote {result.folder} (config {runner.config_hash(sweep)[:8]})")
     return 0
 
 
@@ -561,6 +599,8 @@ def cmd_check(args) -> int:
         args.experiments or None, Path(args.expected), quiet=args.quiet, record_numbers=args.record
     )
     failed = table[~table["ok"]]
+    for (name, config), rows in table.groupby(["experiment", "config"], sort=False):
+        print(f"{name}: reran its {config}: {rows['ok'].sum()} of {len(rows)} checks passed")
     for _, row in table[table["note"].str.startswith("skipped")].iterrows():
         print(f"{row['experiment']} {row['tier']}: {row['note']}")
     shown = (table if args.verbose else failed).copy()
@@ -659,9 +699,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("experiment", nargs="?", help="experiment name (see `lrbench list`)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
     run.add_argument("--seeds", type=_positive_int, metavar="N", help="use seeds 0 .. N-1")
-    run.add_argument("--out", metavar="DIR", help="results folder (default results/<experiment>)")
+    run.add_argument(
+        "--out",
+        metavar="DIR",
+        help="results folder (default: results/<experiment> for the committed configuration, "
+        "results/<experiment>-ci with --ci, results/<experiment>-<config hash> with any "
+        "other --set/--seeds)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress output")
-    run.add_argument("--ci", action="store_true", help="the experiment's CI-sized variant")
+    run.add_argument(
+        "--ci",
+        action="store_true",
+        help="the experiment's CI-sized variant (refused for an experiment without one)",
+    )
     run.add_argument(
         "--max-memory",
         metavar="SIZE",

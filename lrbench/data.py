@@ -708,13 +708,7 @@ def _read_table(base: str, where: str, target: str) -> dict[str, np.ndarray]:
         except pd.errors.EmptyDataError:
             raise ConfigError("dataset", f"{where}: empty file (no header, no rows)") from None
     else:
-        try:
-            frame = pd.read_parquet(path)
-        except ImportError:
-            raise ConfigError(
-                "dataset",
-                f"{where}: reading .parquet needs pyarrow (pip install 'lrbench-jax[parquet]')",
-            ) from None
+        frame = pd.read_parquet(path)  # pyarrow is a base dependency
     frame.columns = [str(c) for c in frame.columns]
     if target not in frame.columns:
         raise ConfigError(

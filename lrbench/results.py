@@ -178,14 +178,6 @@ def environment() -> dict[str, Any]:
 # Files
 
 
-def has_parquet() -> bool:
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def umask() -> int:
     """This process's umask (read by setting it and putting it back)."""
     mask = os.umask(0o077)
@@ -319,7 +311,8 @@ def curve_dtypes(runs: pd.DataFrame, meta: dict) -> set[str]:
 
 
 def write_tables(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame, meta: dict) -> None:
-    """``runs.csv``, ``curves.csv`` (+ ``.parquet`` with pyarrow) and ``meta.json``."""
+    """``runs.csv``, ``curves.csv``, ``runs.parquet``, ``curves.parquet`` and ``meta.json``
+    (pyarrow is a base dependency: a results folder never goes without its parquet files)."""
     # The engine computes curves in the sweep's dtype; float32 ones are written as float32
     # (shortest round-trip digits), not padded out to float64 digits. A curves table that
     # holds any float64 run keeps float64 (one column has one type).
@@ -329,9 +322,8 @@ def write_tables(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame, meta: d
         )
     runs.to_csv(folder / "runs.csv", index=False)
     curves.to_csv(folder / "curves.csv", index=False)
-    if has_parquet():
-        runs.to_parquet(folder / "runs.parquet", index=False)
-        curves.to_parquet(folder / "curves.parquet", index=False)
+    runs.to_parquet(folder / "runs.parquet", index=False)
+    curves.to_parquet(folder / "curves.parquet", index=False)
     (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
 
 
