@@ -58,16 +58,20 @@ def test_twin_runs_match_hand_runs(trained):
     key = ["schedule_label", "lr", "seed"]
     hand = runs[runs["schedule_impl"] == "hand"].reset_index().set_index(key)["index"]
     twin = runs[runs["schedule_impl"] == "optax"].reset_index().set_index(key)["index"]
+    stable = 0
     for k in hand.index:
         if k[0].startswith("reduce_on_plateau"):
             continue  # Keras and optax plateau semantics differ (docs/schedules.md)
         h, t = hand[k], twin[k]
         np.testing.assert_allclose(history.lr[t], history.lr[h], rtol=1e-6, err_msg=str(k))
-        # the rates agree to float32 rounding (above); 30 epochs at lr 0.3 amplify those last
-        # digits in the loss (3e-4 relative at most, measured, for exponential decay at 0.3)
-        np.testing.assert_allclose(
-            history.train_loss[t], history.train_loss[h], rtol=1e-3, err_msg=str(k)
-        )
+        loss = history.train_loss[h]
+        if np.nanmax(loss) > 2 * loss[0]:
+            # a loss that blew up (41 from 3.4 at lr 0.3) amplifies the rates' last float32
+            # digits into percent-level differences afterwards: the rates are the test there
+            continue
+        stable += 1
+        np.testing.assert_allclose(history.train_loss[t], loss, rtol=1e-4, err_msg=str(k))
+    assert stable >= len(hand) // 2, stable
 
 
 def _optax_schedule(kind: str, lr: float):
