@@ -31,6 +31,7 @@ import pandas as pd
 
 from lrbench import report
 from lrbench.errors import ConfigError
+from lrbench.stats import equals
 
 YES, NO, NOT_MEASURED = "yes", "no", "not measured"
 VERDICTS = (YES, NO, NOT_MEASURED)
@@ -71,7 +72,7 @@ def rows(table: pd.DataFrame, column: str, values) -> pd.DataFrame:
     """The rows of ``table`` whose ``column`` equals each of ``values`` in turn (numbers to
     rtol 1e-9), stacked in that order; ``KeyError`` (the claim is not measured) when a value
     has no row, e.g. a grid changed with ``--set``."""
-    parts = [table[_equals(table[column], value)] for value in values]
+    parts = [table[equals(table[column], value)] for value in values]
     for value, part in zip(values, parts, strict=True):
         if part.empty:
             raise KeyError(f"{column} {value}")
@@ -151,16 +152,9 @@ class Select(Arithmetic):
         for column, value in self.row.items():
             if column not in frame:
                 return math.nan
-            mask &= _equals(frame[column], value)
+            mask &= equals(frame[column], value)
         values = pd.to_numeric(frame.loc[mask, self.column], errors="coerce")
         return float(getattr(values, self.aggregate)()) if len(values) else math.nan
-
-
-def _equals(series: pd.Series, value: Any) -> pd.Series:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        numeric = pd.to_numeric(series, errors="coerce")
-        return pd.Series(np.isclose(numeric, value, rtol=1e-9, atol=0), index=series.index)
-    return series.astype(str) == str(value)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -631,7 +631,7 @@ def cmd_compare(args) -> int:
             "RESULTS", f"{str(folder)!r} is neither a results folder nor a runs .csv file"
         )
     try:
-        runs = pd.read_csv(path, dtype={c: str for c in results.TEXT_COLUMNS})
+        runs = results.load_runs(path)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
         raise ConfigError("RESULTS", f"{str(path)!r} is not a runs table: {err}") from None
     try:

@@ -260,9 +260,7 @@ def _check_params(name: str, base: str, params: dict[str, Any]) -> None:
             need(0 <= value < 2**32, key, "an integer in [0, 2**32)")
         elif key.endswith("_scale") or key in ("noise", "scale_coeff"):
             need(value >= 0, key, ">= 0")
-        elif key in ("train_split",):
-            need(0 < value < 1, key, "in (0, 1)")
-        elif key == "test_fraction":
+        elif key in ("train_split", "test_fraction"):
             need(0 < value < 1, key, "in (0, 1)")
         elif key == "labels":
             need(value in ("auto", "classes", "values"), key, "auto, classes or values")

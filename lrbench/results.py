@@ -332,6 +332,11 @@ def write_tables(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame, meta: d
 TEXT_COLUMNS = ("hidden",)
 
 
+def load_runs(path: str | os.PathLike) -> pd.DataFrame:
+    """A runs table from its ``.csv`` (the columns of ``TEXT_COLUMNS`` as text)."""
+    return pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS})
+
+
 def load(folder: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Reads back ``runs``, ``curves`` and ``meta`` from a results folder.
 
@@ -339,7 +344,7 @@ def load(folder: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     number 50), whatever values a sweep had, as :func:`lrbench.sweep.expand` made them.
     """
     folder = Path(folder)
-    runs = pd.read_csv(folder / "runs.csv", dtype={c: str for c in TEXT_COLUMNS})
+    runs = load_runs(folder / "runs.csv")
     curves = pd.read_csv(folder / "curves.csv")
     meta = json.loads((folder / "meta.json").read_text())
     return runs, curves, meta

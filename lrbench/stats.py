@@ -182,7 +182,7 @@ def select(runs: pd.DataFrame, selector: str | Mapping[str, Any], field: str = "
             raise ConfigError(
                 field, f"unknown column {column!r}; columns: {', '.join(map(str, runs.columns))}"
             )
-        mask &= _equals(runs[column], value)
+        mask &= equals(runs[column], value)
     if not mask.any():
         shown = "; ".join(
             f"{c} has {', '.join(map(str, pd.unique(runs[c].astype(str))[:12]))}" for c in pairs
@@ -192,7 +192,9 @@ def select(runs: pd.DataFrame, selector: str | Mapping[str, Any], field: str = "
     return runs[mask]
 
 
-def _equals(series: pd.Series, value: Any) -> pd.Series:
+def equals(series: pd.Series, value: Any) -> pd.Series:
+    """Where ``series`` equals ``value``: numbers (or text that reads as one, as a selector
+    typed at the command line) compared as numbers to rtol 1e-9, anything else as text."""
     numeric = pd.to_numeric(series, errors="coerce")
     try:
         number = float(value)
@@ -241,7 +243,7 @@ def compare(
     worst = -np.inf if higher_is_better else np.inf
     rows = []
     for key in sorted(set(side_a[by].dropna()) | set(side_b[by].dropna()), reverse=True):
-        xa, xb = (s[_equals(s[by], key)] for s in (side_a, side_b))
+        xa, xb = (s[equals(s[by], key)] for s in (side_a, side_b))
         row = {by: key, "n_a": len(xa), "n_b": len(xb), "pairing": "", "p_a_better": math.nan,
                "low": math.nan, "high": math.nan}  # fmt: skip
         if len(xa) and len(xb):

@@ -384,8 +384,9 @@ class Sweep:
                 name = part.task_spec.dataset
             except ConfigError:  # a bad task: validate() says so
                 continue
-            if data.identity(name):
-                found[name] = data.identity(name)["dataset_sha256"]
+            digest = data.identity(name).get("dataset_sha256")
+            if digest:
+                found[name] = digest
         return found
 
     def to_dict(self) -> dict[str, Any]:
