@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lrbench import claims, data, diagnose, report, runner, stats
+from lrbench import claims, data, diagnose, report, results, runner, stats
 from lrbench.errors import ConfigError
 from lrbench.models import MLPConfig
 from lrbench.study import Study
@@ -109,7 +109,7 @@ def scored(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     (the first epoch at the data set's target test accuracy; NaN if never)."""
     chance = runs["dataset"].map(lambda d: 1.0 / data.load(d).num_classes)
     score = runs["final_test_acc"].where(runs["status"] != "diverged", chance).fillna(chance)
-    acc = curves.pivot(index="run_id", columns="epoch", values="test_acc")
+    acc = results.per_epoch(curves, "test_acc")
     target = runs["dataset"].map(TARGETS).to_numpy()
     first = diagnose.epochs_to_target(acc.loc[runs["run_id"]].to_numpy(), target[:, None])
     return runs.assign(score=score, epochs_to=first)
