@@ -7,7 +7,16 @@ smoothed with a debiased exponential moving average (β = 0.98) and the test sto
 smoothed loss exceeds ``4×`` its best or turns non-finite.
 
 *Grid test*: ``N`` short runs at fixed, log-spaced learning rates, trained together in one
-program by the engine; the same suggestions are read off their final training losses.
+program by the engine; the same suggestions are read off their final training losses. A grid
+whose lowest loss is at its top, or whose loss at the top is not clearly above its lowest
+(below ``RISE ×`` the minimum, and nothing diverged), is extended upward a decade at a time (one
+more program per decade, at the grid's spacing) until it is, or by at most ``extend`` decades;
+a grid whose lowest loss is at its bottom is extended downward the same way.
+
+*Edges*: a minimum at an edge of the learning rates a test tried says that the best rate may
+lie beyond them. :attr:`Curve.edge` says so (``"lower"``, ``"upper"`` or ``None``;
+:func:`edge_of`) and :func:`edge_note` words it; a suggestion read from such a curve is a bound,
+not an estimate.
 
 Both run in the engine (the range test records the minibatch loss of every step, a step
 probe); no finder owns a training loop.
@@ -35,16 +44,27 @@ from lrbench.tasks import Classifier, Task
 SMOOTHING = 0.98
 STOP_FACTOR = 4.0
 SUGGESTIONS = ("valley", "steepest", "minimum/10")
+RISE = 1.5  # the grid's loss at its top is "clearly above" its minimum from RISE x the minimum
+EXTEND_DECADES = 3  # how far the grid test extends its range past each edge, at most
+EDGES = ("lower", "upper")
 
 
 class Curve(NamedTuple):
-    """Loss against learning rate, cut where the test stopped, and its suggestions."""
+    """Loss against learning rate, cut where the test stopped, and its suggestions.
+
+    ``edge`` is ``"upper"`` when the lowest loss the suggestions read is at the highest
+    learning rate the test tried and the test never stopped (the loss may fall further above
+    it), ``"lower"`` when it is at the lowest one they read, else ``None`` (:func:`edge_of`);
+    ``span`` is the range of learning rates tried (the grid test's after its extension).
+    """
 
     lrs: np.ndarray
     losses: np.ndarray  # what the suggestions read (smoothed for the range test)
-    raw: np.ndarray  # unsmoothed losses over every step that ran
+    raw: np.ndarray  # unsmoothed losses over every step (grid point) that ran
     stop: int  # number of points kept
     suggestions: dict[str, float]
+    edge: str | None = None
+    span: tuple[float, float] = (math.nan, math.nan)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,6 +118,39 @@ def minimum_over_10(lrs: np.ndarray, losses: np.ndarray) -> float:
     return float(lrs[int(np.argmin(losses))] / 10)
 
 
+def edge_of(losses: np.ndarray, stopped: bool) -> str | None:
+    """Where the lowest of ``losses`` (a curve in order of increasing learning rate) lies:
+    ``"lower"`` at its first point, ``"upper"`` at its last when the test did not stop after
+    it (``stopped`` False: nothing above that point diverged or passed the stop rule), else
+    ``None``. The first of equal lowest losses counts (``np.argmin``)."""
+    losses = np.asarray(losses, np.float64)
+    if len(losses) == 0:
+        return None
+    i = int(np.argmin(losses))
+    if i == 0:
+        return "lower"
+    if i == len(losses) - 1 and not stopped:
+        return "upper"
+    return None
+
+
+def edge_note(
+    curve: Curve, finder: str = "grid test", lower: str = "start_lr=", upper: str = "end_lr="
+) -> str | None:
+    """One line saying that ``curve``'s minimum is at an edge of the learning rates tried and
+    how to widen them (``lower``/``upper`` name the setting, e.g. ``"--set end_lr="``), or
+    ``None`` when it is not."""
+    if curve.edge not in EDGES:
+        return None
+    lo, hi = curve.span
+    what = "grid" if "grid" in finder else "ramp"
+    widen = f"{lower}{lo / 10:.2g}" if curve.edge == "lower" else f"{upper}{hi * 10:.2g}"
+    return (
+        f"{finder}: minimum at the {curve.edge} edge of the {what} {lo:.2g}…{hi:.2g}, so its "
+        f"suggestions are bounds, not estimates; extend it with {widen}"
+    )
+
+
 def suggest(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float]:
     lrs, losses = np.asarray(lrs, np.float64), np.asarray(losses, np.float64)
     if len(lrs) < 2:
@@ -119,12 +172,24 @@ def exponential_ramp(start_lr: float, end_lr: float, num_steps: int) -> np.ndarr
 
 def curve_from_steps(lrs: np.ndarray, raw: np.ndarray) -> Curve:
     """Smooths, cuts at the stop, and suggests from the kept points less the first tenth and
-    the last five (fastai's ``lr_find`` skips them: the start is noise, the end the blow-up)."""
+    the last five (fastai's ``lr_find`` skips them: the start is noise, the end the blow-up).
+    The curve's ``edge`` is that of the points the suggestions read; ``"upper"`` only when the
+    ramp ran to its end without stopping."""
+    lrs = np.asarray(lrs, np.float64)
     smoothed = smooth(raw)
     stop = stop_index(smoothed)
-    lrs_kept, kept = np.asarray(lrs)[:stop], smoothed[:stop]
+    lrs_kept, kept = lrs[:stop], smoothed[:stop]
     lo, hi = len(raw) // 10, max(stop - 5, len(raw) // 10 + 2)
-    return Curve(lrs_kept, kept, raw, stop, suggest(lrs_kept[lo:hi], kept[lo:hi]))
+    read = kept[lo:hi]
+    return Curve(
+        lrs_kept,
+        kept,
+        raw,
+        stop,
+        suggest(lrs_kept[lo:hi], read),
+        edge_of(read, stopped=stop < len(raw)),
+        (float(lrs[0]), float(lrs[-1])),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +259,50 @@ def range_test(
     return curve_from_steps(lrs, raw)
 
 
+def _cut(lrs: np.ndarray, losses: np.ndarray) -> tuple[int, str | None, bool]:
+    """``(stop, edge, risen)`` of a grid's losses: where the curve stops, where its minimum
+    lies, and whether the loss above the minimum is clearly up (stopped, or the top at least
+    ``RISE ×`` the minimum)."""
+    stop = stop_index(losses)
+    kept = losses[:stop]
+    stopped = stop < len(losses)
+    risen = stopped or (len(kept) > 0 and kept[-1] >= RISE * np.min(kept))
+    return stop, edge_of(kept, stopped), risen
+
+
+def grid_curve(evaluate, lrs, extend: int = EXTEND_DECADES) -> Curve:
+    """The grid test's curve from ``evaluate(lrs) -> losses`` (one loss per learning rate,
+    ``inf`` for a diverged run), first at ``lrs`` (increasing, log-spaced), then, while the
+    minimum is at the grid's top or the top is not clearly above it (no stop, and below
+    ``RISE ×`` the minimum), at one more decade above the grid (at the grid's spacing), and
+    while the minimum is at the grid's bottom, at one more decade below it; at most
+    ``extend`` decades each way. Suggestions are read off the kept points (the curve cut by
+    :func:`stop_index`); ``edge`` says where the minimum ended (:func:`edge_of`)."""
+    lrs = np.asarray(lrs, np.float64)
+    losses = np.asarray(evaluate(lrs), np.float64)
+    if len(lrs) >= 2:
+        step = math.log10(lrs[-1] / lrs[0]) / (len(lrs) - 1)  # decades between points
+        per_decade = max(1, math.ceil(1 / step - 1e-9))
+        factors = 10.0 ** (step * np.arange(1, per_decade + 1))
+        up = down = 0
+        while True:
+            stop, edge, risen = _cut(lrs, losses)
+            if (edge == "upper" or not risen) and stop == len(lrs) and up < extend:
+                up += 1
+                new = lrs[-1] * factors
+                lrs, losses = np.r_[lrs, new], np.r_[losses, evaluate(new)]
+            elif edge == "lower" and down < extend:
+                down += 1
+                new = lrs[0] / factors[::-1]
+                lrs, losses = np.r_[new, lrs], np.r_[evaluate(new), losses]
+            else:
+                break
+    stop, edge, _ = _cut(lrs, losses)
+    kept_lrs, kept = lrs[:stop], losses[:stop]
+    span = (float(lrs[0]), float(lrs[-1]))
+    return Curve(kept_lrs, kept, losses, stop, suggest(kept_lrs, kept), edge, span)
+
+
 def grid_test(
     problem: Problem,
     start_lr: float = 1e-7,
@@ -201,41 +310,53 @@ def grid_test(
     num_lrs: int = 25,
     epochs: int = 3,
     seeds: tuple[int, ...] = (0,),
+    extend: int = EXTEND_DECADES,
 ) -> tuple[Curve, object]:
-    """``num_lrs`` short runs at log-spaced learning rates in one program (the engine).
+    """``num_lrs`` short runs at log-spaced learning rates in one program (the engine), and
+    as many more programs as the extension takes (:func:`grid_curve`).
 
     Reads the suggestions off the mean final training loss per learning rate; a diverged run
     (or one ending above 4× the best) ends the curve, as in the range test.
-    Returns the curve and the runs table.
+    Returns the curve and the runs table (every learning rate trained, in order).
     """
+    import pandas as pd
+
     from lrbench import runner
     from lrbench.sweep import Optimizer, Sweep
 
-    lrs = tuple(float(v) for v in np.geomspace(start_lr, end_lr, num_lrs))
-    sweep = Sweep(
-        experiment="lr_find",
-        **(
-            {"task": problem.task}
-            if problem.task
-            else {"dataset": problem.dataset, "model": problem.model}
-        ),
-        epochs=epochs,
-        batch_size=problem.batch_size,
-        lrs=lrs,
-        optimizers=(Optimizer(problem.optimizer, dict(problem.hparams)),),
-        seeds=seeds,
-        impls=(problem.impl,),
-    )
-    runs = runner.run(sweep, quiet=True).runs
-    per_lr = (
-        runs.assign(loss=np.where(runs["status"] == "diverged", np.inf, runs["final_train_loss"]))
-        .groupby("lr")["loss"]
-        .mean()
-    )
-    losses = per_lr.to_numpy()
-    stop = stop_index(losses)
-    kept_lrs, kept = per_lr.index.to_numpy()[:stop], losses[:stop]
-    return Curve(kept_lrs, kept, losses, stop, suggest(kept_lrs, kept)), runs
+    if not 0 < start_lr < end_lr:
+        raise ConfigError("start_lr", f"need 0 < start_lr < end_lr, got {start_lr=}, {end_lr=}")
+    if num_lrs < 2:
+        raise ConfigError("num_lrs", f"{num_lrs=} must be >= 2")
+    if extend < 0:
+        raise ConfigError("extend", f"{extend=} must be >= 0 (decades past each edge)")
+    tables = []
+
+    def evaluate(lrs: np.ndarray) -> np.ndarray:
+        sweep = Sweep(
+            experiment="lr_find",
+            **(
+                {"task": problem.task}
+                if problem.task
+                else {"dataset": problem.dataset, "model": problem.model}
+            ),
+            epochs=epochs,
+            batch_size=problem.batch_size,
+            lrs=tuple(float(v) for v in lrs),
+            optimizers=(Optimizer(problem.optimizer, dict(problem.hparams)),),
+            seeds=seeds,
+            impls=(problem.impl,),
+        )
+        runs = runner.run(sweep, quiet=True).runs
+        tables.append(runs)
+        loss = np.where(runs["status"] == "diverged", np.inf, runs["final_train_loss"])
+        per_lr = runs.assign(loss=loss).groupby("lr")["loss"].mean()  # by increasing lr
+        assert len(per_lr) == len(lrs)
+        return per_lr.to_numpy(np.float64)
+
+    curve = grid_curve(evaluate, np.geomspace(start_lr, end_lr, num_lrs), extend)
+    runs = pd.concat(tables, ignore_index=True).sort_values("lr", kind="stable")
+    return curve, runs.reset_index(drop=True)
 
 
 def figure(range_curve: Curve, grid_curve: Curve, path, title: str = "") -> None:

@@ -1,5 +1,6 @@
 """The learning-rate finders: suggestions read by hand, the divergence point of a quadratic,
-and the blobs suggestion against the sweep's best."""
+the edges of the tried range (flagged, and the grid extended past them) and the blobs
+suggestion against the sweep's best."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from lrbench import cli, data, lrfind, runner, tasks
 
@@ -87,6 +90,117 @@ def test_range_test_records_the_minibatch_loss_at_the_ramped_rate():
         losses.append(0.5 * lam * np.sum((w - target) ** 2))
         w = w - 1e-3 * 1000.0 ** (i / (steps - 1)) * lam * (w - target)
     np.testing.assert_allclose(curve.raw, losses, rtol=1e-4)
+
+
+def _bowl_in_log_lr(minimum: float):
+    """A synthetic grid test whose loss is ``1 + log10(lr / minimum)²``: a parabola in log lr
+    with its lowest point at ``minimum`` (closed form), and a record of what was evaluated."""
+    asked = []
+
+    def evaluate(lrs):
+        asked.append(np.asarray(lrs))
+        return 1.0 + np.log10(np.asarray(lrs) / minimum) ** 2
+
+    return evaluate, asked
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lo=st.floats(-8, 0),
+    decades=st.floats(0.5, 6),
+    n=st.integers(2, 30),
+    where=st.floats(-4, 10),
+)
+def test_grid_edge_flag_exactly_when_the_minimum_is_at_an_edge(lo, decades, n, where):
+    """Without extension, the parabola's lowest grid point is the grid point nearest its
+    minimum m in log lr (closed form), so the minimum is at the lower edge exactly when
+    log10 m < lo + step/2 and at the upper edge exactly when log10 m > hi − step/2."""
+    hi = lo + decades
+    step = decades / (n - 1)
+    log_m = lo + where * decades / 6  # from 4 grids' widths below the grid to 1 above it
+    assume(abs(log_m - (lo + step / 2)) > 1e-6 and abs(log_m - (hi - step / 2)) > 1e-6)
+    evaluate, _ = _bowl_in_log_lr(10.0**log_m)
+    curve = lrfind.grid_curve(evaluate, np.logspace(lo, hi, n), extend=0)
+    want = "lower" if log_m < lo + step / 2 else "upper" if log_m > hi - step / 2 else None
+    assert curve.edge == want
+    assert curve.span == pytest.approx((10.0**lo, 10.0**hi))
+    if want == "upper":
+        assert "upper edge" in lrfind.edge_note(curve)
+    elif want is None:
+        assert lrfind.edge_note(curve) is None
+
+
+@pytest.mark.parametrize("minimum", [0.3, 2.0, 9.0])
+def test_grid_extended_upward_until_the_loss_rises(minimum):
+    """A grid 1e-5 … 1e-1 (half a decade apart) below the parabola's minimum m: extended by
+    decades at the same spacing until the top is RISE × the minimum (closed form: the top
+    lies at least sqrt(RISE − 1) decades above the lowest grid point); the lowest point is
+    then the grid point nearest m, inside the grid, and no edge is flagged."""
+    evaluate, asked = _bowl_in_log_lr(minimum)
+    curve = lrfind.grid_curve(evaluate, np.logspace(-5, -1, 9), extend=3)
+    best = curve.lrs[np.argmin(curve.losses)]
+    assert abs(np.log10(best / minimum)) <= 0.25 + 1e-9  # half the spacing
+    assert curve.edge is None
+    top = curve.span[1]
+    assert np.log10(top / best) >= np.sqrt(lrfind.RISE - 1) - 1e-9
+    assert np.log10(top / best) < np.sqrt(lrfind.RISE - 1) + 1.0  # not a decade further
+    assert curve.suggestions["minimum/10"] == pytest.approx(best / 10)
+    assert all(len(a) == 2 for a in asked[1:])  # a decade per pass, at the grid's spacing
+    np.testing.assert_allclose(np.diff(np.log10(np.concatenate(asked))), 0.5)  # one grid
+
+
+def test_grid_extension_stops_at_its_limit_and_says_so():
+    """A minimum beyond the extension (m = 1e4, grid 1e-5 … 1e-1, 3 decades more): the
+    grid ends at 1e2 with its minimum at its top, flagged, and the note says how to widen."""
+    evaluate, _ = _bowl_in_log_lr(1e4)
+    curve = lrfind.grid_curve(evaluate, np.logspace(-5, -1, 9), extend=3)
+    assert curve.edge == "upper"
+    assert curve.span[1] == pytest.approx(1e2)
+    note = lrfind.edge_note(curve, "grid test", upper="--set end_lr=")
+    assert note == (
+        "grid test: minimum at the upper edge of the grid 1e-05…1e+02, so its suggestions "
+        "are bounds, not estimates; extend it with --set end_lr=1e+03"
+    )
+
+
+def test_grid_extended_downward_when_the_minimum_is_at_the_bottom():
+    evaluate, _ = _bowl_in_log_lr(3e-4)
+    curve = lrfind.grid_curve(evaluate, np.logspace(-2, 1, 7), extend=3)
+    best = curve.lrs[np.argmin(curve.losses)]
+    assert curve.edge is None and abs(np.log10(best / 3e-4)) <= 0.25 + 1e-9
+    assert curve.span[0] < 3e-4
+
+
+def test_grid_test_extends_past_the_quadratics_minimum():
+    """Through the engine: full-batch gradient descent on ½·λ·(w − 1)² (λ = 2, from w = 0)
+    ends its 3rd epoch with a training loss ½·λ·(1 − ηλ)^4 (the loss before the last step),
+    lowest at η = 1/λ = 0.5 (closed form). A grid 1e-4 … 1e-2 has its minimum at its top:
+    without extension that is flagged; with it, the grid reaches past 0.5 and its lowest
+    point is the grid point nearest 0.5 (a third of a decade apart)."""
+    task = tasks.Quadratic(eigenvalues=(2.0,))
+    problem = lrfind.Problem(task=task, optimizer="sgd", batch_size=1)
+    flat, _ = lrfind.grid_test(problem, 1e-4, 1e-2, num_lrs=7, epochs=3, extend=0)
+    assert flat.edge == "upper" and flat.lrs[-1] == pytest.approx(1e-2)
+    curve, runs = lrfind.grid_test(problem, 1e-4, 1e-2, num_lrs=7, epochs=3)
+    best = curve.lrs[np.argmin(curve.losses)]
+    assert curve.edge is None
+    assert abs(np.log10(best / 0.5)) <= 1 / 6 + 1e-9
+    assert curve.span[1] > 0.5 and len(runs) == len(curve.raw)
+
+
+def test_range_test_edges():
+    """The range test's curve: a loss that falls all along the ramp (never stopping) has its
+    minimum at the upper edge; one that rises from the start at the lower edge; a bowl in log lr
+    (lowest at 1e-3) that blows up above 0.1 (the test stops) at neither."""
+    lrs = lrfind.exponential_ramp(1e-6, 1.0, 100)
+    x = np.log10(lrs)
+    falling = lrfind.curve_from_steps(lrs, 3.0 - 0.3 * (x + 6))
+    assert falling.stop == 100 and falling.edge == "upper"
+    assert "upper edge of the ramp 1e-06…1" in lrfind.edge_note(falling, "range test")
+    rising = lrfind.curve_from_steps(lrs, 1.0 + 0.3 * (x + 6))
+    assert rising.edge == "lower"
+    bowl = lrfind.curve_from_steps(lrs, 1.0 + (x + 3) ** 2 + np.where(x > -1, 1e3, 0.0))
+    assert bowl.stop < 100 and bowl.edge is None and lrfind.edge_note(bowl) is None
 
 
 @pytest.mark.slow
