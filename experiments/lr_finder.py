@@ -6,6 +6,9 @@ the best learning rate by mean final test accuracy and the width of the good reg
 rates (valley, steepest, minimum/10). The table gives each suggestion, the sweep's best, their
 ratio, and the sweep's accuracy at the grid point nearest the suggestion. A suggestion more
 than one decade from the best, or whose accuracy is more than 5% below the best, misleads.
+``min_at_edge`` says whether the finder's curve had its lowest loss at an edge of the
+learning rates it tried (``lower``/``upper``: its suggestions are bounds; ``no``), after the
+grid test's extension past an edge (:func:`lrbench.lrfind.grid_curve`).
 """
 
 from __future__ import annotations
@@ -102,6 +105,7 @@ def compare(quiet: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
                         "acc_at_suggestion": acc,
                         "sweep_best_acc": best,
                         "misleads": abs(decades) > 1 or acc < 0.95 * best,
+                        "min_at_edge": curve.edge or "no",
                     }
                 )
     return (

@@ -377,7 +377,8 @@ def figure(range_curve: Curve, grid_curve: Curve, path, title: str = "") -> None
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("training loss" + (" (smoothed)" if curve is range_curve else ", final"))
-        ax.set_title(name, fontsize=9)
+        edge = f"; minimum at its {curve.edge} edge" if curve.edge else ""
+        ax.set_title(name + edge, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     if title:
