@@ -174,7 +174,7 @@ def curve_from_steps(lrs: np.ndarray, raw: np.ndarray) -> Curve:
     """Smooths, cuts at the stop, and suggests from the kept points less the first tenth and
     the last five (fastai's ``lr_find`` skips them: the start is noise, the end the blow-up).
     The curve's ``edge`` is that of the points the suggestions read; ``"upper"`` only when the
-    ramp ran to its end without stopping."""
+    ramp ran to its end without stopping, ``"lower"`` too when it stopped before any."""
     lrs = np.asarray(lrs, np.float64)
     smoothed = smooth(raw)
     stop = stop_index(smoothed)
@@ -187,7 +187,7 @@ def curve_from_steps(lrs: np.ndarray, raw: np.ndarray) -> Curve:
         raw,
         stop,
         suggest(lrs_kept[lo:hi], read),
-        edge_of(read, stopped=stop < len(raw)),
+        edge_of(read, stopped=stop < len(raw)) if len(read) else "lower",  # blew up at once
         (float(lrs[0]), float(lrs[-1])),
     )
 
@@ -267,7 +267,8 @@ def _cut(lrs: np.ndarray, losses: np.ndarray) -> tuple[int, str | None, bool]:
     kept = losses[:stop]
     stopped = stop < len(losses)
     risen = stopped or (len(kept) > 0 and kept[-1] >= RISE * np.min(kept))
-    return stop, edge_of(kept, stopped), risen
+    # nothing finite from the first rate on: whatever is best lies below the grid
+    return stop, "lower" if stop == 0 else edge_of(kept, stopped), risen
 
 
 def grid_curve(evaluate, lrs, extend: int = EXTEND_DECADES) -> Curve:
@@ -277,7 +278,8 @@ def grid_curve(evaluate, lrs, extend: int = EXTEND_DECADES) -> Curve:
     ``RISE ×`` the minimum), at one more decade above the grid (at the grid's spacing), and
     while the minimum is at the grid's bottom, at one more decade below it; at most
     ``extend`` decades each way. Suggestions are read off the kept points (the curve cut by
-    :func:`stop_index`); ``edge`` says where the minimum ended (:func:`edge_of`)."""
+    :func:`stop_index`); ``edge`` says where the minimum ended (:func:`edge_of`; ``"lower"``
+    also when the loss at the lowest rate is already non-finite)."""
     lrs = np.asarray(lrs, np.float64)
     losses = np.asarray(evaluate(lrs), np.float64)
     if len(lrs) >= 2:

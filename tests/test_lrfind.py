@@ -169,6 +169,14 @@ def test_grid_extended_downward_when_the_minimum_is_at_the_bottom():
     best = curve.lrs[np.argmin(curve.losses)]
     assert curve.edge is None and abs(np.log10(best / 3e-4)) <= 0.25 + 1e-9
     assert curve.span[0] < 3e-4
+    # every rate of the grid diverges (inf above 1e-3): extended downward all the same
+    diverging = lambda lrs: np.where(np.asarray(lrs) > 1e-3, np.inf, evaluate(lrs))  # noqa: E731
+    curve = lrfind.grid_curve(diverging, np.logspace(-2, 1, 7), extend=3)
+    best = curve.lrs[np.argmin(curve.losses)]
+    assert curve.edge is None and abs(np.log10(best / 3e-4)) <= 0.25 + 1e-9
+    flat = lrfind.grid_curve(diverging, np.logspace(-2, 1, 7), extend=0)
+    assert flat.edge == "lower" and flat.stop == 0
+    assert "lower edge of the grid 0.01…10" in lrfind.edge_note(flat)
 
 
 def test_grid_test_extends_past_the_quadratics_minimum():
