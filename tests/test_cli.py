@@ -292,6 +292,7 @@ def _help(*argv) -> str:
 
 
 def test_run_help_lists_the_set_keys(capsys):
+    assert list(cli.SET_HELP) == list(cli._SWEEP_KEYS)  # a line for each key, in its order
     _help("run")
     text = " ".join(capsys.readouterr().out.split())
     for key in [*cli._SWEEP_KEYS, "unit"]:
