@@ -231,6 +231,9 @@ NOT_RUN = {
     "quotes depend on the machine's memory",
 }
 NOT_RUN_ROWS = {"before every share is done": "needs a sweep half shared out over processes"}
+# Rows whose input prints more than its one line today (to be fixed where it is printed; strict:
+# this test says when it is).
+TWO_LINES = {"--merge": "lrbench.runner prints its plan line on stderr before it refuses --merge"}
 
 
 def _expected(text: str, out: Path) -> re.Pattern:
@@ -245,14 +248,17 @@ def _row_id(row: Row) -> str:
 
 
 @pytest.mark.parametrize("row", bad_input_rows(), ids=_row_id)
-def test_bad_input_table(row, tmp_path, monkeypatch):
-    """Each row's (first) input, run: exit 2 and the error line the row shows."""
+def test_bad_input_table(row, tmp_path, monkeypatch, request):
+    """Each row's (first) input, run as typed (no --quiet): exit 2 and the one line on stderr
+    the row shows."""
     readme_row = README.read_text(encoding="utf-8").splitlines()[row.line - 1]
     reason = NOT_RUN.get(row.inputs[0]) or next(
         (why for words, why in NOT_RUN_ROWS.items() if words in readme_row), None
     )
     if reason:
         pytest.skip(reason)
+    if row.inputs[0] in TWO_LINES:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=TWO_LINES[row.inputs[0]]))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "some_file").write_text("")  # --out some_file/x
     (tmp_path / "runs.csv").write_text("")  # --compile-cache runs.csv/jax
@@ -262,7 +268,7 @@ def test_bad_input_table(row, tmp_path, monkeypatch):
     out = tmp_path / "out"
     if argv[0] == "run" and "--out" not in argv:
         argv += ["--out", str(out)]
-    code, _, err = _run_cli([*argv, "--quiet"] if argv[0] == "run" else argv)
+    code, _, err = _run_cli(argv)
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
