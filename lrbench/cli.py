@@ -11,6 +11,10 @@
 
 Bad input never shows a traceback: one line on stderr naming the field and what is allowed,
 exit code 2, and the output folder left as it was.
+
+``--help``, ``lrbench list`` and argument errors answer without importing JAX (a test checks
+it): this module imports only the registries at its top, and each command imports what it
+needs.
 """
 
 from __future__ import annotations
@@ -24,10 +28,13 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lrbench import data, rules, schedules
+from lrbench import rules
 from lrbench.errors import ConfigError
-from lrbench.sweep import SEED_MAX, Optimizer, Schedule, Sweep
+
+if TYPE_CHECKING:
+    from lrbench.sweep import Sweep
 
 PROG = "lrbench"
 
@@ -129,6 +136,18 @@ def _one(parse):
     return one
 
 
+def _optimizers(s: Sweep, names) -> Sweep:
+    from lrbench.sweep import Optimizer
+
+    return dataclasses.replace(s, optimizers=tuple(Optimizer(n) for n in names))
+
+
+def _schedules(s: Sweep, kinds) -> Sweep:
+    from lrbench.sweep import Schedule
+
+    return dataclasses.replace(s, schedules=tuple(Schedule(k) for k in kinds))
+
+
 # key -> (how to parse the text, how to put the value into the sweep)
 _SWEEP_KEYS: dict[str, tuple[Callable, Callable[[Sweep, object], Sweep]]] = {
     "dataset": (  # commas inside name(key=value, ...) separate parameters, not values
@@ -171,14 +190,8 @@ _SWEEP_KEYS: dict[str, tuple[Callable, Callable[[Sweep, object], Sweep]]] = {
         lambda s, v: dataclasses.replace(s, hiddens=v),
     ),
     # Axes by name: each entry starts from its defaults; hyperparameters set after apply to it.
-    "optimizer": (
-        _strs,
-        lambda s, v: dataclasses.replace(s, optimizers=tuple(Optimizer(n) for n in v)),
-    ),
-    "schedule": (
-        _strs,
-        lambda s, v: dataclasses.replace(s, schedules=tuple(Schedule(k) for k in v)),
-    ),
+    "optimizer": (_strs, _optimizers),
+    "schedule": (_strs, _schedules),
 }
 _AXIS_KEYS = ("optimizer", "schedule")  # applied first, so hyperparameters land on them
 
@@ -186,6 +199,8 @@ _AXIS_KEYS = ("optimizer", "schedule")  # applied first, so hyperparameters land
 def _set_hparam(sweep: Sweep, key: str, text: str) -> Sweep:
     """``momentum=0.5,0.9`` sets a grid on every optimizer of the sweep that takes ``momentum``;
     ``gamma=0.5`` likewise on every schedule that takes ``gamma`` (``unit`` on all of them)."""
+    from lrbench import schedules
+
     opts = [o for o in sweep.optimizers if key in rules.spec(o.name).hparams]
     scheds = [s for s in sweep.schedules if key == "unit" or key in schedules.kind(s.kind).params]
     if not opts and not scheds:
@@ -395,14 +410,17 @@ def default_out(name: str, module, sweep, ci: bool = False) -> tuple[Path, str |
 
 def cmd_run(args) -> int:
     import experiments
-    from lrbench import compile_cache, engine, report, results, runner
 
+    name = args.experiment or experiments.DEFAULT
+    if name not in experiments.names():
+        experiments.load(name)  # refuses it in one line, before anything heavy is imported
     ray = _executor(args)
+    from lrbench import compile_cache, engine, results, runner
+
     # A Ray task trains on one CPU device (unless LRBENCH_CPU_DEVICES says otherwise): the
     # driver plans the chunks for the same device count.
     engine.use_cpu_cores(1 if ray and not os.environ.get("LRBENCH_CPU_DEVICES") else None)
     compile_cache.configure(args.compile_cache)  # before the first compile: JAX opens it once
-    name = args.experiment or experiments.DEFAULT
     module = experiments.load(name)
     if args.ci and not hasattr(module, "ci_config"):
         raise ConfigError(
@@ -456,29 +474,140 @@ def cmd_run(args) -> int:
                 f"process {index} of {count}: trained {len(result.runs)} runs into {runner.partial_dir(out)}; when every process is done, write {out} with the same command and --merge instead of the process options"
             )
             return 0
-    if hasattr(module, "summary"):
-        print(module.summary(result))
-    else:
-        column, words = runner.headline(sweep)
-        table = report.mean_std_table(result.runs, column)
-        print(f"\n{sweep.experiment}: {words}, mean ± std over {len(sweep.seeds)} seeds\n")
-        print(report.to_markdown(table))
+    print(summary(name, module, sweep, result))
     print(f"wrote {result.folder} (config {runner.config_hash(sweep)[:8]})")
     return 0
 
 
-def cmd_list(args) -> int:
-    del args
+def summary(name: str, module, sweep, result) -> str:
+    """What ``lrbench run NAME`` prints before ``wrote DIR``.
+
+    The experiment's own ``summary(result)`` when it defines one; else, when its run hook
+    left tables or claims in ``result.meta`` (:func:`lrbench.claims.finish`), those under the
+    title ``NAME: TITLE`` (the module's ``NAME`` and ``TITLE``, else the experiment's name and
+    the sweep's description); else the generic table: the headline metric, mean ± std over
+    seeds, per learning rate.
+    """
+    from lrbench import report, runner
+
+    if callable(getattr(module, "summary", None)):
+        return module.summary(result)
+    if "tables" in result.meta or "claims" in result.meta:
+        from lrbench import claims
+
+        title = getattr(module, "TITLE", None) or sweep.description
+        return claims.summary(f"{getattr(module, 'NAME', name)}: {title}", result.meta)
+    column, words = runner.headline(sweep)
+    table = report.mean_std_table(result.runs, column)
+    head = f"\n{sweep.experiment}: {words}, mean ± std over {len(sweep.seeds)} seeds\n"
+    return head + "\n" + report.to_markdown(table)
+
+
+def _literal_description(path: Path) -> str | None:
+    """The ``description=`` string of the call ``get_config()`` returns in the experiment
+    module at ``path`` (``return Sweep(..., description="...")``), read without importing it;
+    None when it is not written there as a literal string."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "get_config":
+            returns = [n for n in ast.walk(node) if isinstance(n, ast.Return)]
+            if len(returns) != 1 or not isinstance(returns[0].value, ast.Call):
+                return None
+            for keyword in returns[0].value.keywords:
+                if keyword.arg == "description":
+                    value = keyword.value
+                    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                        return value.value
+    return None
+
+
+def experiment_descriptions() -> dict[str, str]:
+    """Each experiment's description (its ``get_config().description``), read from its source
+    where it is a literal, so that ``lrbench list`` imports no experiment (each imports JAX);
+    an experiment whose description is computed is imported."""
+    import importlib.util
+
     import experiments
 
-    print("experiments:")
+    out = {}
     for name in experiments.names():
-        sweep = experiments.load(name).get_config()
-        mark = " (default)" if name == experiments.DEFAULT else ""
-        print(f"  {name}{mark}: {sweep.description}")
-    print("datasets:   " + ", ".join(data.names()))
-    print("optimizers: " + ", ".join(rules.names()))
-    print("schedules:  " + ", ".join(schedules.kinds()))
+        spec = importlib.util.find_spec(f"{experiments.__name__}.{name}")  # imports nothing
+        text = _literal_description(Path(spec.origin)) if spec and spec.origin else None
+        out[name] = text if text is not None else experiments.load(name).get_config().description
+    return out
+
+
+def _value_text(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _entries(title: str, rows: dict[str, str], width: int = 100) -> list[str]:
+    """``title``, then one entry a line: its name, then its text, wrapped under itself."""
+    import textwrap
+
+    pad = 2 + max(map(len, rows), default=0) + 2
+    lines = [title]
+    for name, text in rows.items():
+        wrapped = textwrap.wrap(text, width - pad, break_on_hyphens=False) or [""]
+        lines.append(f"  {name:<{pad - 4}}  {wrapped[0]}".rstrip())
+        lines += [" " * pad + rest for rest in wrapped[1:]]
+    return lines
+
+
+def _params_text(params: dict) -> str:
+    return ", ".join(f"{k}={_value_text(v)}" for k, v in params.items())
+
+
+def list_text() -> str:
+    """What ``lrbench list`` prints: every experiment with its description, the data sets, and
+    every optimizer and schedule kind with its parameters at their defaults (read from the
+    registries, so it cannot drift from them)."""
+    import textwrap
+
+    import experiments
+    from lrbench import data, schedules
+
+    described = experiment_descriptions()
+    mark = {experiments.DEFAULT: "(default) "}
+    lines = _entries(
+        "experiments (lrbench run NAME):",
+        {name: mark.get(name, "") + text for name, text in described.items()},
+    )
+    lines.append("datasets (--set dataset=NAME; a generator takes NAME(key=value,...)):")
+    sets = ", ".join(data.names()) + f", or a file ({', '.join(data.FILE_SUFFIXES)})"
+    lines += textwrap.wrap(sets, 100, initial_indent="  ", subsequent_indent="      ",
+                           break_on_hyphens=False)  # fmt: skip
+    lines += _entries(
+        "optimizers (--set optimizer=NAME,...; hyperparameters --set KEY=VALUE,..., "
+        "defaults shown):",
+        {name: _params_text(rules.spec(name).hparams) or "(none)" for name in rules.names()},
+    )
+    rows = {}
+    for name in schedules.kinds():
+        kind = schedules.kind(name)
+        own = {k: v for k, v in kind.params.items() if k not in schedules.WARMUP}
+        rows[name] = _params_text({"unit": kind.unit, **own})
+    lines += _entries(
+        "schedules (--set schedule=KIND,...; parameters --set KEY=VALUE,..., defaults shown):",
+        rows,
+    )
+    monitors = ", ".join(f"{i} = {m}" for i, m in enumerate(schedules.MONITORS))
+    note = (
+        f"every kind also takes a linear warmup, {_params_text(schedules.WARMUP)} (in its unit); "
+        f"unit is one of {', '.join(schedules.UNITS)}; monitor: {monitors}"
+    )
+    lines += textwrap.wrap(note, 100, initial_indent="  ", subsequent_indent="      ")
+    return "\n".join(lines)
+
+
+def cmd_list(args) -> int:
+    del args
+    print(list_text())
     return 0
 
 
@@ -495,13 +624,21 @@ _FIND_KEYS = {
     "end_lr": _one(_floats), "num_lrs": _one(_ints), "epochs": _one(_ints), "seed": _one(_ints),
     "activation": _one(_strs), "kernel_init": _one(_strs), "output_init": _one(_strs),
 }  # fmt: skip
+# What lr-find uses for a key it is not given (the help shows these; output_init is
+# MLPConfig's default, which a test compares).
+_FIND_DEFAULTS = {
+    "batch_size": 32, "num_steps": 100, "start_lr": 1e-7, "end_lr": 10.0, "num_lrs": 25,
+    "epochs": 3, "seed": 0, "activation": "relu", "kernel_init": "he_uniform",
+    "output_init": "glorot_uniform",
+}  # fmt: skip
 
 
 def cmd_lr_find(args) -> int:
     import json
 
-    from lrbench import compile_cache, lrfind, results
+    from lrbench import compile_cache, data, lrfind, results
     from lrbench.models import MLPConfig
+    from lrbench.sweep import SEED_MAX
 
     compile_cache.configure(args.compile_cache)
     ds = data.load(args.dataset)
@@ -518,29 +655,33 @@ def cmd_lr_find(args) -> int:
                 key, f"unknown --set key {key!r} for lr-find; allowed: {', '.join(allowed)}"
             )
     rules.resolve(args.optimizer, hparams)
+
+    def setting(key: str):
+        return settings.get(key, _FIND_DEFAULTS[key])
+
     model = MLPConfig(
         hidden=_hidden(args.model),
-        activation=settings.get("activation", "relu"),
-        kernel_init=settings.get("kernel_init", "he_uniform"),
-        output_init=settings.get("output_init", MLPConfig.output_init),
+        activation=setting("activation"),
+        kernel_init=setting("kernel_init"),
+        output_init=setting("output_init"),
     )
-    seed = settings.get("seed", 0)
+    seed = setting("seed")
     if not 0 <= seed <= SEED_MAX:
         raise ConfigError(
             "seed",
             f"seed {seed} must be in [0, {SEED_MAX}] (2**31 - 1: seeds are the engine's int32 "
             "random streams)",
         )
-    batch = settings.get("batch_size", 32)
+    batch = setting("batch_size")
     if not 0 < batch <= len(ds.x_train):
         raise ConfigError("batch_size", f"batch_size={batch} must be in [1, {len(ds.x_train)}]")
-    start, end = settings.get("start_lr", 1e-7), settings.get("end_lr", 10.0)
-    for key, value in (("num_steps", settings.get("num_steps", 100)), ("num_lrs", settings.get("num_lrs", 25)),
-                       ("epochs", settings.get("epochs", 3))):  # fmt: skip
+    start, end = setting("start_lr"), setting("end_lr")
+    for key, value in (("num_steps", setting("num_steps")), ("num_lrs", setting("num_lrs")),
+                       ("epochs", setting("epochs"))):  # fmt: skip
         if value < 2 and key != "epochs" or value < 1:
             raise ConfigError(key, f"{key}={value} is too small")
     problem = lrfind.Problem(
-        args.dataset, model, args.optimizer, args.impl, hparams, batch, settings.get("seed", 0)
+        args.dataset, model, args.optimizer, args.impl, hparams, batch, setting("seed")
     )
     out = (
         Path(args.out)
@@ -549,12 +690,10 @@ def cmd_lr_find(args) -> int:
     )
     if not args.quiet:
         print(f"range test: {args.dataset} {model.name} {args.optimizer} ...", file=sys.stderr)
-    rng = lrfind.range_test(problem, start, end, settings.get("num_steps", 100))
+    rng = lrfind.range_test(problem, start, end, setting("num_steps"))
     if not args.quiet:
         print("grid test: one program over log-spaced learning rates ...", file=sys.stderr)
-    grid, _ = lrfind.grid_test(
-        problem, start, end, settings.get("num_lrs", 25), settings.get("epochs", 3)
-    )
+    grid, _ = lrfind.grid_test(problem, start, end, setting("num_lrs"), setting("epochs"))
 
     def write(folder: Path) -> None:
         import pandas as pd
@@ -687,18 +826,115 @@ def _compile_cache_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compile-cache",
         metavar="DIR|off",
-        help="folder of the persistent compilation cache, or off (default: "
+        help="folder of JAX's persistent compilation cache, or off (default: "
         "$LRBENCH_COMPILE_CACHE, else $XDG_CACHE_HOME/lrbench/jax or ~/.cache/lrbench/jax)",
     )
 
 
+def _quiet_option(parser: argparse.ArgumentParser, what: str = "") -> None:
+    parser.add_argument(
+        "--quiet", action="store_true", help=f"no progress lines on stderr{what} (default: off)"
+    )
+
+
+# What each ``--set`` key of ``lrbench run`` sets (``run --help`` lists them; a test checks
+# that every key of ``_SWEEP_KEYS`` has a line).
+SET_HELP = {
+    "dataset": "data set: a name, NAME(key=value,...) of a generator, or a .npz/.csv/.parquet "
+    "file (see lrbench list)",
+    "task": "what is trained on the data set: classifier (the default), regressor, or another "
+    "built-in task (an unknown name lists them)",
+    "epochs": "epochs of training (an integer >= 1)",
+    "batch_size": "minibatch size (an integer in [1, training set size])",
+    "lr": "learning rates, an axis: lr=0.1,0.01,0.001 (also lrs=)",
+    "seeds": "seeds, an axis: seeds=0,1,2 (each in [0, 2**31-1]; --seeds N is 0 .. N-1)",
+    "impl": "who computes the update rule: hand, optax, or both (hand,optax)",
+    "dtype": "floating-point type of training: float32 or float64",
+    "target_acc": "test accuracy that epochs_to_target counts the epochs to",
+    "validation_freq": "evaluate the test set every k epochs (0: never)",
+    "hidden": "hidden layer sizes of the MLP: hidden=64,64",
+    "activation": "activation of the hidden layers (relu, tanh, ...)",
+    "kernel_init": "initializer of the hidden layers (he_uniform, glorot_uniform, ...)",
+    "output_init": "initializer of the output layer",
+    "batch_sizes": "a static axis of batch sizes, one program each: batch_sizes=16,32",
+    "dtypes": "a static axis of dtypes: dtypes=float32,float64",
+    "hiddens": "a static axis of hidden sizes, layers joined by '-': hiddens=50,64-64",
+    "optimizer": "update rules, an axis: optimizer=sgd,momentum (each at its defaults)",
+    "schedule": "schedule kinds, an axis: schedule=constant,step (each at its defaults)",
+}
+
+
+def _run_epilog() -> str:
+    import textwrap
+
+    pad = max(map(len, SET_HELP)) + 4
+    lines = [
+        "--set keys (KEY=VALUE; comma-separated values make an axis; default: the",
+        "experiment's configuration):",
+    ]
+    for key, text in SET_HELP.items():
+        wrapped = textwrap.wrap(text, 100 - pad)
+        lines.append(f"  {key:<{pad - 2}}{wrapped[0]}")
+        lines += [" " * pad + rest for rest in wrapped[1:]]
+    lines.append(
+        f"  {'unit':<{pad - 2}}epoch or step: the time unit of every schedule of the sweep"
+    )
+    lines += textwrap.wrap(
+        "and any hyperparameter of the sweep's optimizers (momentum=0.5,0.9) or parameter of "
+        "its schedules (gamma=0.5): `lrbench list` shows every optimizer and schedule kind "
+        "with its parameters and their defaults, and the experiments and data sets.",
+        100,
+        initial_indent="  ",
+        subsequent_indent="  ",
+    )
+    return "\n".join(lines)
+
+
+def _default_experiment() -> str:
+    try:
+        import experiments
+    except ImportError:  # lrbench without the repository's experiments
+        return "blobs_lr"
+    return experiments.DEFAULT
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Learning-rate grids trained in one vmapped program.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run = sub.add_parser("run", help="run an experiment (default: blobs_lr)")
-    run.add_argument("experiment", nargs="?", help="experiment name (see `lrbench list`)")
-    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
-    run.add_argument("--seeds", type=_positive_int, metavar="N", help="use seeds 0 .. N-1")
+    parser = _Parser(
+        prog=PROG,
+        description="Learning-rate grids trained in one vmapped program. "
+        "`lrbench command --help` describes each command.",
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, metavar="command",
+        help="one of the commands below",
+    )  # fmt: skip
+    default = _default_experiment()
+    run = sub.add_parser(
+        "run",
+        help=f"run an experiment (default: {default})",
+        description="Train an experiment's sweep and write its results folder.",
+        epilog=_run_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "experiment",
+        nargs="?",
+        default=None,
+        help=f"experiment name, see `lrbench list` (default: {default})",
+    )
+    run.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config field or a hyperparameter, e.g. --set lr=0.1,0.01; may be "
+        "repeated; the keys are listed below (default: the experiment's configuration)",
+    )
+    run.add_argument(
+        "--seeds",
+        type=_positive_int,
+        metavar="N",
+        help=f"use seeds 0 .. N-1, N in [1, {MAX_SEEDS}] (default: the experiment's seeds)",
+    )
     run.add_argument(
         "--out",
         metavar="DIR",
@@ -706,7 +942,7 @@ def build_parser() -> argparse.ArgumentParser:
         "results/<experiment>-ci with --ci, results/<experiment>-<config hash> with any "
         "other --set/--seeds)",
     )
-    run.add_argument("--quiet", action="store_true", help="no progress output")
+    _quiet_option(run)
     run.add_argument(
         "--ci",
         action="store_true",
@@ -715,7 +951,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--max-memory",
         metavar="SIZE",
-        help="memory budget that sets the chunk size, e.g. 2GB, 512MB (default: half the free memory)",
+        help="memory budget that sets the chunk size, e.g. 2GB, 512MB (default: half the free "
+        "memory)",
     )
     run.add_argument(
         "--resume",
@@ -740,18 +977,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--process-index",
         type=_int_arg("--process-index"),
         metavar="I",
-        help="train only share I of the runs (with --process-count)",
+        help="train only share I of the runs, I in [0, N-1] (with --process-count N; default: 0)",
     )
     run.add_argument(
         "--process-count",
         type=_int_arg("--process-count"),
         metavar="N",
-        help="the runs are shared out over N processes",
+        help="the runs are shared out over N processes (default: 1)",
     )
     run.add_argument(
         "--distributed",
         action="store_true",
-        help="jax.distributed.initialize(); this process's share from jax.process_index()/process_count()",
+        help="jax.distributed.initialize(); this process's share from "
+        "jax.process_index()/process_count()",
     )
     run.add_argument(
         "--merge",
@@ -762,8 +1000,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--executor",
         choices=("local", "ray"),
         default="local",
-        help="local: train here (default); ray: train the chunks as tasks of a Ray cluster, "
-        "retrying a task whose worker died (pip install 'lrbench-jax[ray]')",
+        help="local: train here; ray: train the chunks as tasks of a Ray cluster, "
+        "retrying a task whose worker died (pip install 'lrbench-jax[ray]') "
+        "(default: %(default)s)",
     )
     run.add_argument(
         "--address",
@@ -773,46 +1012,113 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _compile_cache_option(run)
     run.set_defaults(func=cmd_run)
-    find = sub.add_parser("lr-find", help="suggest a learning rate: range test and grid test")
-    find.add_argument("--dataset", default="blobs")
-    find.add_argument("--model", default="50", help="hidden sizes, e.g. 50 or 64,64")
-    find.add_argument("--optimizer", default="sgd")
-    find.add_argument("--impl", default="hand", choices=rules.IMPLS)
+
+    find = sub.add_parser(
+        "lr-find",
+        help="suggest a learning rate: range test and grid test",
+        description="Smith's range test and a grid test on one problem; prints the "
+        "suggestions and writes both curves and a figure.",
+    )
+    find.add_argument(
+        "--dataset",
+        default="blobs",
+        metavar="NAME",
+        help="data set: a name, NAME(key=value,...) of a generator, or a .npz/.csv/.parquet "
+        "file; `lrbench list` shows them (default: %(default)s)",
+    )
+    find.add_argument(
+        "--model",
+        default="50",
+        metavar="SIZES",
+        help="hidden layer sizes of the MLP, e.g. 50 or 64,64 (default: %(default)s)",
+    )
+    find.add_argument(
+        "--optimizer",
+        default="sgd",
+        metavar="NAME",
+        help="update rule; `lrbench list` shows them with their hyperparameters "
+        "(default: %(default)s)",
+    )
+    find.add_argument(
+        "--impl",
+        default="hand",
+        choices=rules.IMPLS,
+        help="hand: the rule written in lrbench.rules; optax: its optax twin "
+        "(default: %(default)s)",
+    )
     find.add_argument(
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="batch_size, num_steps, start_lr, end_lr, num_lrs, epochs, seed, or a hyperparameter",
+        help="a setting of the tests, one value each, may be repeated; the keys and their "
+        "defaults: "
+        + ", ".join(f"{k}={_value_text(v)}" for k, v in _FIND_DEFAULTS.items())
+        + "; or a hyperparameter of the optimizer (default: the optimizer's own, see "
+        "`lrbench list`)",
     )
-    find.add_argument("--out", metavar="DIR", help="default results/lr_find/<dataset>-<optimizer>")
-    find.add_argument("--quiet", action="store_true")
+    find.add_argument(
+        "--out",
+        metavar="DIR",
+        help="results folder (default: results/lr_find/<dataset>-<optimizer>)",
+    )
+    _quiet_option(find, ", only the one-line answer on stdout")
     _compile_cache_option(find)
     find.set_defaults(func=cmd_lr_find)
-    chk = sub.add_parser("check", help="rerun experiments and compare with results/expected/")
-    chk.add_argument(
-        "experiments", nargs="*", help="default: every experiment with reference numbers"
+
+    chk = sub.add_parser(
+        "check",
+        help="rerun experiments and compare with results/expected/",
+        description="Rerun experiments (their CI-sized variants) and compare their numbers "
+        "with the reference numbers; exit code 1 when one is outside its tolerance.",
     )
-    chk.add_argument("--expected", default=str(Path("results") / "expected"), metavar="DIR")
-    chk.add_argument("--verbose", action="store_true", help="show every check, not only failures")
+    chk.add_argument(
+        "experiments",
+        nargs="*",
+        metavar="EXPERIMENT",
+        help="experiments to check (default: every experiment with reference numbers)",
+    )
+    chk.add_argument(
+        "--expected",
+        default=str(Path("results") / "expected"),
+        metavar="DIR",
+        help="folder of the reference numbers, one <experiment>.json each (default: %(default)s)",
+    )
+    chk.add_argument(
+        "--verbose", action="store_true", help="show every check, not only failures (default: off)"
+    )
     chk.add_argument(
         "--record", action="store_true", help="rewrite the recorded numbers (regression tier) first"
     )
-    chk.add_argument("--quiet", action="store_true")
+    _quiet_option(chk)
     _compile_cache_option(chk)
     chk.set_defaults(func=cmd_check)
-    cmp = sub.add_parser("compare", help="P(A > B) with its bootstrap interval, per learning rate")
+
+    cmp = sub.add_parser(
+        "compare",
+        help="P(A > B) with its bootstrap interval, per learning rate",
+        description="The probability that a run of A beats a run of B, with its 95% "
+        "bootstrap interval, per value of a column (the learning rate by default).",
+    )
     cmp.add_argument("results", metavar="RESULTS", help="a results folder (or its runs.csv)")
     cmp.add_argument("--a", required=True, metavar="COLUMN=VALUE[,...]",
                      help='the runs of A, e.g. "optimizer=adam"')  # fmt: skip
     cmp.add_argument("--b", required=True, metavar="COLUMN=VALUE[,...]",
                      help='the runs of B, e.g. "optimizer=sgd"')  # fmt: skip
-    cmp.add_argument("--metric", default="final_test_acc",
-                     help="a numeric column of runs.csv (test_acc: final_test_acc)")  # fmt: skip
-    cmp.add_argument("--by", default="lr", help="one row per value of this column")
+    cmp.add_argument("--metric", default="final_test_acc", metavar="COLUMN",
+                     help="a numeric column of runs.csv; test_acc means final_test_acc "
+                     "(default: %(default)s)")  # fmt: skip
+    cmp.add_argument("--by", default="lr", metavar="COLUMN",
+                     help="one row per value of this column (default: %(default)s)")  # fmt: skip
     cmp.add_argument("--lower-is-better", action="store_true",
-                     help="A is better when its metric is lower (a loss)")  # fmt: skip
+                     help="A is better when its metric is lower, e.g. a loss (default: higher "
+                     "is better)")  # fmt: skip
     cmp.set_defaults(func=cmd_compare)
-    bn = sub.add_parser("bench", help="throughput of the engine against loop baselines")
+
+    bn = sub.add_parser(
+        "bench",
+        help="throughput of the engine against loop baselines",
+        description="Time the engine against loops that train the same runs one by one.",
+    )
     bn.add_argument(
         "--quick", action="store_true", help="N in {1, 8, 64}, one repeat (about a minute)"
     )
@@ -827,9 +1133,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also time the engine's speed levers (devices, dtype, seed groups, chunks, ...)",
     )
-    bn.add_argument("--quiet", action="store_true")
+    _quiet_option(bn)
     bn.set_defaults(func=cmd_bench)
-    lst = sub.add_parser("list", help="list experiments, data sets, optimizers and schedules")
+
+    lst = sub.add_parser(
+        "list",
+        help="list experiments, data sets, optimizers and schedules",
+        description="Every experiment, data set, optimizer and schedule kind, with each "
+        "optimizer's and schedule kind's parameters at their defaults.",
+    )
     lst.set_defaults(func=cmd_list)
     return parser
 

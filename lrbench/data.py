@@ -27,11 +27,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
+from lrbench._lazy import lazy
 from lrbench.errors import ConfigError
+
+# Imported on first use: the registry's names are read by ``lrbench list`` without JAX.
+jax = lazy("jax")
+jnp = lazy("jax.numpy")
 
 
 class Dataset(NamedTuple):

@@ -40,13 +40,18 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-import jax
-import jax.numpy as jnp
-import optax
-
+from lrbench._lazy import imported, lazy
 from lrbench.errors import ConfigError
 
-_map = jax.tree_util.tree_map
+# Imported on first use: the registry below (names, hyperparameters, defaults) is read by
+# ``lrbench list`` and the command line's checks without JAX.
+jax = lazy("jax")
+jnp = lazy("jax.numpy")
+optax = lazy("optax")
+
+
+def _map(*args, **kwargs):
+    return jax.tree_util.tree_map(*args, **kwargs)
 
 
 def _bias_correction(moment, decay, count):
@@ -786,14 +791,14 @@ def amsgrad(
     )
 
 
-def _adam_like(name: str, hand: Callable, twin: Callable, slots: int) -> RuleSpec:
+def _adam_like(name: str, hand: Callable, slots: int) -> RuleSpec:
     """The Adam family's entry: β checks, the ε pair, any extra hyperparameter (AdamW's
-    weight decay) >= 0, and ``twin`` (``optax.<name>``) called by keyword."""
+    weight decay) >= 0, and its twin ``optax.<name>`` called by keyword."""
     extra = set(_defaults(hand)) - {"b1", "b2", "eps", "eps_root"}
     return rule(
         name,
         hand,
-        lambda learning_rate, **hp: twin(learning_rate, **hp),
+        lambda learning_rate, **hp: getattr(optax, name)(learning_rate, **hp),
         slots=slots,
         checks={**_BETAS, **_EPS_PAIR, **{k: _nonnegative(k) for k in sorted(extra)}},
         default_learning_rate=1e-3,
@@ -801,10 +806,10 @@ def _adam_like(name: str, hand: Callable, twin: Callable, slots: int) -> RuleSpe
     )
 
 
-register(_adam_like("adam", adam, optax.adam, slots=2))
-register(_adam_like("adamw", adamw, optax.adamw, slots=2))
-register(_adam_like("amsgrad", amsgrad, optax.amsgrad, slots=3))
-register(_adam_like("nadam", nadam, optax.nadam, slots=2))
+register(_adam_like("adam", adam, slots=2))
+register(_adam_like("adamw", adamw, slots=2))
+register(_adam_like("amsgrad", amsgrad, slots=3))
+register(_adam_like("nadam", nadam, slots=2))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -934,7 +939,9 @@ def max_slots(rule_names) -> int:
 
 
 def _is_concrete(v) -> bool:
-    return not isinstance(v, jax.core.Tracer)
+    # Nothing is a tracer before JAX is imported: a check needs no JAX of its own.
+    jax_module = imported("jax")
+    return jax_module is None or not isinstance(v, jax_module.core.Tracer)
 
 
 def check_learning_rate(lr) -> None:

@@ -36,12 +36,16 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
+from lrbench._lazy import lazy
 from lrbench.errors import ConfigError
+
+# Imported on first use: the kinds and their parameters are read by ``lrbench list`` and the
+# command line's checks without JAX.
+jax = lazy("jax")
+jnp = lazy("jax.numpy")
+optax = lazy("optax")
 
 UNITS = ("epoch", "step")
 SLOTS = 4  # boundaries a multistep / piecewise-constant schedule can hold

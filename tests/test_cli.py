@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -194,3 +196,237 @@ def test_setting_without_optax_twin_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "eps" in err
     assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Help and discoverability: fast, complete, in step with the registries
+
+# Heavy modules that help, ``list`` and argument errors must never import (each costs seconds).
+HEAVY = ("jax", "jaxlib", "optax", "flax", "pandas", "matplotlib", "sklearn", "scipy")
+LIGHT_ARGVS = [
+    ["--help"],
+    ["list"],
+    ["run", "nosuch"],
+    ["run", "--seeds", "x"],
+    *([command, "--help"] for command in ("run", "lr-find", "check", "compare", "bench", "list")),
+]
+
+
+def test_light_paths_do_not_import_jax():
+    """``import lrbench``, ``import lrbench.cli``, every --help, ``list`` and argument errors
+    answer without importing JAX (or pandas, matplotlib, ...): checked in a fresh interpreter."""
+    code = f"""
+import contextlib, io, sys
+import lrbench, lrbench.cli
+heavy = {HEAVY!r}
+seen = sorted(m for m in heavy if m in sys.modules)
+print("import", seen)
+for argv in {LIGHT_ARGVS!r}:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            code = lrbench.cli.main(argv)
+        except SystemExit as exit:
+            code = exit.code
+    print(" ".join(argv), code, sorted(m for m in heavy if m in sys.modules))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "import []", lines[0]
+    for argv, line in zip(LIGHT_ARGVS, lines[1:], strict=True):
+        expected = 2 if argv in (["run", "nosuch"], ["run", "--seeds", "x"]) else 0
+        assert line == f"{' '.join(argv)} {expected} []", line
+
+
+def test_lazy_package_exports():
+    """``from lrbench import Sweep, run, ...`` still works (PEP 562), and a wrong name is an
+    AttributeError."""
+    import lrbench
+
+    for name in lrbench.__all__:
+        assert getattr(lrbench, name) is not None, name
+    from lrbench import MLPConfig, Optimizer, Result, Schedule, Sweep, expand, run  # noqa: F401
+    from lrbench.runner import run as runner_run
+
+    assert run is runner_run
+    assert set(lrbench.__all__) <= set(dir(lrbench))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        lrbench.no_such_name  # noqa: B018
+
+
+def _subparsers(parser):
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return action.choices
+
+
+def test_every_option_has_help():
+    """Every argument of every subcommand says what it does; an option that takes a value says
+    what it accepts (a metavar or choices) and, unless required, its default."""
+    parser = cli.build_parser()
+    missing = []
+    for name, sub in {"": parser, **_subparsers(parser)}.items():
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            where = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            text = action.help or ""
+            if not text.strip() or text == argparse.SUPPRESS:
+                missing.append(f"{where}: no help")
+                continue
+            if not action.option_strings or action.nargs == 0:
+                continue  # a positional, or a flag (off by default)
+            if action.metavar is None and action.choices is None:
+                missing.append(f"{where}: no metavar or choices")
+            if not action.required and "default" not in text.lower():
+                missing.append(f"{where}: its default is not said")
+    assert not missing, "\n".join(missing)
+
+
+def _help(*argv) -> str:
+    with pytest.raises(SystemExit) as exit:
+        cli.build_parser().parse_args([*argv, "--help"])
+    assert exit.value.code == 0
+
+
+def test_run_help_lists_the_set_keys(capsys):
+    assert list(cli.SET_HELP) == list(cli._SWEEP_KEYS)  # a line for each key, in its order
+    _help("run")
+    text = " ".join(capsys.readouterr().out.split())
+    for key in [*cli._SWEEP_KEYS, "unit"]:
+        assert re.search(rf"\b{key}\b", text), key
+    assert "lrbench list" in text
+
+
+def test_help_shows_defaults(capsys):
+    _help("lr-find")
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, default in (("--dataset", "blobs"), ("--optimizer", "sgd"), ("--impl", "hand"),
+                          ("--model", "50")):  # fmt: skip
+        assert re.search(rf"{flag} \S+ .*?default: {default}\b", text), flag
+    from lrbench.models import MLPConfig
+
+    assert cli._FIND_DEFAULTS["output_init"] == MLPConfig.output_init
+    _help("check")
+    text = " ".join(capsys.readouterr().out.split())
+    assert re.search(r"--expected DIR .*?default: results/expected", text)
+    assert list(cli._FIND_DEFAULTS) == list(cli._FIND_KEYS)
+
+
+def _listing(capsys) -> dict[str, dict[str, str]]:
+    """``lrbench list``'s sections: section -> {entry name: rest of its line(s)}."""
+    assert cli.main(["list"]) == 0
+    sections, section, entry = {}, None, None
+    for line in capsys.readouterr().out.splitlines():
+        if line and not line.startswith(" "):
+            section, entry = line.split()[0].rstrip(":"), None
+            sections[section] = {}
+        elif line.startswith("      ") and entry:  # a wrapped line of the entry above
+            sections[section][entry] += " " + line.strip()
+        elif line.strip():
+            entry, _, rest = line.strip().partition(" ")
+            sections[section][entry] = rest.strip()
+    return sections
+
+
+def _params(text: str) -> dict[str, float]:
+    number = r"[-+]?[0-9][0-9.]*(?:e[-+]?[0-9]+)?"
+    return {k: float(v) for k, v in re.findall(rf"([a-z_0-9]+)=({number})\b", text)}
+
+
+def test_list_shows_each_optimizer_and_schedule_with_its_defaults(capsys):
+    from lrbench import data, rules, schedules
+
+    sections = _listing(capsys)
+    assert list(sections["optimizers"]) == rules.names()
+    for name in rules.names():
+        assert _params(sections["optimizers"][name]) == rules.spec(name).hparams, name
+    note = sections["schedules"].pop("every")  # "every kind also takes ...": the warmup
+    assert _params(note) == schedules.WARMUP
+    assert list(sections["schedules"]) == schedules.kinds()
+    for name in schedules.kinds():
+        kind = schedules.kind(name)
+        shown = sections["schedules"][name]
+        assert f"unit={kind.unit}" in shown, name
+        expected = {k: v for k, v in kind.params.items() if k not in schedules.WARMUP}
+        assert _params(shown) == expected, name
+    listed = " ".join(f"{k} {v}" for k, v in sections["datasets"].items())
+    for name in data.names():
+        assert name.split("(")[0] in listed, name
+
+
+def test_list_describes_each_experiment_as_its_config_does(capsys):
+    """The listing reads each experiment's description without importing it; it must be the
+    one its ``get_config()`` returns."""
+    import experiments
+
+    sections = _listing(capsys)
+    shown = sections["experiments"]
+    assert list(shown) == experiments.names()
+    for name in experiments.names():
+        description = experiments.load(name).get_config().description
+        mark = "(default) " if name == experiments.DEFAULT else ""
+        assert shown[name] == mark + description, name
+
+
+FAKE_EXPERIMENT = '''"""A fake experiment: a run hook that trains nothing and leaves a table in its meta."""
+
+import pandas as pd
+
+from lrbench import runner
+from lrbench.sweep import Sweep
+{names}
+
+def get_config():
+    return Sweep(experiment="{name}", description="a fake experiment", epochs=1, lrs=(0.1,))
+
+
+def run(sweep, out=None, quiet=False):
+    table = pd.DataFrame({{"lr": [0.1], "score": [0.625]}}).set_index("lr")
+    return runner.Result(pd.DataFrame(), pd.DataFrame(), {{"tables": {{"t": table}}}}, out)
+{summary}'''
+
+
+@pytest.fixture
+def fake_experiments(tmp_path, monkeypatch):
+    """Adds experiment modules written in ``tmp_path`` to the ``experiments`` package."""
+    import experiments
+
+    folder = tmp_path / "fake_experiments"
+    folder.mkdir()
+    monkeypatch.setattr(experiments, "__path__", [*experiments.__path__, str(folder)])
+    written = []
+
+    def write(name: str, names: str = "", summary: str = "") -> None:
+        text = FAKE_EXPERIMENT.format(name=name, names=names, summary=summary)
+        (folder / f"{name}.py").write_text(text)
+        written.append(name)
+
+    yield write
+    for name in written:
+        sys.modules.pop(f"experiments.{name}", None)
+
+
+@pytest.mark.parametrize(
+    ("names", "summary", "title"),
+    [
+        ('NAME = "fake_named"\nTITLE = "its own title"\n', "", "fake_named: its own title"),
+        ("", "", "fake_plain: a fake experiment"),  # no NAME or TITLE: name, description
+        ("", "\n\ndef summary(result):\n    return 'its own summary'\n", "its own summary"),
+    ],
+    ids=["NAME and TITLE", "neither", "own summary()"],
+)
+def test_summary_fallback(fake_experiments, tmp_path, capsys, names, summary, title):
+    """An experiment without ``summary()`` prints the tables of its run hook under
+    ``NAME: TITLE`` (``claims.summary``); one with ``summary()`` prints that."""
+    name = "fake_named" if names else "fake_plain" if not summary else "fake_summary"
+    fake_experiments(name, names, summary)
+    assert cli.main(["run", name, "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert title in lines, out
+    assert ("0.625" in out) == (not summary), out  # the run hook's table, when no summary()
+    assert lines[-1].startswith(f"wrote {tmp_path / 'out'} (config ")
+    assert _listing(capsys)["experiments"][name] == "a fake experiment"  # read from its source
