@@ -623,13 +623,14 @@ _FIND_KEYS = {
     "batch_size": _one(_ints), "num_steps": _one(_ints), "start_lr": _one(_floats),
     "end_lr": _one(_floats), "num_lrs": _one(_ints), "epochs": _one(_ints), "seed": _one(_ints),
     "activation": _one(_strs), "kernel_init": _one(_strs), "output_init": _one(_strs),
+    "extend": _one(_ints),
 }  # fmt: skip
 # What lr-find uses for a key it is not given (the help shows these; output_init is
 # MLPConfig's default, which a test compares).
 _FIND_DEFAULTS = {
     "batch_size": 32, "num_steps": 100, "start_lr": 1e-7, "end_lr": 10.0, "num_lrs": 25,
     "epochs": 3, "seed": 0, "activation": "relu", "kernel_init": "he_uniform",
-    "output_init": "glorot_uniform",
+    "output_init": "glorot_uniform", "extend": 3,
 }  # fmt: skip
 
 
@@ -680,6 +681,8 @@ def cmd_lr_find(args) -> int:
                        ("epochs", setting("epochs"))):  # fmt: skip
         if value < 2 and key != "epochs" or value < 1:
             raise ConfigError(key, f"{key}={value} is too small")
+    if settings.get("extend", 0) < 0:
+        raise ConfigError("extend", f"extend={settings['extend']} must be >= 0 (decades)")
     problem = lrfind.Problem(
         args.dataset, model, args.optimizer, args.impl, hparams, batch, setting("seed")
     )
@@ -693,7 +696,13 @@ def cmd_lr_find(args) -> int:
     rng = lrfind.range_test(problem, start, end, setting("num_steps"))
     if not args.quiet:
         print("grid test: one program over log-spaced learning rates ...", file=sys.stderr)
-    grid, _ = lrfind.grid_test(problem, start, end, setting("num_lrs"), setting("epochs"))
+    grid, _ = lrfind.grid_test(
+        problem, start, end, setting("num_lrs"), setting("epochs"), extend=setting("extend")
+    )
+    for curve, finder in ((rng, "range test"), (grid, "grid test")):
+        note = lrfind.edge_note(curve, finder, "--set start_lr=", "--set end_lr=")
+        if note:
+            print(note, file=sys.stderr)
 
     def write(folder: Path) -> None:
         import pandas as pd
@@ -705,7 +714,7 @@ def cmd_lr_find(args) -> int:
             folder / "grid_test.csv", index=False
         )
         rows = [
-            {"finder": f, "suggestion": k, "lr": v}
+            {"finder": f, "suggestion": k, "lr": v, "min_at_edge": c.edge or "no"}
             for f, c in (("range", rng), ("grid", grid))
             for k, v in c.suggestions.items()
         ]
@@ -716,6 +725,7 @@ def cmd_lr_find(args) -> int:
         meta = {
             "problem": dataclasses.asdict(problem),
             "settings": settings,
+            "spans": {"range": rng.span, "grid": grid.span},  # the rates tried, extended
             **results.environment(),
         }
         (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
@@ -746,7 +756,11 @@ def cmd_check(args) -> int:
     if not shown.empty:
         for col in ("value", "expected", "atol", "rtol", "min", "max"):
             shown[col] = [
-                ("" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}")
+                ""
+                if v is None or (isinstance(v, float) and math.isnan(v))
+                else ("yes" if v else "no")
+                if isinstance(v, bool)
+                else f"{v:.4g}"
                 for v in shown[col]
             ]
         shown["ok"] = shown["ok"].map({True: "ok", False: "FAILED"})

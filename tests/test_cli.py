@@ -309,6 +309,9 @@ def test_help_shows_defaults(capsys):
     from lrbench.models import MLPConfig
 
     assert cli._FIND_DEFAULTS["output_init"] == MLPConfig.output_init
+    from lrbench import lrfind
+
+    assert cli._FIND_DEFAULTS["extend"] == lrfind.EXTEND_DECADES
     _help("check")
     text = " ".join(capsys.readouterr().out.split())
     assert re.search(r"--expected DIR .*?default: results/expected", text)

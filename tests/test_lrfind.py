@@ -8,6 +8,7 @@ import dataclasses
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -234,6 +235,21 @@ def test_cli_lr_find(tmp_path, capsys):
         assert (out / name).is_file()
 
 
+@pytest.mark.slow
+def test_cli_lr_find_says_when_the_minimum_is_at_an_edge(tmp_path, capsys):
+    # Two epochs of momentum on iris: the loss still falls from 1e-5 to 1e-3, so a grid that
+    # stops at 1e-3 and may not extend has its minimum at its upper edge.
+    out = tmp_path / "lf"
+    code = cli.main(["lr-find", "--dataset", "iris", "--model", "16", "--optimizer", "momentum",
+                     "--set", "start_lr=1e-5", "--set", "end_lr=1e-3", "--set", "num_lrs=5",
+                     "--set", "epochs=2", "--set", "extend=0", "--out", str(out), "--quiet"])  # fmt: skip
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "grid test: minimum at the upper edge" in err and "--set end_lr=" in err
+    table = pd.read_csv(out / "suggestions.csv")
+    assert set(table.loc[table["finder"] == "grid", "min_at_edge"]) == {"upper"}
+
+
 @pytest.mark.parametrize(
     ("argv", "field"),
     [
@@ -243,6 +259,7 @@ def test_cli_lr_find(tmp_path, capsys):
         (["--set", "start_lr=abc"], "start_lr"),
         (["--model", "0"], "hidden"),
         (["--set", "num_steps=1"], "num_steps"),
+        (["--set", "extend=-1"], "extend"),
     ],  # fmt: skip
 )
 def test_cli_lr_find_bad_input(argv, field, tmp_path, capsys):
