@@ -405,12 +405,37 @@ def _fit_titles(fig, axes, smallest: float = 5.0) -> None:
             title.set_fontsize(max(smallest, title.get_fontsize() * width / wide * 0.97))
 
 
-def _inner_ylabels_off(axes, ncols: int) -> None:
-    """Panels sharing one y axis: its label on the first column only."""
+def _comparable(axes) -> bool:
+    """Whether panels can share a y axis without flattening one: each panel's data spans at
+    least a quarter of their union (in decades on a log axis)."""
+    spans = []
+    for ax in axes:
+        lo, hi = ax.dataLim.intervaly
+        if ax.get_yscale() == "log":
+            lo, hi = np.log10(max(lo, 1e-300)), np.log10(max(hi, 1e-300))
+        spans.append((lo, hi))
+    lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
+    return bool(np.isfinite([lo, hi]).all()) and all(b - a >= 0.25 * (hi - lo) for a, b in spans)
+
+
+def _share_y(axes, metrics: list[str], ncols: int, sharey: bool | None) -> None:
+    """The panels of each metric share one y axis (``sharey`` None: where
+    :func:`_comparable`); a shared axis is labelled and ticked on the first column only
+    when the figure has one metric."""
     ncols = max(1, min(ncols, len(axes), MAX_COLUMNS))
-    for i, ax in enumerate(axes):
-        if i % ncols:
-            ax.set_ylabel("")
+    for metric in dict.fromkeys(metrics):
+        mine = [ax for ax, m in zip(axes, metrics, strict=True) if m == metric]
+        if len(mine) < 2 or sharey is False or (sharey is None and not _comparable(mine)):
+            continue
+        for ax in mine[1:]:
+            ax.sharey(mine[0])
+        for ax in mine:
+            ax.autoscale_view()
+        if len(set(metrics)) == 1:
+            for i, ax in enumerate(axes):
+                if i % ncols:
+                    ax.set_ylabel("")
+                    ax.tick_params(labelleft=False)
 
 
 def _inner_xlabels_off(axes, ncols: int) -> None:
@@ -574,11 +599,13 @@ def lr_figure(
     *,
     band: str | None = "std",
     style: str | list[str] | None = None,
+    sharey: bool | None = None,
 ):
     """Each of ``metrics`` against the learning rate (log axis), mean over seeds with a band
     (``band``: ``"std"``, mean ± std, the default; ``"minmax"``; None): one line per value of
     the runs' column ``line`` (a legend right of the panels), one panel per metric and value
-    of ``panel`` (panels of one metric share their y axis), linestyles per value of ``style``;
+    of ``panel`` (panels of one metric share their y axis: ``sharey``, None where their ranges
+    are comparable), linestyles per value of ``style``;
     the metrics in ``logy`` on a log axis. ``title`` (default: what was trained, from the
     runs) and a line saying what the band is. Written as a 300-dpi PNG and a PDF
     (:func:`save_figure`). Returns the (closed) figure."""
@@ -586,15 +613,11 @@ def lr_figure(
     style = _varying(runs, style)
     panels = [(m, key, rows) for key, rows in _groups(runs, panel) for m in metrics]
     size = _panel_size(key for _, key, _ in panels)
-    fig, axes = _panels(len(panels), ncols, size, sharex=True, sharey=len(metrics) == 1)
-    first: dict[str, object] = {}
+    fig, axes = _panels(len(panels), ncols, size, sharex=True)
     palette: dict = {}
     styles = _style_map(runs, style)
     groups = []
     for ax, (metric, key, rows) in zip(axes, panels, strict=True):
-        if len(metrics) > 1 and metric in first:
-            ax.sharey(first[metric])
-        first.setdefault(metric, ax)
         for _, frame in _groups(rows, [*_columns(line), *style] or None):
             groups += [(g, f) for g, f in frame.groupby("lr")]
             color, linestyle, _ = _line_style(frame, _columns(line), style, styles, {}, palette)
@@ -612,8 +635,7 @@ def lr_figure(
                ylabel=_label(metric))  # fmt: skip
         ax.set_title(key or _label(metric), fontsize=9)
         ax.grid(alpha=0.3)
-    if len(metrics) == 1:
-        _inner_ylabels_off(axes, ncols)
+    _share_y(axes, [m for m, _, _ in panels], ncols, sharey)
     _inner_xlabels_off(axes, ncols)
     if line:
         _legend_outside(fig, axes, line if isinstance(line, str) else " / ".join(line))
@@ -636,11 +658,13 @@ def curve_figure(
     *,
     band: str | None = "minmax",
     style: str | list[str] | None = None,
+    sharey: bool | None = None,
 ):
     """Each of ``metrics`` per epoch, the mean over the runs of a group (the seeds) with a
     band (``band``: ``"minmax"``, the default, the seeds' min–max; ``"std"``, mean ± std;
     None): one line per value of the runs' column(s) ``line``, one panel per metric and value
-    of ``panel`` (panels of one metric share their axes), a linestyle per value of
+    of ``panel`` (one x axis; panels of one metric share their y axis: ``sharey``, None where
+    their ranges are comparable), a linestyle per value of
     ``style`` (hand/optax twins). Lines of learning rates are coloured along a sequential
     colormap by log10(lr) (:func:`lr_colors`) with a colorbar; other lines get a legend
     right of the panels. The metrics in ``logy`` on a log axis; ``title`` (default: what was
@@ -652,16 +676,12 @@ def curve_figure(
     by_run = curves.sort_values("epoch").groupby("run_id", sort=False)
     panels = [(m, key, rows) for key, rows in _groups(runs, panel) for m in metrics]
     size = _panel_size(key for _, key, _ in panels)
-    fig, axes = _panels(len(panels), ncols, size, sharex=True, sharey=len(metrics) == 1)
+    fig, axes = _panels(len(panels), ncols, size, sharex=True)
     lr_cols = lr_colors(runs["lr"]) if "lr" in line else {}
-    first: dict[str, object] = {}
     palette: dict = {}
     styles = _style_map(runs, style)
     groups = []
     for ax, (metric, key, rows) in zip(axes, panels, strict=True):
-        if len(metrics) > 1 and metric in first:
-            ax.sharey(first[metric])
-        first.setdefault(metric, ax)
         for _, frame in _groups(rows, [*line, *style] or None):
             groups.append(("", frame))
             color, linestyle, label = _line_style(frame, line, style, styles, lr_cols, palette)
@@ -682,8 +702,7 @@ def curve_figure(
                ylabel=_label(metric))  # fmt: skip
         ax.set_title(key or _label(metric), fontsize=9)
         ax.grid(alpha=0.3)
-    if len(metrics) == 1:
-        _inner_ylabels_off(axes, ncols)
+    _share_y(axes, [m for m, _, _ in panels], ncols, sharey)
     _inner_xlabels_off(axes, ncols)
     if len(lr_cols) > 1 and line == ["lr"]:
         _lr_colorbar(fig, axes, lr_cols)
