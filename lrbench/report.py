@@ -738,6 +738,164 @@ def curves_figure(
                         MAX_COLUMNS), title, band=band, style=twins)  # fmt: skip
 
 
+def _value_label(value) -> str:
+    """``0.001``, ``2``, ``adam``: one setting as a legend entry."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
+        return str(value)
+    return f"{float(value):g}"
+
+
+def _ordered_colors(values) -> dict:
+    """A colour per value along :data:`LR_CMAP`: numbers by rank (smallest dark), anything
+    else in the order given."""
+    import matplotlib
+
+    values = list(dict.fromkeys(values))
+    if all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in values):
+        values = sorted(values)
+    cmap, (lo, hi) = matplotlib.colormaps[LR_CMAP], LR_COLORS
+    where = np.linspace(lo, hi, len(values)) if len(values) > 1 else [(lo + hi) / 2]
+    return {v: cmap(w) for v, w in zip(values, where, strict=True)}
+
+
+def settings_figure(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    path: Path,
+    metric: str,
+    panel: str,
+    line: str,
+    *,
+    titles: dict | None = None,
+    legend_titles: dict | None = None,
+    reference: float | None = None,
+    ylim: tuple[float, float] | None = None,
+    band: str | None = "minmax",
+    traces: object = None,
+    traces_metric: str = "lr",
+    traces_reference: float | None = None,
+    traces_ylim: tuple[float, float] | None = None,
+    traces_title: str = "",
+    title: str = "",
+    ncols: int = 3,
+):
+    """One-factor grids around a baseline, one panel each: per value of the runs' column
+    ``panel`` (the grid), the seed mean of ``metric`` per epoch for each value of ``line``
+    (the setting the grid varies; numbers coloured by rank along :data:`LR_CMAP`, small
+    dark), with the seeds' ``band`` (``"minmax"``, ``"std"`` or None), a legend per panel
+    (``legend_titles[grid]``, default the grid), ``titles[grid]`` (default the grid), a
+    dotted line at ``reference`` and the y range ``ylim``. With ``traces`` (a value of
+    ``panel``), one more panel: ``traces_metric`` of each of that grid's runs (thin) and its
+    median per setting (bold) on a log axis, a dotted line at ``traces_reference``. Panels
+    of ``metric`` share both axes. Written as a 300-dpi PNG and a PDF (:func:`save_figure`).
+    Returns the (closed) figure."""
+    titles, legend_titles = dict(titles or {}), dict(legend_titles or {})
+    values = results.per_epoch(curves, metric)
+    grids = list(dict.fromkeys(runs[panel]))
+    n = len(grids) + (traces is not None)
+    fig, axes = _panels(n, ncols, (4.0, 3.0), sharex=True)
+    for ax, grid in zip(axes, grids, strict=False):
+        rows = runs[runs[panel] == grid]
+        colors = _ordered_colors(rows[line])
+        for setting in dict.fromkeys(rows[line]):
+            mine = values.loc[rows.loc[rows[line] == setting, "run_id"]]
+            mean = mine.mean()
+            ax.plot(mean.index, mean.to_numpy(), color=colors[setting], lw=1.2, zorder=2,
+                    label=_value_label(setting))  # fmt: skip
+            if band and len(mine) > 1:
+                low, high = (mine.min(), mine.max()) if band == "minmax" else (
+                    mean - mine.std(), mean + mine.std())  # fmt: skip
+                _band(ax, mean.index, low.to_numpy(), high.to_numpy(), colors[setting])
+        if reference is not None:
+            ax.axhline(reference, color="gray", ls=":", lw=1)
+        ax.set(xlabel="epoch", ylabel=_label(metric), ylim=ylim)
+        ax.set_title(titles.get(grid, str(grid)), fontsize=9)
+        ax.legend(title=legend_titles.get(grid, str(grid)), fontsize=6.5, title_fontsize=7,
+                  loc="best", ncol=1 + (rows[line].nunique() > 5))  # fmt: skip
+        ax.grid(alpha=0.3)
+    for ax in axes[1 : len(grids)]:
+        ax.sharey(axes[0])  # tick labels kept: the traces panel has its own y axis
+    if traces is not None:
+        ax = axes[-1]
+        rows = runs[runs[panel] == traces]
+        colors = _ordered_colors(rows[line])
+        per_run = results.per_epoch(curves, traces_metric)
+        for setting in dict.fromkeys(rows[line]):
+            mine = per_run.loc[rows.loc[rows[line] == setting, "run_id"]]
+            for _, trace in mine.iterrows():
+                ax.plot(trace.index, trace.to_numpy(), color=colors[setting], lw=0.5, alpha=0.4)
+            median = mine.median()
+            ax.plot(median.index, median.to_numpy(), color=colors[setting], lw=2,
+                    label=_value_label(setting))  # fmt: skip
+        if traces_reference is not None:
+            ax.axhline(traces_reference, color="gray", ls=":", lw=1)
+        ax.set(xlabel="epoch", ylabel=_label(traces_metric), yscale="log", ylim=traces_ylim)
+        ax.tick_params(labelleft=True)
+        ax.set_title(traces_title or f"{traces}: {_label(traces_metric)}", fontsize=9)
+        ax.legend(title=f"{legend_titles.get(traces, traces)} (median; thin: each run)",
+                  fontsize=6.5, title_fontsize=7, loc="lower left")  # fmt: skip
+        ax.grid(alpha=0.3)
+    _inner_xlabels_off(axes, ncols)
+    seeds = runs["seed"].nunique() if "seed" in runs else 0
+    note = f"lines: mean over {seeds} seeds; band: {_BANDS[band]} over seeds" if band else ""
+    return save_figure(fig, path, "\n".join(t for t in (title or describe(runs), note) if t))
+
+
+def iterates_figure(
+    path: Path,
+    objective,
+    panels,
+    start: float,
+    optimum: float | None = None,
+    *,
+    xlabel: str = "w",
+    ylabel: str = "objective",
+    optimum_label: str = "optimum",
+    title: str = "",
+    margin: float = 0.6,
+    ncols: int = MAX_COLUMNS,
+):
+    """Gradient descent on a one-dimensional objective: per panel, the curve
+    ``objective(w)`` (grey) and the iterates ``w_0 = start, w_1, …`` drawn on it, joined in
+    order and coloured from dark (early) to light (late), the start (square) and ``optimum``
+    (star, labelled ``optimum_label``), and the last iterate in words. ``panels``: ``(title, iterates)`` pairs (the
+    iterates after ``start``). The w axis covers ``start`` and its mirror image about
+    ``optimum`` (or the iterates' range), widened by ``margin``; iterates beyond it are drawn
+    at its edge. Panels share both axes. Written as a 300-dpi PNG and a PDF
+    (:func:`save_figure`). Returns the (closed) figure."""
+    panels = [(name, np.asarray(w, float)) for name, w in panels]
+    centre = optimum if optimum is not None else start
+    lo, hi = sorted((start, 2 * centre - start))
+    if optimum is None:
+        every = np.concatenate([w[np.isfinite(w)] for _, w in panels] or [np.array([start])])
+        lo, hi = min(lo, every.min()), max(hi, every.max())
+    lo, hi = lo - margin, hi + margin
+    grid = np.linspace(lo, hi, 400)
+    fig, axes = _panels(len(panels), ncols, (3.6, 3.0), sharex=True, sharey=True)
+    for ax, (name, w) in zip(axes, panels, strict=True):
+        path_w = np.clip(np.concatenate([[start], w]), lo, hi)
+        ax.plot(grid, objective(grid), color="0.6", lw=1.5, zorder=1)
+        ax.plot(path_w, objective(path_w), color="C3", lw=0.7, alpha=0.6, zorder=2)
+        ax.scatter(path_w, objective(path_w), c=np.arange(len(path_w)), s=16, zorder=3)
+        ax.scatter([start], [objective(np.asarray(start))], marker="s", s=36, color="k",
+                   zorder=4, label="start")  # fmt: skip
+        text = f"after {len(w)} updates:\nw = {w[-1]:.3f}" if len(w) else "no update"
+        if optimum is not None:
+            ax.scatter([optimum], [objective(np.asarray(optimum))], marker="*", s=90,
+                       color="C1", zorder=4, label=optimum_label)  # fmt: skip
+            text += f" (optimum {optimum:.3f})" if len(w) else ""
+        ax.text(0.03, 0.97, text, transform=ax.transAxes, va="top", fontsize=7)
+        ax.set(xlabel=xlabel, ylabel=ylabel)
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3)
+    _inner_xlabels_off(axes, ncols)
+    for i, ax in enumerate(axes):
+        if i % max(1, min(ncols, len(axes), MAX_COLUMNS)):
+            ax.set_ylabel("")
+    _legend_outside(fig, axes[:1])
+    return save_figure(fig, path, title)
+
+
 def profile_figure(profile: pd.DataFrame, path: Path, config: str = "config", title: str = ""):
     """Performance profiles (:func:`lrbench.stats.performance_profile`): ρ_s(τ) as a step
     function of τ from 1 to the table's largest τ, one line per config (its area in the
