@@ -841,6 +841,62 @@ def settings_figure(
     return save_figure(fig, path, "\n".join(t for t in (title or describe(runs), note) if t))
 
 
+def divergence_figure(
+    path: Path,
+    traces,
+    sweep: pd.DataFrame,
+    value: str,
+    line: str,
+    *,
+    diverged: str = "diverged",
+    trace_label: str = "w",
+    value_label: str = "",
+    limit: float = 1e4,
+    ceiling: float = 1e3,
+    mark_lr: float | None = None,
+    trace_title: str = "",
+    sweep_title: str = "",
+    title: str = "",
+):
+    """Where training diverges, in two panels. (a) A quantity per iteration at a few learning
+    rates (``traces``: ``{lr: values}``), one line per rate coloured by rank along
+    :data:`LR_CMAP` (small rates dark), on a symlog axis cut at ±``limit`` (a trace leaves
+    the frame where it explodes), iterations on a log axis. (b) ``value`` of ``sweep`` (one
+    row per run: ``lr``, ``line``, ``value`` and the boolean column ``diverged``) against the
+    learning rate, one line and marker per value of ``line``; diverged runs drawn as open
+    red markers at ``ceiling``; a dashed line at ``mark_lr``. Written as a 300-dpi PNG and a
+    PDF (:func:`save_figure`). Returns the (closed) figure."""
+    fig, (a, b) = _panels(2, 2, (5.0, 3.6))
+    colors = _ordered_colors(float(lr) for lr in traces)  # a few rates: evenly spaced by rank
+    for lr, w in sorted(traces.items(), reverse=True):
+        w = np.asarray(w, float)
+        a.plot(np.arange(1, len(w) + 1), np.where(abs(w) <= limit, w, np.nan),
+               color=colors[float(lr)], label=f"lr={lr:g}")  # fmt: skip
+    a.set(xscale="log", yscale="symlog", ylim=(-limit, limit), xlabel="iteration",
+          ylabel=trace_label)  # fmt: skip
+    a.set_title(trace_title or f"{trace_label} per iteration", fontsize=9)
+    a.legend(fontsize=7, loc="best")
+    markers = ("o", "s", "^", "D", "v")
+    for i, (name, frame) in enumerate(sweep.groupby(line, sort=False)):
+        frame = frame.sort_values("lr")
+        div = frame[diverged].to_numpy(bool)
+        marker = markers[i % len(markers)]
+        b.plot(frame["lr"][~div], frame[value][~div], marker + "-", label=str(name),
+               color=f"C{i}")  # fmt: skip
+        b.plot(frame["lr"][div], np.full(div.sum(), ceiling), marker, mfc="none", color="C3")
+    if sweep[diverged].any():
+        b.plot([], [], "o", mfc="none", color="C3", label=f"diverged (drawn at {ceiling:g})")
+    if mark_lr is not None:
+        b.axvline(mark_lr, color="k", lw=0.6, ls="--")
+    b.set(xscale="log", yscale="log", xlabel="learning rate", ylabel=value_label or _label(value))
+    b.set_title(sweep_title or f"{_label(value)} against the learning rate", fontsize=9)
+    b.legend(fontsize=7, loc="best")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    _fit_titles(fig, [a, b])
+    return save_figure(fig, path, title)
+
+
 def iterates_figure(
     path: Path,
     objective,

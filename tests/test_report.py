@@ -427,3 +427,42 @@ def test_booleans_read_yes_or_no_and_missing_cells_a_dash_in_every_table():
     text = report.to_latex(table)
     assert r"a & yes & 1 & 0.5 \\" in text and r"b & no & 0 & -- \\" in text
     assert "True" not in text and "False" not in text
+
+
+def test_the_figures_moved_from_the_experiments_draw_their_data(tmp_path):
+    """iterates_figure (error_bowl), settings_figure (blobs_dynamics) and divergence_figure
+    (kdnuggets_perceptron): 300 dpi with a PDF twin, and the numbers they were given."""
+    from matplotlib.collections import PolyCollection
+
+    fig = report.iterates_figure(tmp_path / "i.png", lambda w: (w - 2.0) ** 2,
+                                 [("a", [0.0, 1.0, 1.5]), ("b", [3.0, 1.0])], -1.0, 2.0)  # fmt: skip
+    a, b = (ax for ax in fig.axes if ax.lines)
+    assert [a.get_title(), b.get_title()] == ["a", "b"]
+    np.testing.assert_allclose(a.lines[1].get_xdata(), [-1.0, 0.0, 1.0, 1.5])  # start, iterates
+    np.testing.assert_allclose(a.lines[1].get_ydata(), [9.0, 4.0, 1.0, 0.25])
+    runs, curves = _trained()
+    runs = runs.query("impl == 'hand' and schedule == 'cons'").assign(
+        grid=lambda f: np.where(f["optimizer"] == "sgd", "lr", "momentum"),
+        setting=lambda f: np.where(f["optimizer"] == "sgd", f["lr"], f["momentum"]),
+    )
+    fig = report.settings_figure(runs, curves, tmp_path / "s.png", "test_acc", "grid", "setting",
+                                 traces="momentum", traces_metric="train_loss")  # fmt: skip
+    grid_lr = fig.axes[0]
+    assert [t.get_text() for t in grid_lr.get_legend().get_texts()] == ["1", "0.1", "0.01",
+                                                                       "0.0001"]  # fmt: skip
+    want = curves[curves["run_id"].isin(runs.query("grid == 'lr' and lr == 0.1")["run_id"])]
+    np.testing.assert_allclose(grid_lr.lines[1].get_ydata(),
+                               want.groupby("epoch")["test_acc"].mean().to_numpy())  # fmt: skip
+    assert sum(isinstance(c, PolyCollection) for c in grid_lr.collections) == 4
+    assert fig.axes[2].get_yscale() == "log"  # the traces panel
+    sweep = pd.DataFrame({"rule": ["x"] * 3, "lr": [1.0, 0.1, 0.01], "mae": [5.0, 2.0, 1.0],
+                          "diverged": [True, False, False]})  # fmt: skip
+    fig = report.divergence_figure(tmp_path / "d.png", {0.1: [1, 2, 3], 0.01: [1, 1, 1]},
+                                   sweep, "mae", "rule")  # fmt: skip
+    a, b = fig.axes[:2]
+    assert [line.get_label() for line in a.lines] == ["lr=0.1", "lr=0.01"]
+    np.testing.assert_allclose(b.lines[0].get_ydata(), [1.0, 2.0])  # the stable runs
+    np.testing.assert_allclose(b.lines[1].get_ydata(), [1e3])  # the diverged one, at the top
+    for name in ("i", "s", "d"):
+        assert _png_dpi(tmp_path / f"{name}.png")[0] == pytest.approx(300, abs=0.5)
+        assert (tmp_path / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
