@@ -677,7 +677,7 @@ def curve_figure(
     panels = [(m, key, rows) for key, rows in _groups(runs, panel) for m in metrics]
     size = _panel_size(key for _, key, _ in panels)
     fig, axes = _panels(len(panels), ncols, size, sharex=True)
-    lr_cols = lr_colors(runs["lr"]) if "lr" in line else {}
+    lr_cols = lr_colors(runs["lr"]) if line == ["lr"] else {}  # lr with more: a palette
     palette: dict = {}
     styles = _style_map(runs, style)
     groups = []
@@ -704,7 +704,7 @@ def curve_figure(
         ax.grid(alpha=0.3)
     _share_y(axes, [m for m, _, _ in panels], ncols, sharey)
     _inner_xlabels_off(axes, ncols)
-    if len(lr_cols) > 1 and line == ["lr"]:
+    if len(lr_cols) > 1:
         _lr_colorbar(fig, axes, lr_cols)
     elif line:
         _legend_outside(fig, axes, " / ".join(line))
