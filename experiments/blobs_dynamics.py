@@ -372,16 +372,14 @@ TITLES = {
 }
 
 
-def curves_figure(measured: pd.DataFrame, curves: pd.DataFrame, path: Path) -> None:
-    """Mean test accuracy per epoch, one panel per grid, one line per setting; and the
-    learning rate of every plateau run (one thin line per seed, the median bold)."""
-    report.settings_figure(
-        measured, curves, path, "test_acc", "grid", "setting", titles=TITLES,
-        legend_titles=GRIDS, reference=TARGET, ylim=(0.2, 0.9), band="std", traces="patience",
-        traces_reference=FROZEN_LR, traces_ylim=(1e-12, 0.05),
-        traces_title="ReduceLROnPlateau: learning rate",
-        title="MLM blobs, Dense(50, relu) → Dense(3): test accuracy per epoch",
-    )  # fmt: skip
+# curves.png: mean test accuracy per epoch, one panel per grid, one line per setting; and the
+# learning rate of every plateau run (one thin line per seed, the median bold)
+CURVES = dict(
+    titles=TITLES, legend_titles=GRIDS, reference=TARGET, ylim=(0.2, 0.9), band="std",
+    traces="patience", traces_reference=FROZEN_LR, traces_ylim=(1e-12, 0.05),
+    traces_title="ReduceLROnPlateau: learning rate",
+    title="MLM blobs, Dense(50, relu) → Dense(3): test accuracy per epoch",
+)  # fmt: skip
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
@@ -400,15 +398,16 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         found=claims.evaluate(CLAIMS, {"runs": measured, "settings": settings}, ARTICLE),
         tables={f"grid_{g}": (grid_table(settings, g), f"MLM blobs, {title}: {caption}")
                 for g, title in TITLES.items()},
-        figures={"curves.png": (lambda path: curves_figure(measured, curves, path), FIGURE)},
+        figures={"curves.png": (lambda path: report.settings_figure(
+            measured, curves, path, "test_acc", "grid", "setting", **CURVES), FIGURE)},
         files={"settings.csv": report.rounded(settings)},
         setting_table=pd.concat([shared, grids]).rename_axis("field"),
     )  # fmt: skip
 
 
 FIGURE = (
-    f"mean test accuracy per epoch for every grid, and the plateau runs' learning rate (thin: "
-    f"seeds, bold: median; the dotted line is {FROZEN_LR:g})"
+    "mean test accuracy per epoch (band: ± std over seeds) for every grid, and the plateau "
+    f"runs' learning rate (thin: seeds, bold: median; the dotted line is {FROZEN_LR:g})"
 )
 
 
