@@ -372,50 +372,14 @@ TITLES = {
 }
 
 
-def curves_figure(measured: pd.DataFrame, curves: pd.DataFrame, path: Path) -> None:
-    """Mean test accuracy per epoch, one panel per grid, one line per setting; and the
-    learning rate of every plateau run (one thin line per seed, the median bold)."""
-    plt = report.pyplot()
-    acc, lr = results.per_epoch(curves, "test_acc"), results.per_epoch(curves, "lr")
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5), constrained_layout=True)
-    for ax, grid in zip(axes.flat, GRIDS, strict=False):
-        rows = measured[measured["grid"] == grid]
-        settings = list(dict.fromkeys(rows["setting"]))
-        colors = plt.cm.viridis(np.linspace(0, 0.9, len(settings)))
-        for color, setting in zip(colors, settings, strict=True):
-            ids = rows.loc[rows["setting"] == setting, "run_id"]
-            mean = acc.loc[ids].mean()
-            ax.plot(mean.index, mean.to_numpy(), color=color, label=_label(grid, setting))
-        ax.axhline(TARGET, color="gray", ls=":", lw=1)
-        ax.set(title=TITLES[grid], xlabel="epoch", ylabel="test accuracy", ylim=(0.2, 0.9))
-        ax.legend(
-            title=GRIDS[grid],
-            fontsize=7,
-            title_fontsize=7,
-            loc="lower right",
-            ncol=1 + (grid == "lr"),
-        )
-        ax.grid(alpha=0.3)
-    ax = axes.flat[-1]
-    rows = measured[measured["grid"] == "patience"]
-    settings = list(dict.fromkeys(rows["setting"]))
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(settings)))
-    for color, setting in zip(colors, settings, strict=True):
-        traces = lr.loc[rows.loc[rows["setting"] == setting, "run_id"]]
-        for _, trace in traces.iterrows():
-            ax.plot(trace.index, trace.to_numpy(), color=color, lw=0.5, alpha=0.4)
-        median = traces.median()
-        ax.plot(
-            median.index, median.to_numpy(), color=color, lw=2, label=_label("patience", setting)
-        )
-    ax.axhline(FROZEN_LR, color="gray", ls=":", lw=1)
-    ax.set(title="ReduceLROnPlateau: learning rate", xlabel="epoch", ylabel="lr", yscale="log")
-    ax.set_ylim(1e-12, 0.05)
-    ax.legend(title="patience (median)", fontsize=7, title_fontsize=7, loc="lower left")
-    ax.grid(alpha=0.3)
-    fig.suptitle("MLM blobs, Dense(50, relu) → Dense(3): mean test accuracy over seeds")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+# curves.png: mean test accuracy per epoch, one panel per grid, one line per setting; and the
+# learning rate of every plateau run (one thin line per seed, the median bold)
+CURVES = dict(
+    titles=TITLES, legend_titles=GRIDS, reference=TARGET, ylim=(0.2, 0.9), band="std",
+    traces="patience", traces_reference=FROZEN_LR, traces_ylim=(1e-12, 0.05),
+    traces_title="ReduceLROnPlateau: learning rate",
+    title="MLM blobs, Dense(50, relu) → Dense(3): test accuracy per epoch",
+)  # fmt: skip
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
@@ -434,15 +398,16 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         found=claims.evaluate(CLAIMS, {"runs": measured, "settings": settings}, ARTICLE),
         tables={f"grid_{g}": (grid_table(settings, g), f"MLM blobs, {title}: {caption}")
                 for g, title in TITLES.items()},
-        figures={"curves.png": (lambda path: curves_figure(measured, curves, path), FIGURE)},
+        figures={"curves.png": (lambda path: report.settings_figure(
+            measured, curves, path, "test_acc", "grid", "setting", **CURVES), FIGURE)},
         files={"settings.csv": report.rounded(settings)},
         setting_table=pd.concat([shared, grids]).rename_axis("field"),
     )  # fmt: skip
 
 
 FIGURE = (
-    f"mean test accuracy per epoch for every grid, and the plateau runs' learning rate (thin: "
-    f"seeds, bold: median; the dotted line is {FROZEN_LR:g})"
+    "mean test accuracy per epoch (band: ± std over seeds) for every grid, and the plateau "
+    f"runs' learning rate (thin: seeds, bold: median; the dotted line is {FROZEN_LR:g})"
 )
 
 

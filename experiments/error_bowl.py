@@ -379,38 +379,20 @@ def _index(configs: pd.DataFrame, schedule: str, alpha: float, seed: int) -> int
 def error_curve_figure(trained: Trained, path: Path, updates: int = 40) -> None:
     """The error curve E(w) of one seed with the first ``updates`` jumps of the weight, for a
     small, a good and a too-large α, and for α annealed from the too-large one."""
-    plt = report.pyplot()
     seed = int(trained.configs["seed"].min())
     x, t = trained.data[seed]["x"], trained.data[seed]["t"]
-    w_star, e_min = least_squares(x, t)
-    panels = [
-        ("constant", SMALL, f"too small: α = {SMALL:g}"),
-        ("constant", GOOD, f"good: α = {GOOD:g}"),
-        ("constant", TOO_LARGE, f"too large: α = {TOO_LARGE:g}"),
-        ("annealed", TOO_LARGE, f"annealed: α = {TOO_LARGE:g}/(1 + k/20)"),
-    ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.6), sharey=True)
-    lo, hi = W0 - 0.6, 2 * w_star - W0 + 0.6  # symmetric about the bottom
-    grid = np.linspace(lo, hi, 400)
-    for ax, (schedule, alpha, title) in zip(axes, panels, strict=True):
-        i = _index(trained.configs, schedule, alpha, seed)
-        traj = np.clip(np.concatenate([[W0], trained.w[i, :updates]]), lo, hi)
-        ax.plot(grid, error(grid, x, t), color="0.6", lw=1.5, zorder=1)
-        ax.plot(traj, error(traj, x, t), color="C3", lw=0.7, alpha=0.6, zorder=2)
-        ax.scatter(traj, error(traj, x, t), c=np.arange(len(traj)), s=18, zorder=3)
-        ax.scatter([W0], [error(W0, x, t)], marker="s", s=40, color="k", zorder=4, label="start")
-        ax.scatter([w_star], [e_min], marker="*", s=90, color="C1", zorder=4,
-                   label="w* (closed form)")  # fmt: skip
-        ax.text(0.03, 0.97, f"after {updates} updates:\nw = {trained.w[i, updates - 1]:.3f}, "
-                f"w* = {w_star:.3f}", transform=ax.transAxes, va="top", fontsize=7)  # fmt: skip
-        ax.set(title=title, xlabel="weight w")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("error E(w) = ½·mean((t − w·x)²)")
-    axes[-1].legend(fontsize=7, loc="upper right")
-    fig.suptitle(f"Error curve of one linear neuron (seed {seed}) and the first {updates} "
-                 "delta-rule jumps of its weight (dark: early, light: late)")  # fmt: skip
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    panels = [(title, trained.w[_index(trained.configs, schedule, alpha, seed), :updates])
+              for schedule, alpha, title in (
+                  ("constant", SMALL, f"too small: α = {SMALL:g}"),
+                  ("constant", GOOD, f"good: α = {GOOD:g}"),
+                  ("constant", TOO_LARGE, f"too large: α = {TOO_LARGE:g}"),
+                  ("annealed", TOO_LARGE, f"annealed: α = {TOO_LARGE:g}/(1 + k/20)"))]  # fmt: skip
+    report.iterates_figure(
+        path, lambda w: error(w, x, t), panels, W0, least_squares(x, t)[0], xlabel="weight w",
+        ylabel="error E(w) = ½·mean((t − w·x)²)", optimum_label="w* (closed form)",
+        title=f"Error curve of one linear neuron (seed {seed}) and the first {updates} "
+        "delta-rule jumps of its weight (dark: early, light: late)",
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------

@@ -355,30 +355,18 @@ CLAIMS = (
 def figure(traces, sweep: pd.DataFrame, path: Path) -> None:
     """(a) W per iteration at a few learning rates (article's rule); (b) training MAE when the
     loop stops against lr, both rules, diverged runs drawn at the top."""
-    plt = report.pyplot()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
-    t, limit, top, shown = traces["article"], 1e4, 1e3, (1, 1e-3, 3e-4, 1e-4, 1e-5, 1e-7)
-    for color, lr in zip(plt.cm.plasma(np.linspace(0, 0.85, len(shown))), shown, strict=True):
-        i = int(np.flatnonzero(np.isclose(t["lr"], lr))[0])
-        w = t["W"][i, : t["iterations"][i]]  # beyond the frame where it explodes
-        a.plot(np.arange(1, len(w) + 1), np.where(abs(w) <= limit, w, np.nan), color=color,
-               label=f"lr={lr:g}")  # fmt: skip
-    a.set(xscale="log", yscale="symlog", ylim=(-limit, limit), xlabel="iteration", ylabel="W")
-    a.set_title("(a) article's rule: W per iteration (lr 1 and 1e-3 leave the frame)", fontsize=9)
-    for rule, marker in (("article", "o"), ("textbook", "s")):
-        frame = sweep.loc[rule].sort_values("lr")
-        div = frame["status"].eq("diverged").to_numpy()
-        b.plot(frame["lr"][~div], frame["train_mae"][~div], marker + "-", label=f"{rule} rule")
-        b.plot(frame["lr"][div], np.full(div.sum(), top), marker, mfc="none", color="C3")
-    b.axvline(ARTICLE_LR, color="k", lw=0.6, ls="--")
-    b.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="training MAE at the stop")
-    b.set_title("(b) where training stops diverging (diverged: at 1e3)", fontsize=9)
-    for ax in (a, b):
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    t, shown = traces["article"], (1, 1e-3, 3e-4, 1e-4, 1e-5, 1e-7)
+    at = {lr: t["W"][i, : t["iterations"][i]]  # beyond the frame where it explodes
+          for lr in shown for i in [int(np.flatnonzero(np.isclose(t["lr"], lr))[0])]}  # fmt: skip
+    rules = sweep.reset_index().assign(rule=lambda f: f["rule"] + " rule",
+                                       diverged=lambda f: f["status"].eq("diverged"))  # fmt: skip
+    report.divergence_figure(
+        path, at, rules, "train_mae", "rule", trace_label="W",
+        value_label="training MAE at the stop", mark_lr=ARTICLE_LR,
+        trace_title="(a) article's rule: W per iteration (lr 1 and 1e-3 leave the frame)",
+        sweep_title="(b) where training stops diverging",
+        title="KDnuggets' neuron y = min(b + W·x, 250) on six samples, delta rule (float64)",
+    )  # fmt: skip
 
 
 CAPTIONS = {

@@ -188,7 +188,7 @@ def test_mean_std_cells():
     from lrbench import report
 
     assert report.mean_std(0.95123, 0.0042) == "0.951 ± 0.004"
-    assert report.mean_std(0.9, math.nan) == "0.900 ± 0.000"  # one seed: no spread
+    assert report.mean_std(0.9, math.nan) == "0.900"  # one seed: no spread shown
     assert report.mean_std(math.nan, 0.1) == "—"
     assert report.mean_std(2.5, 0.5, 1, n=2, of=3) == "2.5 ± 0.5 (n=2)"
     assert report.mean_std(2.5, 0.5, 1, n=3, of=3) == "2.5 ± 0.5"

@@ -45,7 +45,8 @@ def test_lr_figure_draws_the_seed_mean_per_line_and_panel(tmp_path):
     want = runs.groupby(["schedule", "optimizer", "lr"])[["acc", "loss"]].mean()
     for ax, (metric, schedule) in zip(axes, [(m, s) for s in ("constant", "step")
                                              for m in ("acc", "loss")], strict=True):  # fmt: skip
-        assert ax.get_xscale() == "log" and ax.get_ylabel() == metric
+        words = {"acc": "accuracy"}.get(metric, metric)  # the axis says the metric in words
+        assert ax.get_xscale() == "log" and ax.get_ylabel() == words
         for drawn in ax.lines:
             expect = want.loc[(schedule, drawn.get_label()), metric]
             np.testing.assert_allclose(drawn.get_ydata(), expect.to_numpy())
@@ -243,3 +244,225 @@ def test_profile_figure_draws_each_configs_steps(tmp_path):
     assert [d.get_label() for d in ax.lines] == ["A", "B"]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.5, 0.5, 1.0, 1.0])  # tau 1, 2, 3, 4
     assert (tmp_path / "p.png").stat().st_size > 5_000
+
+
+# ---------------------------------------------------------------------------------------------
+# Paper-ready figures (issue 18): 300 dpi with a PDF twin, learning rates along a sequential
+# colormap, a band over seeds, a title that says what was trained, twins in one panel
+
+
+def _trained(lrs=(1.0, 0.1, 0.01, 1e-4), seeds=3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The README's Python sweep in miniature: sgd and momentum (0.5, 0.9), hand and optax,
+    constant and step schedules, on digits; curves that differ per run."""
+    rows = []
+    for o, m in (("sgd", np.nan), ("momentum", 0.5), ("momentum", 0.9)):
+        for impl in ("hand", "optax"):
+            for s in ("constant", "step(gamma=0.5,step_size=10)"):
+                for lr in lrs:
+                    for seed in range(seeds):
+                        rows.append({"run_id": f"{o}{m}-{impl}-{s}-{lr}-{seed}",
+                                     "experiment": "x", "task": "classifier",
+                                     "dataset": "digits", "model": "mlp(64)-relu",
+                                     "optimizer": o, "impl": impl, "lr": lr, "schedule": s[:4],
+                                     "schedule_label": s, "momentum": m, "seed": seed,
+                                     "final_test_acc": 0.5})  # fmt: skip
+    runs = pd.DataFrame(rows)
+    rng = np.random.default_rng(2)
+    curves = pd.DataFrame(
+        [{"run_id": r, "epoch": e, "train_loss": rng.uniform(0.1, 1), "test_acc": rng.uniform()}
+         for r in runs["run_id"] for e in range(1, 6)]
+    )  # fmt: skip
+    return runs, curves
+
+
+def _png_dpi(path) -> tuple[float, tuple[int, int]]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.info["dpi"][0], im.size
+
+
+def test_every_figure_is_a_300_dpi_png_with_a_pdf_twin(tmp_path):
+    runs, curves = _trained()
+    one = runs.query("optimizer == 'sgd' and impl == 'hand' and schedule == 'cons'")
+    from lrbench import stats
+
+    times = pd.DataFrame({"problem": ["p", "p"], "config": ["A", "B"], "time": [1.0, 2.0]})
+    drawn = {
+        "curves": lambda p: report.curves_figure(one, curves, p),
+        "curve": lambda p: report.curve_figure(runs, curves, p, ["train_loss", "test_acc"],
+                                               line="optimizer"),
+        "lr": lambda p: report.lr_figure(runs, p, "final_test_acc", "optimizer", "schedule"),
+        "profile": lambda p: report.profile_figure(
+            stats.performance_profile(stats.performance_ratios(times)), p),
+    }  # fmt: skip
+    for name, draw in drawn.items():
+        fig = draw(tmp_path / f"{name}.png")
+        dpi, (width, height) = _png_dpi(tmp_path / f"{name}.png")
+        assert dpi == pytest.approx(300, abs=0.5), name
+        w_in, h_in = fig.get_size_inches()
+        assert width >= 0.8 * 300 * w_in and height >= 0.8 * 300 * h_in, name  # not shrunk
+        assert (tmp_path / f"{name}.pdf").read_bytes()[:5] == b"%PDF-", name
+    # an explicit figure written by an experiment goes the same way
+    plt = report.pyplot()
+    fig, ax = plt.subplots()
+    ax.plot([1, 2], [3, 4])
+    report.save_figure(fig, tmp_path / "own.png")
+    assert _png_dpi(tmp_path / "own.png")[0] == pytest.approx(300, abs=0.5)
+    assert (tmp_path / "own.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def _colormap_position(color) -> tuple[float, float]:
+    """(position along report.LR_CMAP, distance from it) of an RGBA colour."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps[report.LR_CMAP]
+    where = np.linspace(0, 1, 1024)
+    table = cmap(where)[:, :3]
+    d = np.linalg.norm(table - np.asarray(color)[:3], axis=1)
+    return float(where[d.argmin()]), float(d.min())
+
+
+def test_learning_rates_are_coloured_along_a_sequential_colormap_with_a_colorbar(tmp_path):
+    lrs = (1.0, 0.3, 0.1, 0.01, 1e-3, 1e-5, 1e-7)  # 1 and 0.1 shared a purple before
+    runs, curves = _trained(lrs)
+    one = runs.query("optimizer == 'sgd' and impl == 'hand' and schedule == 'cons'")
+    fig = report.curves_figure(one, curves, tmp_path / "c.png")
+    (ax,) = [a for a in fig.axes if a.lines]
+    got = {float(line.get_label().removeprefix("lr=")): line.get_color() for line in ax.lines}
+    assert sorted(got) == sorted(lrs)
+    colors = [tuple(np.round(report.pyplot().matplotlib.colors.to_rgba(got[lr]), 6))
+              for lr in sorted(lrs)]  # fmt: skip
+    assert len(set(colors)) == len(lrs)  # every rate its own colour
+    where = [_colormap_position(c) for c in colors]
+    assert max(d for _, d in where) < 0.01  # each colour lies on the colormap
+    positions = [w for w, _ in where]
+    assert positions == sorted(positions) and len(set(positions)) == len(lrs)  # monotone in lr
+    # log10 spacing: 0.3 sits between 1 and 0.1 in proportion to its log
+    steps = np.diff(positions) / np.diff(np.log10(sorted(lrs)))
+    np.testing.assert_allclose(steps, steps[0], rtol=0.05)
+    assert any(a.get_ylabel() == "learning rate" for a in fig.axes)  # the colorbar
+    assert ax.get_legend() is None and not fig.legends  # no legend over the curves
+
+
+def test_each_curve_has_a_band_over_its_seeds(tmp_path):
+    from matplotlib.collections import PolyCollection
+
+    runs, curves = _trained()
+    one = runs.query("optimizer == 'momentum' and momentum == 0.9 and impl == 'hand' and "
+                     "schedule == 'cons'")  # fmt: skip
+    fig = report.curves_figure(one, curves, tmp_path / "c.png", "train_loss", "log")
+    (ax,) = [a for a in fig.axes if a.lines]
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == len(ax.lines) == 4
+    merged = curves.merge(one[["run_id", "lr"]], on="run_id")
+    for line, band in zip(ax.lines, bands, strict=True):
+        lr = float(line.get_label().removeprefix("lr="))
+        mine = merged[merged["lr"] == lr].groupby("epoch")["train_loss"]
+        np.testing.assert_allclose(line.get_ydata(), mine.mean().to_numpy(), rtol=1e-12)
+        y = band.get_paths()[0].vertices[:, 1]
+        assert y.min() == pytest.approx(mine.min().min()) and y.max() == pytest.approx(
+            mine.max().max()
+        )  # min–max over the seeds
+    title = fig._suptitle.get_text()
+    assert "min–max" in title and "3 seeds" in title
+
+
+def test_the_readme_sweep_gets_one_panel_per_rule_twins_by_linestyle_and_whole_titles(tmp_path):
+    runs, curves = _trained()
+    fig = report.curves_figure(runs, curves, tmp_path / "c.png", "test_acc")
+    axes = [a for a in fig.axes if a.lines]
+    # sgd, momentum 0.5, momentum 0.9 x constant, step: 6 panels, not 12 (hand/optax twins)
+    columns = ["optimizer", "schedule_label", "momentum"]
+    assert report.axis_columns(runs) == ["optimizer", "impl", *columns[1:]]
+    labels = [report.column_label(r, columns) for _, r in runs.drop_duplicates(columns).iterrows()]
+    assert [a.get_title() for a in axes] == labels  # the group label, whole
+    for ax in axes:
+        assert {line.get_linestyle() for line in ax.lines} == {"-", "--"}  # hand, optax
+        assert len(ax.lines) == 2 * 4
+    grid = {(round(a.get_position().x0, 3), round(a.get_position().y0, 3)) for a in axes}
+    assert len({x for x, _ in grid}) <= 4  # at most four columns
+    assert all(a.get_shared_y_axes().joined(axes[0], a) for a in axes)  # shared axes
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # the figure is closed: draw it again, as it was saved
+    canvas.draw()  # no title wider than its panel or running into a neighbour's
+    render = canvas.get_renderer()
+    boxes = [a.title.get_window_extent(render) for a in axes]
+    for i, a in enumerate(axes):
+        cell = a.get_window_extent(render)
+        assert boxes[i].width <= cell.width * 1.15
+        for j in range(i + 1, len(axes)):
+            assert not boxes[i].overlaps(boxes[j])
+    title = fig._suptitle.get_text()
+    assert "digits" in title and "mlp(64)-relu" in title  # what was trained
+
+
+# ---------------------------------------------------------------------------------------------
+# Table cells (issue 18): one seed shows no spread, booleans read yes / no, missing is "—"
+
+
+def test_one_seed_shows_the_mean_without_a_spread():
+    runs = _runs().query("schedule == 'constant' and seed == 0")
+    table = report.mean_std_table(runs, "acc")
+    for _, row in runs.iterrows():
+        assert table.loc[f"{row['lr']:g}", row["optimizer"]] == f"{row['acc']:.3f}"
+    by_lr = report.mean_std_by_lr(runs, ["optimizer"], "acc", 2)
+    one = runs.query("optimizer == 'adam' and lr == 0.1")["acc"].iloc[0]
+    assert by_lr.loc["adam", "lr=0.1"] == f"{one:.2f}"
+    assert report.stat_cell([0.25]) == "0.250"
+    assert report.mean_std(0.9, float("nan")) == "0.900"  # no "± 0.000" for one value
+    assert report.mean_std(0.9, 0.0, n=1, of=3) == "0.900 (n=1)"
+    assert report.mean_std(0.9, 0.0, n=3, of=3) == "0.900 ± 0.000"  # seeds that agree
+
+
+def test_booleans_read_yes_or_no_and_missing_cells_a_dash_in_every_table():
+    table = pd.DataFrame(
+        {"held": [True, False, np.bool_(True)], "n": [1, 0, 2], "x": [0.5, np.nan, None]},
+        index=pd.Index(["a", "b", "c"], name="claim"),
+    )  # fmt: skip
+    assert report.to_markdown(table).splitlines()[2:] == [
+        "| a | yes | 1 | 0.5 |", "| b | no | 0 | — |", "| c | yes | 2 | — |",
+    ]  # fmt: skip
+    text = report.to_latex(table)
+    assert r"a & yes & 1 & 0.5 \\" in text and r"b & no & 0 & -- \\" in text
+    assert "True" not in text and "False" not in text
+
+
+def test_the_figures_moved_from_the_experiments_draw_their_data(tmp_path):
+    """iterates_figure (error_bowl), settings_figure (blobs_dynamics) and divergence_figure
+    (kdnuggets_perceptron): 300 dpi with a PDF twin, and the numbers they were given."""
+    from matplotlib.collections import PolyCollection
+
+    fig = report.iterates_figure(tmp_path / "i.png", lambda w: (w - 2.0) ** 2,
+                                 [("a", [0.0, 1.0, 1.5]), ("b", [3.0, 1.0])], -1.0, 2.0)  # fmt: skip
+    a, b = (ax for ax in fig.axes if ax.lines)
+    assert [a.get_title(), b.get_title()] == ["a", "b"]
+    np.testing.assert_allclose(a.lines[1].get_xdata(), [-1.0, 0.0, 1.0, 1.5])  # start, iterates
+    np.testing.assert_allclose(a.lines[1].get_ydata(), [9.0, 4.0, 1.0, 0.25])
+    runs, curves = _trained()
+    runs = runs.query("impl == 'hand' and schedule == 'cons'").assign(
+        grid=lambda f: np.where(f["optimizer"] == "sgd", "lr", "momentum"),
+        setting=lambda f: np.where(f["optimizer"] == "sgd", f["lr"], f["momentum"]),
+    )
+    fig = report.settings_figure(runs, curves, tmp_path / "s.png", "test_acc", "grid", "setting",
+                                 traces="momentum", traces_metric="train_loss")  # fmt: skip
+    grid_lr = fig.axes[0]
+    assert [t.get_text() for t in grid_lr.get_legend().get_texts()] == ["1", "0.1", "0.01",
+                                                                       "0.0001"]  # fmt: skip
+    want = curves[curves["run_id"].isin(runs.query("grid == 'lr' and lr == 0.1")["run_id"])]
+    np.testing.assert_allclose(grid_lr.lines[1].get_ydata(),
+                               want.groupby("epoch")["test_acc"].mean().to_numpy())  # fmt: skip
+    assert sum(isinstance(c, PolyCollection) for c in grid_lr.collections) == 4
+    assert fig.axes[2].get_yscale() == "log"  # the traces panel
+    sweep = pd.DataFrame({"rule": ["x"] * 3, "lr": [1.0, 0.1, 0.01], "mae": [5.0, 2.0, 1.0],
+                          "diverged": [True, False, False]})  # fmt: skip
+    fig = report.divergence_figure(tmp_path / "d.png", {0.1: [1, 2, 3], 0.01: [1, 1, 1]},
+                                   sweep, "mae", "rule")  # fmt: skip
+    a, b = fig.axes[:2]
+    assert [line.get_label() for line in a.lines] == ["lr=0.1", "lr=0.01"]
+    np.testing.assert_allclose(b.lines[0].get_ydata(), [1.0, 2.0])  # the stable runs
+    np.testing.assert_allclose(b.lines[1].get_ydata(), [1e3])  # the diverged one, at the top
+    for name in ("i", "s", "d"):
+        assert _png_dpi(tmp_path / f"{name}.png")[0] == pytest.approx(300, abs=0.5)
+        assert (tmp_path / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
