@@ -368,6 +368,8 @@ def figure(range_curve: Curve, grid_curve: Curve, path, title: str = "") -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from lrbench import report
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     markers = {"valley": "o", "steepest": "^", "minimum/10": "s"}
     for ax, curve, name in ((axes[0], range_curve, "range test (one run, lr ramped)"),
@@ -383,8 +385,5 @@ def figure(range_curve: Curve, grid_curve: Curve, path, title: str = "") -> None
         ax.set_title(name + edge, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    report.save_figure(fig, path, title)
