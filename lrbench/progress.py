@@ -105,7 +105,9 @@ class Progress:
 
 
 def clock(seconds: float) -> str:
-    """Seconds as ``mm:ss`` (``h:mm:ss`` past an hour), as tqdm writes them."""
+    """Seconds as ``mm:ss`` (``h:mm:ss`` past an hour), as tqdm writes them; ``?`` unknown."""
+    if not math.isfinite(seconds):
+        return "?"
     seconds = max(0, int(round(seconds)))
     minutes, s = divmod(seconds, 60)
     hours, m = divmod(minutes, 60)
@@ -160,11 +162,13 @@ class _Clock:
 
 class _Live:
     """A live line: redrawn in place on a terminal, else printed as a plain line at most every
-    ``LINE_SECONDS``; a thread looks every ``TICK_SECONDS``, so that elapsed times move (and
+    ``LINE_SECONDS`` until ``finished()`` (its last state is said on closing); a thread looks every ``TICK_SECONDS``, so that elapsed times move (and
     a long compile is said) while nothing else happens. ``text(tty)`` makes the line."""
 
-    def __init__(self, progress: Progress, text: Callable[[bool], str], now=time.monotonic):
-        self.progress, self.text, self.now = progress, text, now
+    def __init__(
+        self, progress: Progress, text: Callable[[bool], str], finished, now=time.monotonic
+    ):
+        self.progress, self.text, self.finished, self.now = progress, text, finished, now
         self.line = progress._open_line()
         self.lock = threading.Lock()
         self.printed = now()
@@ -176,15 +180,18 @@ class _Live:
 
     def _tick(self) -> None:
         while not self.stopping.wait(TICK_SECONDS):
-            self.show()
+            try:
+                self.show()
+            except Exception:  # never a thread's traceback on stderr: the caller's next
+                return  # show() (same text) raises it where it can be seen
 
-    def show(self, force: bool = False) -> None:
+    def show(self) -> None:
         if self.progress.quiet:
             return
         with self.lock:
             if self.line is not None:
                 self.line.set_description_str(self.text(True), refresh=True)
-            elif force or self.now() - self.printed >= LINE_SECONDS:
+            elif not self.finished() and self.now() - self.printed >= LINE_SECONDS:
                 self.printed = self.now()
                 print(self.text(False), file=self.progress.file, flush=True)
 
@@ -210,12 +217,12 @@ class Counter:
         self.clock = _Clock(now)
         self.clock.start()
         self.spin = 0
-        self.live = _Live(progress, self.text, now)
+        self.live = _Live(progress, self.text, lambda: self.n >= self.total, now)
 
     def text(self, tty: bool) -> str:
         seconds = self.clock.seconds()
         left = seconds / self.n * (self.total - self.n) if self.n else math.nan
-        times = f"[{clock(seconds)} < {clock(left) if self.n else '?'}]"
+        times = f"[{clock(seconds)} < {clock(left)}]"
         done = f"{self.verb} {self.n:,}/{self.total:,} {self.unit}"
         now = f" now: {self.now_doing}" if self.now_doing and self.n < self.total else ""
         if tty:
@@ -302,7 +309,7 @@ class Training:
         )
         if self.compile_count is not None:
             self.compile_count.pause()
-        self.live = _Live(progress, self.text, now)
+        self.live = _Live(progress, self.text, lambda: self.n >= self.runs, now)
 
     # -- what the caller says ----------------------------------------------------------------
 
@@ -361,9 +368,7 @@ class Training:
         done = self.resumed + self.n
         total = self.resumed + self.runs
         left = (self.runs - self.n) / speed if self.n else math.nan
-        when = clock(seconds) + (" < " + clock(left) if self.n < self.runs else "")
-        if not self.n:
-            when += " < ?"
+        when = clock(seconds) + (f" < {clock(left)}" if self.n < self.runs else "")
         shown = f"[{when}, {rate(speed)} runs/s]"
         head = f"training {done:,}/{total:,} runs"
         percent = f"{done / total:4.0%}"

@@ -126,17 +126,30 @@ class _Clock:
         return self.t
 
 
-def _drive(progress: shown.Progress, clock: _Clock, programs: int) -> None:
-    """A fake training call: each program compiles for 10 s, then trains 4 runs in 2 s."""
+def _drive(progress: shown.Progress, clock: _Clock, programs: int) -> list[tuple[str, str]]:
+    """A fake training call: each program compiles for 10 s, then trains 4 runs in 2 s;
+    returns the training line (terminal, plain) at each step."""
     phases = shown.Training(progress, programs=programs, runs=4 * programs, chunks=programs,
                             steps=[100], seconds=60.0, now=clock)  # fmt: skip
+    states = []
+
+    def render():  # what the ticking thread draws at any moment, in both modes
+        states.append((phases.text(True), phases.text(False)))
+
     for k in range(programs):
+        render()
         phases.compiling(f"program {k}")
-        clock.t += 10
+        clock.t += 5
+        render()
+        clock.t += 5
         phases.compiled(f"program {k}", 10.0)
+        render()
         clock.t += 2
+        render()
         phases.trained(4)
+        render()
     phases.finish(10.0 * programs, 2.0 * programs, 400 * programs)
+    return states
 
 
 def test_off_a_terminal_live_lines_are_plain_and_at_most_every_line_seconds():
@@ -187,3 +200,17 @@ def test_program_names_tell_programs_apart():
         "blobs mlp(50)-relu adam optax float64",
     ]
     assert shown.program_names([a]) == ["blobs mlp(50)-relu adam float32"]
+
+
+def test_the_training_line_reads_well_at_every_step():
+    states = _drive(shown.Progress(file=io.StringIO(), tty=False), _Clock(), programs=2)
+    tty, plain = zip(*states, strict=True)
+    assert plain[:5] == (
+        "training 0/8 runs 0% [00:00 < ?, ? runs/s]",
+        "compiling program 0 [00:05]",
+        "training 0/8 runs 0% [00:00 < ?, ? runs/s]",
+        "training 0/8 runs 0% [00:02 < ?, ? runs/s]",
+        "training 4/8 runs 50% [00:02 < 00:02, 2 runs/s]",
+    )
+    assert re.fullmatch(r"compiling program 1 . 00:05", tty[6])  # a spinner on a terminal
+    assert tty[-1] == "training 8/8 runs " + "█" * 20 + " 100% [00:04, 2 runs/s]"
