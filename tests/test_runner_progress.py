@@ -214,3 +214,21 @@ def test_the_training_line_reads_well_at_every_step():
     )
     assert re.fullmatch(r"compiling program 1 . 00:05", tty[6])  # a spinner on a terminal
     assert tty[-1] == "training 8/8 runs " + "█" * 20 + " 100% [00:04, 2 runs/s]"
+
+
+def test_an_experiment_counts_its_own_steps_under_one_line():
+    """``Progress.counter``: an experiment that compiles and trains in its own loop (e.g.
+    twin_audit's 60 rule × dtype pairs) shows one counted line, not a line per pair."""
+    out, clock = io.StringIO(), _Clock()
+    count = shown.Counter(shown.Progress(file=out, tty=False), 60, "programs", "auditing", clock)
+    for k in range(60):
+        count.start(f"rule {k}")
+        clock.t += 5
+        count.advance()
+    count.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) <= 300 / shown.LINE_SECONDS + 1, lines
+    assert lines[-1] == "auditing 60/60 programs in 05:00"
+    assert all(
+        re.fullmatch(r"auditing \d+/60 programs \[\d\d:\d\d < \d\d:\d\d\]", x) for x in lines[:-1]
+    )
