@@ -327,6 +327,7 @@ class Training:
             self.compile_count.advance(now="")
             self.compile_count.pause()
         elif self.live is not None:
+            self.live.show()  # the training line, not the spinner, redrawn under the line
             self.progress.say(f"compiled {name} in {secs(seconds)}")
         self.train_clock.start()
 
