@@ -15,8 +15,9 @@ the runs, the wall time split into compiling and training, runs/s and model-step
 (model-steps: runs × optimizer steps a run) per second of training.
 
 On a terminal the live lines redraw in place (tqdm); anywhere else (a CI log, a pipe) a
-live line is a plain line at most every ``LINE_SECONDS`` and once at its end: no carriage
-returns.
+live line is a plain line at most every ``LINE_SECONDS`` (while a long program compiles
+too) and once at its end: no carriage returns. An experiment that compiles and trains in a
+loop of its own counts it with :meth:`Progress.counter`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ FEW_PROGRAMS = 3
 LINE_SECONDS = 30.0
 """Off a terminal, a live line is printed at most this often (and once at its end)."""
 TICK_SECONDS = 0.25
-"""On a terminal, how often the live lines redraw (the spinner, the elapsed times)."""
+"""How often a thread looks at the live lines: redrawn on a terminal (the spinner, the
+elapsed times), printed elsewhere once ``LINE_SECONDS`` have passed (a long compile too)."""
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
@@ -74,8 +76,9 @@ class Progress:
             print(text, file=self.file, flush=True)
 
     def counter(self, total: int, unit: str, verb: str) -> Counter:
-        """A counted live line, ``{verb} 12/60 {unit}``: ``advance(now=...)`` after each
-        item; closed (its last state said once) on leaving a ``with`` block."""
+        """A counted live line, ``{verb} 12/60 {unit}``, for an experiment's own loop:
+        ``start(item)`` before an item, ``advance()`` after it, ``close()`` at the end (or
+        leave a ``with`` block), which says its last state once."""
         return Counter(self, total, unit, verb)
 
     def training(self, **plan) -> Training:
@@ -209,7 +212,8 @@ class _Live:
 
 class Counter:
     """``{verb} 12/60 {unit} ███▌ [00:41 < 02:45] now: <item>`` (see :meth:`Progress.counter`).
-    Elapsed and left count only the time while ``running`` (the whole life by default)."""
+    Its elapsed and left times count from its making, less the pauses (:meth:`pause` to the
+    next :meth:`start`)."""
 
     def __init__(self, progress: Progress, total: int, unit: str, verb: str, now=time.monotonic):
         self.progress, self.total, self.unit, self.verb = progress, total, unit, verb
@@ -238,6 +242,7 @@ class Counter:
         self.live.show()
 
     def pause(self) -> None:
+        """Stops the clock until the next :meth:`start`."""
         self.clock.stop()
 
     def advance(self, n: int = 1, now: str = "") -> None:
@@ -264,7 +269,7 @@ class Training:
     the training bar (its clock stopped while a program compiles) and the closing line.
 
     The caller says ``compiling(name)`` before a program compiles, ``compiled(name,
-    seconds)`` after, ``trained(runs, steps)`` after each chunk and ``finish(...)`` at the
+    seconds)`` after, ``trained(runs)`` after each chunk and ``finish(...)`` at the
     end, with the seconds it records (the closing line's numbers are the caller's)."""
 
     def __init__(
