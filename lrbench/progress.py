@@ -333,7 +333,8 @@ class Training:
             self.compile_count.pause()
         elif self.live is not None:
             self.live.show()  # the training line, not the spinner, redrawn under the line
-            self.progress.say(f"compiled {name} in {secs(seconds)}")
+            done = f"in {secs(seconds)}" if seconds else "earlier in this process"
+            self.progress.say(f"compiled {name} {done}")
         self.train_clock.start()
 
     def trained(self, runs: int) -> None:

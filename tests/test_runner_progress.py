@@ -43,6 +43,7 @@ def test_a_run_says_its_plan_compile_training_and_closing_line_in_order(
     tmp_path, capsys, monkeypatch
 ):
     monkeypatch.setattr(shown, "LINE_SECONDS", 1e9)  # no line while it trains: the last only
+    monkeypatch.setattr(engine, "_COMPILED", {})  # compiled here, even after another test
     result = runner.run(TINY, out=tmp_path / "o")
     err = capsys.readouterr().err
     assert "\r" not in err  # not a terminal: plain lines, no redraws
