@@ -198,16 +198,19 @@ class _Live:
                 self.printed = self.now()
                 print(self.text(False), file=self.progress.file, flush=True)
 
-    def close(self, final: str | None) -> None:
-        """Takes the live line off the screen and says ``final`` (if any) as a plain line."""
+    def stop(self) -> None:
+        """Takes the live line off the screen."""
         self.stopping.set()
         if self.thread is not None:
             self.thread.join()
         with self.lock:
             self.progress._close_line(self.line)
             self.line = None
-        if final is not None:
-            self.progress.say(final)
+
+    def close(self, final: str) -> None:
+        """Takes the live line off the screen and says ``final`` as a plain line."""
+        self.stop()
+        self.progress.say(final)
 
 
 class Counter:
@@ -347,9 +350,14 @@ class Training:
         self.train_clock.stop()
         if self.live is None:
             return
+        # Off the screen from the lowest line up (tqdm leaves the cursor mid-line after
+        # clearing a line below the first), then their last states in order.
+        self.live.stop()
         if self.compile_count is not None:
-            self.compile_count.close()
-        self.live.close(self.text(False))
+            self.compile_count.clock.stop()
+            self.compile_count.live.stop()
+            self.progress.say(self.compile_count.final())
+        self.progress.say(self.text(False))
         wall = self.now() - self.start
         per_s = 1 / train_seconds if train_seconds > 0 else math.nan
         self.progress.say(
