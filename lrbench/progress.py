@@ -367,6 +367,19 @@ class Training:
             f"{rate(model_steps * per_s)} model-steps/s"
         )
 
+    def stop(self) -> None:
+        """Takes the live lines off the screen, saying nothing (a training call that raised)."""
+        for live in (self.live, self.compile_count and self.compile_count.live):
+            if live is not None:
+                live.stop()
+
+    def __enter__(self) -> Training:
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        if kind is not None:
+            self.stop()
+
     # -- the training line ---------------------------------------------------------------------
 
     def text(self, tty: bool) -> str:

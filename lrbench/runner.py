@@ -95,36 +95,37 @@ def _train(sweep: Sweep | Study, progress: Progress, max_chunk: int, runs, store
         if left:
             todo.append(_Group(group, static, rows, layout, left, len(chunks) - len(resumed)))
     phases = _phases(sweep, progress, max_chunk, todo, timing["resumed_runs"], estimate)
-    model_steps = 0
-    for item, name in zip(todo, shown.program_names([g.static for g in todo]), strict=True):
-        static, rows, ids = item.static, item.rows, item.rows["run_id"].to_numpy()
-        run_data = spec.run_data(static, rows)
-        phases.compiling(name)
-        # Compiled here, apart from the training: train_group finds it in the engine's cache.
-        _, compile_s = engine.compiled(static, item.layout, tuple(sorted(run_data.hparams)))
-        phases.compiled(name, compile_s)
-        steps = engine.total_steps(static)
+    with phases:  # the live lines leave the screen if training raises
+        model_steps = 0
+        for item, name in zip(todo, shown.program_names([g.static for g in todo]), strict=True):
+            static, rows, ids = item.static, item.rows, item.rows["run_id"].to_numpy()
+            run_data = spec.run_data(static, rows)
+            phases.compiling(name)
+            # Compiled here, apart from the training: train_group finds it in the engine's cache.
+            _, compile_s = engine.compiled(static, item.layout, tuple(sorted(run_data.hparams)))
+            phases.compiled(name, compile_s)
+            steps = engine.total_steps(static)
 
-        def finished(positions, ids=ids):
-            return all(i in done for i in ids[positions])
+            def finished(positions, ids=ids):
+                return all(i in done for i in ids[positions])
 
-        def keep(k, positions, history, ids=ids, group=item.index, steps=steps):
-            nonlocal model_steps
-            if store is not None:
-                store.append(f"{group:03d}-{k:09d}", ids[positions], history)
-            parts.update(
-                (i, History(*(x[j] for x in history))) for j, i in enumerate(ids[positions])
-            )
-            timing["trained_runs"] += len(positions)
-            timing["chunks"] += 1
-            model_steps += len(positions) * steps
-            phases.trained(len(positions))
+            def keep(k, positions, history, ids=ids, group=item.index, steps=steps):
+                nonlocal model_steps
+                if store is not None:
+                    store.append(f"{group:03d}-{k:09d}", ids[positions], history)
+                parts.update(
+                    (i, History(*(x[j] for x in history))) for j, i in enumerate(ids[positions])
+                )
+                timing["trained_runs"] += len(positions)
+                timing["chunks"] += 1
+                model_steps += len(positions) * steps
+                phases.trained(len(positions))
 
-        _, t = engine.train_group(static, run_data, max_chunk, skip=finished, on_chunk=keep)
-        timing["compile_seconds"] += compile_s + t.compile_seconds  # the latter 0: cached
-        timing["train_seconds"] += t.train_seconds
-        timing["programs"] += 1
-    phases.finish(timing["compile_seconds"], timing["train_seconds"], model_steps)
+            _, t = engine.train_group(static, run_data, max_chunk, skip=finished, on_chunk=keep)
+            timing["compile_seconds"] += compile_s + t.compile_seconds  # the latter 0: cached
+            timing["train_seconds"] += t.train_seconds
+            timing["programs"] += 1
+        phases.finish(timing["compile_seconds"], timing["train_seconds"], model_steps)
     ordered = [parts[i] for i in runs["run_id"]]
     stacked = History(*(np.stack(xs) for xs in zip(*ordered, strict=True)))
     return runs, stacked, timing
