@@ -32,10 +32,12 @@ def _num(text: str) -> float:
 
 
 def _training_rate(err: str) -> float:
-    """The training bar's last rate (runs/s), in this module's words or tqdm's."""
-    rates = re.findall(rf"training[^\n\r]*?{NUMBER} ?runs?/s", err)
+    """The training bar's last rate (runs/s), in this module's words or tqdm's (``run/s``,
+    or ``s/run`` under one run a second)."""
+    rates = re.findall(rf"training[^\n\r]*?{NUMBER} ?(runs?/s|s/run)", err)
     assert rates, err
-    return _num(rates[-1])
+    value, unit = rates[-1]
+    return 1 / _num(value) if unit == "s/run" else _num(value)
 
 
 def test_a_run_says_its_plan_compile_training_and_closing_line_in_order(
