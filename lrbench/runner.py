@@ -8,7 +8,6 @@ import hashlib
 import json
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -18,8 +17,10 @@ import numpy as np
 import pandas as pd
 
 from lrbench import compile_cache, data, engine, plan, report, results, spec
+from lrbench import progress as shown
 from lrbench.engine import History
 from lrbench.errors import ConfigError
+from lrbench.progress import Progress
 from lrbench.study import Study, runs_table
 from lrbench.sweep import Sweep
 
@@ -31,30 +32,13 @@ class Result(NamedTuple):
     folder: Path | None
 
 
-class Progress:
-    """Phase lines and a per-run progress bar on stderr; silent when ``quiet``."""
-
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
-
-    def say(self, text: str) -> None:
-        if not self.quiet:
-            print(text, file=sys.stderr, flush=True)
-
-    def bar(self, total: int, desc: str):
-        from tqdm.auto import tqdm
-
-        return tqdm(
-            total=total, desc=desc, unit="run", disable=self.quiet, file=sys.stderr, leave=False
-        )
-
-
 def train(
     sweep: Sweep | Study,
     progress: Progress | None = None,
     max_chunk: int = 4096,
     runs: pd.DataFrame | None = None,
     store: ChunkStore | None = None,
+    estimate: plan.Estimate | None = None,
 ):
     """Trains every run of ``sweep`` (or of ``runs``, a part of its runs table); returns
     ``(runs, History, timing dict)``.
@@ -68,44 +52,65 @@ def train(
     caller's setting is what it was once ``train`` returns or raises. Programs come from and
     go to the persistent compilation cache (:mod:`lrbench.compile_cache`); the timing dict
     counts its hits and misses.
+
+    With a ``progress`` that is not quiet, stderr gets the plan (runs, chunks, programs to
+    compile and a rough time: ``estimate``'s, or one of :func:`lrbench.plan.estimate`), each
+    program's compile apart from the training bar (whose rate counts training alone) and a
+    closing line (:mod:`lrbench.progress`).
     """
+    progress = progress or Progress(quiet=True)
     with spec.precision(sweep), compile_cache.counting() as cache:
-        runs, history, timing = _train(
-            sweep, progress or Progress(quiet=True), max_chunk, runs, store
-        )
+        runs, history, timing = _train(sweep, progress, max_chunk, runs, store, estimate)
     timing.update(cache)
     return runs, history, timing
 
 
-def _train(sweep: Sweep | Study, progress: Progress, max_chunk: int, runs, store):
+class _Group(NamedTuple):
+    """A static group with chunks left to train."""
+
+    index: int
+    static: engine.Static
+    rows: pd.DataFrame
+    layout: engine.Layout
+    left: int  # runs left to train
+    chunks: int  # chunks left to train
+
+
+def _train(sweep: Sweep | Study, progress: Progress, max_chunk: int, runs, store, estimate):
     runs = runs_table(sweep) if runs is None else runs
     done = store.load() if store is not None else {}
     parts: dict[str, History] = {}
     timing = {"compile_seconds": 0.0, "train_seconds": 0.0, "programs": 0}
     timing.update(trained_runs=0, resumed_runs=0, chunks=0)
+    todo = []
     for group, (static, index) in enumerate(spec.static_groups(sweep, runs)):
         rows = runs.loc[index]
         ids = rows["run_id"].to_numpy()
-        label = f"{static.optimizer}/{static.impl}"
         layout, chunks = engine.plan_group(static, rows["seed"].to_numpy(), max_chunk)
-
-        def finished(positions, ids=ids):
-            return all(i in done for i in ids[positions])
-
-        resumed = [r for r in (np.unique(c) for c in chunks) if finished(r)]
+        resumed = [r for r in (np.unique(c) for c in chunks) if all(i in done for i in ids[r])]
         for positions in resumed:
             parts.update((i, done[i]) for i in ids[positions])
             timing["resumed_runs"] += len(positions)
-        if len(resumed) == len(chunks):
-            continue
-        progress.say(
-            f"compiling {label}: {len(rows)} runs in {len(chunks)} chunk(s) of "
-            f"{layout.groups} seed group(s) x {layout.slots} runs, {static.epochs} epochs ..."
-        )
-        with progress.bar(len(rows), f"training {label}") as bar:
-            bar.update(sum(len(c) for c in resumed))
+        left = len(rows) - sum(len(r) for r in resumed)
+        if left:
+            todo.append(_Group(group, static, rows, layout, left, len(chunks) - len(resumed)))
+    phases = _phases(sweep, progress, max_chunk, todo, timing["resumed_runs"], estimate)
+    with phases:  # the live lines leave the screen if training raises
+        model_steps = 0
+        for item, name in zip(todo, shown.program_names([g.static for g in todo]), strict=True):
+            static, rows, ids = item.static, item.rows, item.rows["run_id"].to_numpy()
+            run_data = spec.run_data(static, rows)
+            phases.compiling(name)
+            # Compiled here, apart from the training: train_group finds it in the engine's cache.
+            _, compile_s = engine.compiled(static, item.layout, tuple(sorted(run_data.hparams)))
+            phases.compiled(name, compile_s)
+            steps = engine.total_steps(static)
 
-            def keep(k, positions, history, ids=ids, group=group, bar=bar):
+            def finished(positions, ids=ids):
+                return all(i in done for i in ids[positions])
+
+            def keep(k, positions, history, ids=ids, group=item.index, steps=steps):
+                nonlocal model_steps
                 if store is not None:
                     store.append(f"{group:03d}-{k:09d}", ids[positions], history)
                 parts.update(
@@ -113,21 +118,38 @@ def _train(sweep: Sweep | Study, progress: Progress, max_chunk: int, runs, store
                 )
                 timing["trained_runs"] += len(positions)
                 timing["chunks"] += 1
-                bar.update(len(positions))
+                model_steps += len(positions) * steps
+                phases.trained(len(positions))
 
-            _, t = engine.train_group(
-                static, spec.run_data(static, rows), max_chunk, skip=finished, on_chunk=keep
-            )
-        timing["compile_seconds"] += t.compile_seconds
-        timing["train_seconds"] += t.train_seconds
-        timing["programs"] += 1
-        progress.say(
-            f"  {label}: compiled in {timing['compile_seconds']:.1f} s so far, "
-            f"trained in {timing['train_seconds']:.1f} s so far"
-        )
+            _, t = engine.train_group(static, run_data, max_chunk, skip=finished, on_chunk=keep)
+            timing["compile_seconds"] += compile_s + t.compile_seconds  # the latter 0: cached
+            timing["train_seconds"] += t.train_seconds
+            timing["programs"] += 1
+        phases.finish(timing["compile_seconds"], timing["train_seconds"], model_steps)
     ordered = [parts[i] for i in runs["run_id"]]
     stacked = History(*(np.stack(xs) for xs in zip(*ordered, strict=True)))
     return runs, stacked, timing
+
+
+def _phases(sweep, progress: Progress, max_chunk: int, todo, resumed: int, estimate):
+    """The :class:`lrbench.progress.Training` of ``todo`` (its plan line: runs, chunks,
+    programs and the estimate's rough time for what is left)."""
+    runs = sum(g.left for g in todo)
+    seconds = extra = None
+    if not progress.quiet and runs:
+        estimate = estimate or plan.estimate(sweep, max_chunk, yes=True)
+        compile_each = plan.COMPILE_SECONDS
+        training = max(0.0, estimate.seconds - estimate.programs * compile_each)
+        seconds = len(todo) * compile_each + training * runs / max(estimate.runs, 1)
+        extra = (
+            f"; memory ≈ {plan.size(estimate.chunk_bytes)} a chunk, "
+            f"disk ≈ {plan.size(estimate.disk_bytes)}"
+        )
+    return progress.training(
+        programs=len(todo), runs=runs, chunks=sum(g.chunks for g in todo),
+        steps=[engine.total_steps(g.static) for g in todo], resumed=resumed, seconds=seconds,
+        extra=extra or "",
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,8 +378,9 @@ def run(
     """Trains ``sweep`` and, when ``out`` is given, writes its results folder atomically.
 
     First the sweep is counted from its axes (:mod:`lrbench.plan`: runs, programs, memory,
-    disk, a rough time; on stderr unless ``quiet``) and refused if it cannot run or goes
-    past a soft bound (``yes`` runs it anyway); nothing is expanded or compiled before.
+    disk, a rough time) and refused if it cannot run or goes past a soft bound (``yes`` runs
+    it anyway); nothing is expanded or compiled before. Unless ``quiet``, stderr then gets
+    the plan, the compile and training phases and a closing line (see :func:`train`).
 
     With ``out``, finished chunks are kept in ``<out>.partial/`` until the folder is written,
     and never deleted unasked: a rerun of the same configuration reads them back instead of
@@ -392,8 +415,7 @@ def run(
         if partial_dir(out).exists() and not partial_dir(out).is_dir():
             raise ConfigError("out", f"{str(partial_dir(out))!r} exists and is not a folder")
     estimate = plan.estimate(sweep.validate(), max_chunk, yes=yes)
-    progress.say(estimate.describe())
-    plan.check(estimate, plan.limits(out), yes=yes)
+    plan.check(estimate, plan.limits(out), yes=yes)  # refused: the estimate is in the error
     if out is not None and (count == 1 or merge):
         results.clean_stale(out)
     store = None
@@ -421,7 +443,7 @@ def run(
         max_chunk = store.open(sweep, max_chunk, fresh=fresh)
     elif resume:
         raise ConfigError("resume", "needs an output folder to resume from")
-    runs, history, timing = train(sweep, progress, max_chunk, runs, store)
+    runs, history, timing = train(sweep, progress, max_chunk, runs, store, estimate)
     runs, curves = results.build(runs, history, sweep.target_acc)
     if runs["run_id"].duplicated().any():  # a study's run in two grids: one curve
         curves = curves[~curves.duplicated(["run_id", "epoch"])].reset_index(drop=True)
