@@ -501,7 +501,9 @@ def write(
     column, words = headline(sweep)
     runs = runs.drop_duplicates("run_id")  # a study's run in two grids counts once
     table = report.mean_std_table(runs, column)
-    caption = f"{sweep.experiment}: {words}, mean ± std over {runs['seed'].nunique()} seeds"
+    seeds = runs["seed"].nunique()
+    spread = f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed (n=1)"
+    caption = f"{sweep.experiment}: {words}, {spread}"
     report.write_table(folder, "table", table, caption)
     metric = column.removeprefix("final_")
     report.curves_figure(runs, curves, folder / "curves.png", metric)
@@ -512,7 +514,10 @@ def write(
 
     article = getattr(module, "ARTICLE", "")
     found = claims.evaluate(module.CLAIMS, {"runs": runs, "curves": curves}, article)
-    figure = f"{metric.replace('_', ' ')} per epoch, one line per learning rate (seed mean)"
+    figure = (
+        f"{metric.replace('_', ' ')} per epoch, one line per learning rate (seed mean; band: "
+        "min–max over seeds)"
+    )
     claims.write_report(
         folder, claims=found, tables={"table": (table, caption)}, name=sweep.experiment,
         title=getattr(module, "TITLE", sweep.description), article=article,
