@@ -231,9 +231,6 @@ NOT_RUN = {
     "quotes depend on the machine's memory",
 }
 NOT_RUN_ROWS = {"before every share is done": "needs a sweep half shared out over processes"}
-# Rows whose input prints more than its one line today (to be fixed where it is printed; strict:
-# this test says when it is).
-TWO_LINES = {"--merge": "lrbench.runner prints its plan line on stderr before it refuses --merge"}
 
 
 def _expected(text: str, out: Path) -> re.Pattern:
@@ -248,7 +245,7 @@ def _row_id(row: Row) -> str:
 
 
 @pytest.mark.parametrize("row", bad_input_rows(), ids=_row_id)
-def test_bad_input_table(row, tmp_path, monkeypatch, request):
+def test_bad_input_table(row, tmp_path, monkeypatch):
     """Each row's (first) input, run as typed (no --quiet): exit 2 and the one line on stderr
     the row shows."""
     readme_row = README.read_text(encoding="utf-8").splitlines()[row.line - 1]
@@ -257,8 +254,6 @@ def test_bad_input_table(row, tmp_path, monkeypatch, request):
     )
     if reason:
         pytest.skip(reason)
-    if row.inputs[0] in TWO_LINES:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=TWO_LINES[row.inputs[0]]))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "some_file").write_text("")  # --out some_file/x
     (tmp_path / "runs.csv").write_text("")  # --compile-cache runs.csv/jax
