@@ -85,6 +85,14 @@ def listing(values: pd.Series, fmt: str = ".3g", sep: str = ": ") -> str:
     return "; ".join(f"{key(k)}{sep}{v:{fmt}}" for k, v in values.items())
 
 
+def extreme(
+    values: pd.Series, pick: str = "max", fmt: str = ".3g", sep: str = ": ", words: str = ""
+) -> Measured:
+    """The largest (``pick="max"``) or smallest (``"min"``) of ``values``, every value in the
+    detail (``words`` then :func:`listing`): a claim about the worst of several groups."""
+    return Measured(float(getattr(values, pick)()), detail=words + listing(values, fmt, sep))
+
+
 def difference(a, b, detail: str = "") -> Measured:
     """``mean(a) - mean(b)`` of two independent samples with ``± 2`` standard errors (Welch)
     as its interval; no interval when a side has fewer than two finite values."""

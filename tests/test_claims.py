@@ -268,3 +268,12 @@ def test_listing_names_each_key():
     values = pd.Series([0.5, 0.25], index=[1e-3, 0.1])
     assert claims.listing(values) == "0.001: 0.5; 0.1: 0.25"
     assert claims.listing(pd.Series([0.5], index=["adam"]), ".0%", sep=" ") == "adam 50%"
+
+
+def test_extreme_is_the_largest_or_smallest_with_every_value_in_the_detail():
+    values = pd.Series([0.5, 0.25], index=["sgd", "adam"])
+    want = Measured(0.25, detail="sgd 0.50; adam 0.25")
+    assert claims.extreme(values, "min", ".2f", sep=" ") == want
+    got = claims.extreme(values, words="loss ")
+    assert got.value == 0.5 and got.detail == "loss sgd: 0.5; adam: 0.25"
+    assert math.isnan(got.low) and math.isnan(got.high)
