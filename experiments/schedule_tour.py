@@ -64,6 +64,8 @@ ADAPTIVE_LRS = {
     "rmsprop": (0.001, 0.003, 0.01, 0.03),
     "adam": (0.001, 0.003, 0.01, 0.03),
 }
+ADAPTIVE_GRIDS = "; ".join(f"{n}: " + ", ".join(map("{:g}".format, lrs))
+                           for n, lrs in ADAPTIVE_LRS.items())  # fmt: skip
 SCHEDULE_KINDS = ("constant", "step", "exponential", "time_based")
 KINDS = (*SCHEDULE_KINDS, *ADAPTIVE_LRS)
 DYNAMIC = ("step", "exponential", "time_based")
@@ -354,15 +356,6 @@ def analyse(runs: pd.DataFrame, curves: pd.DataFrame, n_seeds: int) -> dict[str,
     }
 
 
-def setting(sweep: Sweep) -> pd.DataFrame:
-    """The SGD sweep's config plus the adaptive rules' learning-rate grids."""
-    grids = "; ".join(
-        f"{n}: " + ", ".join(f"{v:g}" for v in lrs) for n, lrs in ADAPTIVE_LRS.items()
-    )
-    extra = pd.DataFrame({"value": [grids]}, index=pd.Index(["adaptive lrs"], name="field"))
-    return pd.concat([claims.setting(sweeps(sweep)[0]), extra])
-
-
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     """Trains every kind and, when ``out`` is given, writes its folder atomically."""
     start = time.perf_counter()
@@ -389,8 +382,8 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
             analysis["best"], curves, path, ["train_loss", "lr"], "kind",
             logy=("train_loss", "lr"), ncols=2),
             "train loss and lr per epoch, each kind at its best lr (seed mean)")},
-        files={"kind_numbers.csv": analysis["numbers"]}, setting_table=setting(sweep),
-        analysis=analysis,
+        files={"kind_numbers.csv": analysis["numbers"]}, analysis=analysis,
+        setting_table=claims.setting(sweeps(sweep)[0], more={"adaptive lrs": ADAPTIVE_GRIDS}),
     )  # fmt: skip
 
 

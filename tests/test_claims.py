@@ -127,6 +127,9 @@ def test_setting_and_summary_name_schedules_and_grids():
     shown = claims.setting(sweep)["value"]
     assert shown["schedules"] == "step(step_size=5/10, gamma=0.5)"
     assert shown["optimizers"] == "momentum(momentum=0.9)" and shown["lrs"] == "0.1, 0.01"
+    table = claims.setting(sweep, ("lrs", "epochs"), {"adaptive lrs": "adam: 0.001"})
+    assert list(table.index) == ["lrs", "epochs", "adaptive lrs"] and table.index.name == "field"
+    assert table.loc["adaptive lrs", "value"] == "adam: 0.001"
     c = Claim("c", "q", "x", lambda t: 0.5, "<", 1.0)
     meta = {"tables": {"runs": TABLES["runs"]}, "claims": claims.evaluate((c,), TABLES)}
     text = claims.summary("title", meta)
