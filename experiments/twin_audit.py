@@ -95,9 +95,10 @@ class Nudged(Classifier):
 
 
 def _label(name: str, hp: dict) -> str:
-    """``rmsprop_centered(eps_root=0.0001)``: the rule and the values not at their defaults."""
+    """``rmsprop_centered(eps_root=0.0001)``: the rule and the values of its hyperparameters
+    (``hp``: a runs-table row) not at their defaults."""
     defaults = rules.spec(name).hparams
-    changed = ",".join(f"{k}={v:g}" for k, v in hp.items() if float(v) != defaults[k])
+    changed = ",".join(f"{k}={float(hp[k]):g}" for k in defaults if float(hp[k]) != defaults[k])
     return f"{name}({changed})" if changed else name
 
 
@@ -145,7 +146,7 @@ def audit(sweep: Sweep, progress: runner.Progress | None = None) -> pd.DataFrame
                 parts.append(
                     run.runs.assign(
                         dtype=dtype,
-                        rule=[_label(opt.name, hp) for hp in _points(run.runs, opt.name)],
+                        rule=[_label(opt.name, hp) for hp in run.runs.to_dict("records")],
                         steps=sweep.epochs,
                         final_train_loss=run.probes.steps["train_loss"][:, -1],
                         final_test_loss=h.test_loss[:, -1],
@@ -164,12 +165,6 @@ def audit(sweep: Sweep, progress: runner.Progress | None = None) -> pd.DataFrame
     hparams = {k for name in runs["optimizer"].unique() for k in rules.spec(name).hparams}
     middle = [c for c in runs.columns if c in hparams]
     return runs[[*first, *middle, *last]]
-
-
-def _points(runs: pd.DataFrame, name: str) -> list[dict]:
-    """Each run's hyperparameters of rule ``name``."""
-    names = list(rules.spec(name).hparams)
-    return [{k: float(r[k]) for k in names} for r in runs[names].to_dict("records")]
 
 
 def _note(name: str, diff64: float, floor64: float) -> str:
@@ -230,11 +225,13 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         compile_seconds=round(float(compile_s), 3),
     )  # fmt: skip
     module, n_train = sys.modules[__name__], len(data.load(sweep.dataset).x_train)
+    shown = [f for f in claims.setting(sweep).index if f != "dtype"]  # the audit runs both
     return claims.finish(
         module, sweep, runs, pd.DataFrame(columns=results.CURVE_COLUMNS), meta, out, quiet,
         found=claims.evaluate(CLAIMS, {"runs": runs}, ARTICLE),
         tables={"table": (twin_table(runs), f"{sweep.experiment}: hand-written rules vs optax "
                           f"twins, {sweep.epochs} steps")},
+        setting_table=claims.setting(sweep, shown, {"dtypes": ", ".join(DTYPES)}),
         notes=claims.notes_text(module, sweep=sweep, n_train=n_train, NUDGE=NUDGE,
                                 REPEATS=REPEATS, meta=meta, devices=len(meta["devices"])),
     )  # fmt: skip
