@@ -168,16 +168,11 @@ def grid_table(settings: pd.DataFrame, grid: str) -> pd.DataFrame:
     pct = f"{TARGET:.0%}"
     table = pd.DataFrame(
         {
-            "final test acc": [
-                f"{m:.3f} ± {s:.3f}"
-                for m, s in zip(t["test_acc_mean"], t["test_acc_std"], strict=True)
-            ],
+            "final test acc": list(map(report.mean_std, t["test_acc_mean"], t["test_acc_std"])),
             f"epochs to {pct} (median of seeds reaching it)": [
                 "—" if not np.isfinite(e) else f"{e:.0f}" for e in t["epochs_to_target_median"]
             ],
-            f"seeds reaching {pct}": [
-                f"{k}/{n}" for k, n in zip(t["reached_target"], t["seeds"], strict=True)
-            ],
+            f"seeds reaching {pct}": list(map("{}/{}".format, t["reached_target"], t["seeds"])),
         },
         index=[_label(grid, s) for s in t["setting"]],
     )
@@ -252,11 +247,8 @@ def tiny_gain(tables) -> Measured:
 def largest(grid: str, settings, column: str, words: str, fmt: str) -> Callable:
     """The largest mean over seeds of ``column`` among ``settings`` of ``grid``."""
 
-    def measure(tables) -> Measured:
-        means = _by_setting(_rows(tables, grid, settings), column)
-        return Measured(float(means.max()), detail=f"{words}{claims.listing(means, fmt)}")
-
-    return measure
+    return lambda t: claims.extreme(_by_setting(_rows(t, grid, settings), column), fmt=fmt,
+                                    words=words)  # fmt: skip
 
 
 def slower_steps(tables) -> Measured:
@@ -391,8 +383,6 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     settings = results.summarize(measured, ["grid", "setting"], SETTINGS).reset_index()
     caption = (f"final test accuracy (mean ± std) and epochs to {TARGET:.0%} test accuracy over "
                f"{len(sweep.seeds)} seeds")  # fmt: skip
-    shared = claims.setting(sweep).loc[list(SHARED_FIELDS)]
-    grids = pd.DataFrame({"value": list(TITLES.values())}, index=[f"grid {g}" for g in TITLES])
     return claims.finish(
         sys.modules[__name__], sweep, runs, curves, result.meta, out, quiet,
         found=claims.evaluate(CLAIMS, {"runs": measured, "settings": settings}, ARTICLE),
@@ -401,7 +391,8 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         figures={"curves.png": (lambda path: report.settings_figure(
             measured, curves, path, "test_acc", "grid", "setting", **CURVES), FIGURE)},
         files={"settings.csv": report.rounded(settings)},
-        setting_table=pd.concat([shared, grids]).rename_axis("field"),
+        setting_table=claims.setting(sweep, SHARED_FIELDS,
+                                     {f"grid {g}": title for g, title in TITLES.items()}),
     )  # fmt: skip
 
 

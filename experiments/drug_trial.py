@@ -24,7 +24,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from lrbench import claims, diagnose, report, results, runner
@@ -67,12 +66,6 @@ def ci_config() -> Sweep:
 
 # ---------------------------------------------------------------------------------------------
 # Measured quantities
-
-
-def loss_rises(train_loss: np.ndarray) -> float:
-    """Share of epochs (after the first) whose training loss is above the previous one's."""
-    finite = train_loss[np.isfinite(train_loss)]
-    return float(np.mean(np.diff(finite) > 0)) if len(finite) > 1 else float("nan")
 
 
 def in_range(runs: pd.DataFrame) -> pd.DataFrame:
@@ -157,7 +150,7 @@ LR_TABLE = {
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     result = runner.run(sweep, out=None, quiet=quiet)
-    rises = result.curves.groupby("run_id")["train_loss"].apply(lambda s: loss_rises(s.to_numpy()))
+    rises = result.curves.groupby("run_id")["train_loss"].apply(diagnose.rising_share)
     runs = result.runs.assign(loss_rises=result.runs["run_id"].map(rises))
     seeds = len(sweep.seeds)
     region = diagnose.good_region(runs, within=0.02).iloc[0]

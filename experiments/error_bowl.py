@@ -439,7 +439,7 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
                                   "log"), "excess error E(w) − E(w*) at the end of each epoch, "
                                   "one line per α (seed mean), constant and annealed"),
         },
-        setting_table=claims.setting(sweep).loc[list(SETTING)], notes=notes(sweep_tab),
+        setting_table=claims.setting(sweep, SETTING), notes=notes(sweep_tab),
     )  # fmt: skip
 
 

@@ -409,7 +409,7 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         tables={k: (v, CAPTIONS[k]) for k, v in tables.items()},
         figures={"perceptron.png": (lambda path: figure(traces, tables["lr_sweep"], path),
                                     " ".join(figure.__doc__.split()))},
-        setting_table=claims.setting(sweep).loc[list(SETTING)],
+        setting_table=claims.setting(sweep, SETTING),
     )  # fmt: skip
 
 

@@ -152,17 +152,11 @@ def _means(t) -> pd.Series:
     return t["runs"].groupby(["optimizer", "lr"])["score"].mean()
 
 
-def _worst(per_optimizer: pd.Series, pick: str, fmt: str = ".2f") -> claims.Measured:
-    """The ``pick`` (min or max) over optimizers, each one's number as the detail."""
-    detail = claims.listing(per_optimizer, fmt, sep=" ")
-    return claims.Measured(float(getattr(per_optimizer, pick)()), detail=detail)
-
-
 def u_margin(t) -> claims.Measured:
     """Per optimizer: best mean score minus the higher of the grid's two ends; the smallest."""
     mean = _means(t)
     margin = {o: m.max() - max(m.iloc[0], m.iloc[-1]) for o, m in mean.groupby(level=0, sort=False)}
-    return _worst(pd.Series(margin), "min")
+    return claims.extreme(pd.Series(margin), "min", ".2f", " ")
 
 
 def top_unstable(t) -> claims.Measured:
@@ -170,7 +164,7 @@ def top_unstable(t) -> claims.Measured:
     runs = t["runs"]
     top = runs[runs["lr"] >= np.sort(runs["lr"].unique())[-3]]
     bad = top["status"].isin(["diverged", "oscillating"]).groupby(top["optimizer"], sort=False)
-    return _worst(bad.mean(), "min", ".0%")
+    return claims.extreme(bad.mean(), "min", ".0%", " ")
 
 
 def _smallest(t) -> pd.DataFrame:
@@ -182,13 +176,13 @@ def small_loss_ratio(t) -> claims.Measured:
     """Per optimizer at the smallest lr: median final over initial train loss."""
     low = _smallest(t)
     ratio = low["final_train_loss"] / low["initial_train_loss"]
-    return _worst(ratio.groupby(low["optimizer"], sort=False).median(), "min")
+    return claims.extreme(ratio.groupby(low["optimizer"], sort=False).median(), "min", ".2f", " ")
 
 
 def small_score(t) -> claims.Measured:
     """Per optimizer at the smallest lr: mean score."""
     low = _smallest(t)
-    return _worst(low.groupby("optimizer", sort=False)["score"].mean(), "max")
+    return claims.extreme(low.groupby("optimizer", sort=False)["score"].mean(), "max", ".2f", " ")
 
 
 def momentum_widening(t) -> claims.Measured:

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lrbench import claims, report, results, runner, study
+from lrbench import claims, diagnose, report, results, runner, study
 from lrbench.claims import NO, YES, Claim
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Schedule, Sweep
@@ -64,6 +64,8 @@ ADAPTIVE_LRS = {
     "rmsprop": (0.001, 0.003, 0.01, 0.03),
     "adam": (0.001, 0.003, 0.01, 0.03),
 }
+ADAPTIVE_GRIDS = "; ".join(f"{n}: " + ", ".join(map("{:g}".format, lrs))
+                           for n, lrs in ADAPTIVE_LRS.items())  # fmt: skip
 SCHEDULE_KINDS = ("constant", "step", "exponential", "time_based")
 KINDS = (*SCHEDULE_KINDS, *ADAPTIVE_LRS)
 DYNAMIC = ("step", "exponential", "time_based")
@@ -138,47 +140,23 @@ def train(sweep: Sweep, quiet: bool = True) -> tuple[pd.DataFrame, pd.DataFrame,
 
 
 # ---------------------------------------------------------------------------------------------
-# Measures on one curve
-
-
-def loss_auc(loss: np.ndarray) -> float:
-    """Area under the train-loss curve per epoch: ``mean_t L[t]`` (NaN if any is not finite)."""
-    loss = np.asarray(loss, np.float64)
-    return float(np.mean(loss)) if np.all(np.isfinite(loss)) else np.nan
-
-
-def up_share(loss: np.ndarray) -> float:
-    """Share of epoch-to-epoch changes where the loss goes up."""
-    loss = np.asarray(loss, np.float64)
-    if loss.size < 2 or not np.all(np.isfinite(loss)):
-        return np.nan
-    return float(np.mean(loss[1:] > loss[:-1]))
-
-
-def roughness(loss: np.ndarray) -> float:
-    """``mean |Δ² log L|``: mean absolute second difference of the log loss."""
-    loss = np.asarray(loss, np.float64)
-    if loss.size < 3 or not np.all(np.isfinite(loss) & (loss > 0)):
-        return np.nan
-    return float(np.mean(np.abs(np.diff(np.log(loss), n=2))))
+# Measures on the curves
 
 
 def curve_measures(curves: pd.DataFrame) -> pd.DataFrame:
-    """Per run: ``loss_auc``, ``up_share``, ``roughness``, ``early_roughness``,
-    ``test_loss_rise``."""
-    rows = {}
-    for run_id, c in curves.sort_values("epoch").groupby("run_id", sort=False):
-        loss, test = c["train_loss"].to_numpy(), c["test_loss"].to_numpy()
-        quarter = max(3, len(loss) // 4)
-        finite = test[np.isfinite(test)]
-        rows[run_id] = {
-            "loss_auc": loss_auc(loss),
-            "up_share": up_share(loss),
-            "roughness": roughness(loss),
-            "early_roughness": roughness(loss[:quarter]),
-            "test_loss_rise": float(test[-1] - finite.min()) if np.isfinite(test[-1]) else np.nan,
-        }
-    return pd.DataFrame.from_dict(rows, orient="index")
+    """Per run: ``loss_auc``, ``up_share``, ``roughness``, ``early_roughness``
+    (:func:`lrbench.diagnose.rising_share`, :func:`~lrbench.diagnose.roughness`; NaN unless
+    the train loss is finite throughout) and ``test_loss_rise``."""
+    loss, test = results.per_epoch(curves, "train_loss"), results.per_epoch(curves, "test_loss")
+    finite, quarter = np.isfinite(loss).all(axis=1), max(3, loss.shape[1] // 4)
+    each = lambda f, frame: [f(row) for row in frame.to_numpy(np.float64)]  # noqa: E731
+    return pd.DataFrame({
+        "loss_auc": pd.Series(loss.to_numpy(np.float64).mean(1), loss.index).where(finite),
+        "up_share": pd.Series(each(diagnose.rising_share, loss), loss.index).where(finite),
+        "roughness": each(diagnose.roughness, loss),
+        "early_roughness": each(diagnose.roughness, loss.iloc[:, :quarter]),
+        "test_loss_rise": (test.iloc[:, -1] - test.min(axis=1)).where(np.isfinite(test.iloc[:, -1])),
+    }, index=loss.index)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,15 +356,6 @@ def analyse(runs: pd.DataFrame, curves: pd.DataFrame, n_seeds: int) -> dict[str,
     }
 
 
-def setting(sweep: Sweep) -> pd.DataFrame:
-    """The SGD sweep's config plus the adaptive rules' learning-rate grids."""
-    grids = "; ".join(
-        f"{n}: " + ", ".join(f"{v:g}" for v in lrs) for n, lrs in ADAPTIVE_LRS.items()
-    )
-    extra = pd.DataFrame({"value": [grids]}, index=pd.Index(["adaptive lrs"], name="field"))
-    return pd.concat([claims.setting(sweeps(sweep)[0]), extra])
-
-
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     """Trains every kind and, when ``out`` is given, writes its folder atomically."""
     start = time.perf_counter()
@@ -413,8 +382,8 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
             analysis["best"], curves, path, ["train_loss", "lr"], "kind",
             logy=("train_loss", "lr"), ncols=2),
             "train loss and lr per epoch, each kind at its best lr (seed mean)")},
-        files={"kind_numbers.csv": analysis["numbers"]}, setting_table=setting(sweep),
-        analysis=analysis,
+        files={"kind_numbers.csv": analysis["numbers"]}, analysis=analysis,
+        setting_table=claims.setting(sweeps(sweep)[0], more={"adaptive lrs": ADAPTIVE_GRIDS}),
     )  # fmt: skip
 
 

@@ -5,7 +5,7 @@ once written by hand (``lrbench.rules``) and once as its optax twin (the engine'
 axis), in float32 and in float64; the table sets the largest relative parameter difference
 beside the *floor* of each dtype (the optax twin against itself from θ₀ nudged by a few units
 in the last place), the final losses and the speeds. What each column means and how to read
-it: ``notes/twin_audit.md``, the README's template.
+it: ``notes/twin_audit.md``, the README's notes.
 
 Every point of the sweep's optimizer axis is a row (a rule at its defaults, or at the
 hyperparameters given), so ``--set optimizer=adam --set b2=0.99,0.95`` audits two settings.
@@ -16,7 +16,6 @@ The audit fixes ``dtype`` and ``impls`` (both); ``batch_size`` must be the train
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from lrbench.sweep import Optimizer, Sweep
 from lrbench.tasks import Classifier
 
 NAME = "twin_audit"
+TITLE = "every update rule written by hand against its optax twin"
 DTYPES = ("float32", "float64")
 # Relative change of θ₀ that measures how chaotic a run is: a few units in the last place.
 NUDGE = {"float32": 1e-6, "float64": 1e-15}
@@ -95,9 +95,10 @@ class Nudged(Classifier):
 
 
 def _label(name: str, hp: dict) -> str:
-    """``rmsprop_centered(eps_root=0.0001)``: the rule and the values not at their defaults."""
+    """``rmsprop_centered(eps_root=0.0001)``: the rule and the values of its hyperparameters
+    (``hp``: a runs-table row) not at their defaults."""
     defaults = rules.spec(name).hparams
-    changed = ",".join(f"{k}={v:g}" for k, v in hp.items() if float(v) != defaults[k])
+    changed = ",".join(f"{k}={float(hp[k]):g}" for k in defaults if float(hp[k]) != defaults[k])
     return f"{name}({changed})" if changed else name
 
 
@@ -145,7 +146,7 @@ def audit(sweep: Sweep, progress: runner.Progress | None = None) -> pd.DataFrame
                 parts.append(
                     run.runs.assign(
                         dtype=dtype,
-                        rule=[_label(opt.name, hp) for hp in _points(run.runs, opt.name)],
+                        rule=[_label(opt.name, hp) for hp in run.runs.to_dict("records")],
                         steps=sweep.epochs,
                         final_train_loss=run.probes.steps["train_loss"][:, -1],
                         final_test_loss=h.test_loss[:, -1],
@@ -164,12 +165,6 @@ def audit(sweep: Sweep, progress: runner.Progress | None = None) -> pd.DataFrame
     hparams = {k for name in runs["optimizer"].unique() for k in rules.spec(name).hparams}
     middle = [c for c in runs.columns if c in hparams]
     return runs[[*first, *middle, *last]]
-
-
-def _points(runs: pd.DataFrame, name: str) -> list[dict]:
-    """Each run's hyperparameters of rule ``name``."""
-    names = list(rules.spec(name).hparams)
-    return [{k: float(r[k]) for k in names} for r in runs[names].to_dict("records")]
 
 
 def _note(name: str, diff64: float, floor64: float) -> str:
@@ -218,42 +213,28 @@ def twin_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).set_index("rule")
 
 
-def _readme(sweep: Sweep, table: pd.DataFrame, meta: dict, verdicts: pd.DataFrame) -> str:
-    n_train = len(data.load(sweep.dataset).x_train)
-    lrs = ", ".join(f"{lr:g}" for lr in sweep.lrs)
-    seeds = ", ".join(map(str, sweep.seeds))
-    return claims.notes_text(
-        sys.modules[__name__], sweep=sweep, n_train=n_train, lrs=lrs, seeds=seeds, NUDGE=NUDGE,
-        REPEATS=REPEATS, meta=meta, devices=len(meta["devices"]), table=report.to_markdown(table),
-        count=claims.count(verdicts), claims=report.to_markdown(claims.view(verdicts)),
-    )  # fmt: skip
-
-
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     """Runs the audit (float32 and float64, hand and optax) and writes ``out`` atomically."""
-    progress = runner.Progress(quiet)
     start = time.perf_counter()
     with jax.enable_x64(True):  # float64 programs; float32 ones stay float32
-        runs = audit(sweep, progress)
-    table = twin_table(runs)
-    verdicts = claims.evaluate(CLAIMS, {"runs": runs}, ARTICLE)
+        runs = audit(sweep, runner.Progress(quiet))
     compile_s = runs.groupby(["optimizer", "impl", "dtype"])["compile_seconds"].first().sum()
     meta = results.meta(
         sweep, start, n_runs=len(runs),
         programs=3 * runs.groupby(["optimizer", "dtype"]).ngroups,  # hand, optax, nudged optax
         compile_seconds=round(float(compile_s), 3),
     )  # fmt: skip
-    curves = pd.DataFrame(columns=results.CURVE_COLUMNS)
-
-    def write(tmp: Path) -> None:
-        runs.to_csv(tmp / "runs.csv", index=False)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
-        caption = f"{sweep.experiment}: hand-written rules vs optax twins, {sweep.epochs} steps"
-        report.write_table(tmp, "table", table, caption)
-        claims.write(tmp, verdicts)
-        (tmp / "README.md").write_text(_readme(sweep, table, meta, verdicts))
-
-    return runner.finish(runs, curves, meta, out, write, progress)
+    module, n_train = sys.modules[__name__], len(data.load(sweep.dataset).x_train)
+    shown = [f for f in claims.setting(sweep).index if f != "dtype"]  # the audit runs both
+    return claims.finish(
+        module, sweep, runs, pd.DataFrame(columns=results.CURVE_COLUMNS), meta, out, quiet,
+        found=claims.evaluate(CLAIMS, {"runs": runs}, ARTICLE),
+        tables={"table": (twin_table(runs), f"{sweep.experiment}: hand-written rules vs optax "
+                          f"twins, {sweep.epochs} steps")},
+        setting_table=claims.setting(sweep, shown, {"dtypes": ", ".join(DTYPES)}),
+        notes=claims.notes_text(module, sweep=sweep, n_train=n_train, NUDGE=NUDGE,
+                                REPEATS=REPEATS, meta=meta, devices=len(meta["devices"])),
+    )  # fmt: skip
 
 
 def summary(result: runner.Result) -> str:

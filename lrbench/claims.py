@@ -85,6 +85,14 @@ def listing(values: pd.Series, fmt: str = ".3g", sep: str = ": ") -> str:
     return "; ".join(f"{key(k)}{sep}{v:{fmt}}" for k, v in values.items())
 
 
+def extreme(
+    values: pd.Series, pick: str = "max", fmt: str = ".3g", sep: str = ": ", words: str = ""
+) -> Measured:
+    """The largest (``pick="max"``) or smallest (``"min"``) of ``values``, every value in the
+    detail (``words`` then :func:`listing`): a claim about the worst of several groups."""
+    return Measured(float(getattr(values, pick)()), detail=words + listing(values, fmt, sep))
+
+
 def difference(a, b, detail: str = "") -> Measured:
     """``mean(a) - mean(b)`` of two independent samples with ``± 2`` standard errors (Welch)
     as its interval; no interval when a side has fewer than two finite values."""
@@ -350,8 +358,10 @@ def write(
 # The README template
 
 
-def setting(sweep) -> pd.DataFrame:
-    """The config as a two-column table (field, value): what was trained, read from ``sweep``.
+def setting(sweep, fields=None, more: Mapping[str, str] = ()) -> pd.DataFrame:
+    """The config as a two-column table (field, value): what was trained, read from ``sweep``;
+    only ``fields`` (in that order) when given, then the rows of ``more`` (``{field: text}``:
+    what the experiment adds to the sweep, e.g. the grids a study derives from it).
 
     A static axis shows its values (``hiddens``: ``5, 7-3``; ``model``: the model of each)
     in place of the single-valued field it replaces; axes not given are left out, and so are
@@ -359,6 +369,13 @@ def setting(sweep) -> pd.DataFrame:
     task object, or a built-in task with its own data). For a study (several grids), a field
     the grids do not share reads ``grid: value; grid: value``.
     """
+    table = _setting(sweep)
+    table = table if fields is None else table.loc[list(fields)]
+    extra = pd.DataFrame({"value": list(dict(more).values())}, index=list(dict(more)))
+    return pd.concat([table, extra]).rename_axis("field") if len(extra) else table
+
+
+def _setting(sweep) -> pd.DataFrame:
     from lrbench.study import Study
 
     if isinstance(sweep, Study):
@@ -412,7 +429,7 @@ def _field_names(kind) -> set[str]:
 
 def _study_setting(study) -> pd.DataFrame:
     """:func:`setting` of each of a study's sweeps, merged field by field."""
-    per_sweep = [(grid, setting(s)["value"]) for grid, s in study.sweeps()]
+    per_sweep = [(grid, _setting(s)["value"]) for grid, s in study.sweeps()]
     fields = list(dict.fromkeys(f for _, shown in per_sweep for f in shown.index))
     rows = []
     for field in fields:

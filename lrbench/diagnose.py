@@ -1,4 +1,4 @@
-"""Reading a run from its curves: status, epochs to a target accuracy.
+"""Reading a run from its curves: status, epochs to a target accuracy, the shape of its loss.
 
 Status rules, applied in this order to a run's per-epoch training loss ``L[1..E]`` and its
 loss before training ``L0``:
@@ -124,6 +124,24 @@ def out_of_bounds(values, limit: float) -> np.ndarray:
     that has blown up (an experiment that reads its own weights calls that diverged)."""
     values = np.asarray(values)
     return ~(np.isfinite(values) & (np.abs(values) <= limit))
+
+
+def rising_share(loss) -> float:
+    """Share of the epoch-to-epoch changes of ``loss`` that go up, over its finite values (a
+    diverged run's tail left out); NaN with fewer than two. A measure of overshooting."""
+    loss = np.asarray(loss, np.float64)
+    finite = loss[np.isfinite(loss)]
+    return float(np.mean(np.diff(finite) > 0)) if len(finite) > 1 else np.nan
+
+
+def roughness(loss) -> float:
+    """``mean |Δ² log L|``, the mean absolute second difference of the log loss: 0 for a
+    straight line on a log scale (an exponential decay); NaN unless every value is finite and
+    positive, or with fewer than three."""
+    loss = np.asarray(loss, np.float64)
+    if loss.size < 3 or not np.all(np.isfinite(loss) & (loss > 0)):
+        return np.nan
+    return float(np.mean(np.abs(np.diff(np.log(loss), n=2))))
 
 
 def good_region(

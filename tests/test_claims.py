@@ -127,6 +127,9 @@ def test_setting_and_summary_name_schedules_and_grids():
     shown = claims.setting(sweep)["value"]
     assert shown["schedules"] == "step(step_size=5/10, gamma=0.5)"
     assert shown["optimizers"] == "momentum(momentum=0.9)" and shown["lrs"] == "0.1, 0.01"
+    table = claims.setting(sweep, ("lrs", "epochs"), {"adaptive lrs": "adam: 0.001"})
+    assert list(table.index) == ["lrs", "epochs", "adaptive lrs"] and table.index.name == "field"
+    assert table.loc["adaptive lrs", "value"] == "adam: 0.001"
     c = Claim("c", "q", "x", lambda t: 0.5, "<", 1.0)
     meta = {"tables": {"runs": TABLES["runs"]}, "claims": claims.evaluate((c,), TABLES)}
     text = claims.summary("title", meta)
@@ -268,3 +271,12 @@ def test_listing_names_each_key():
     values = pd.Series([0.5, 0.25], index=[1e-3, 0.1])
     assert claims.listing(values) == "0.001: 0.5; 0.1: 0.25"
     assert claims.listing(pd.Series([0.5], index=["adam"]), ".0%", sep=" ") == "adam 50%"
+
+
+def test_extreme_is_the_largest_or_smallest_with_every_value_in_the_detail():
+    values = pd.Series([0.5, 0.25], index=["sgd", "adam"])
+    want = Measured(0.25, detail="sgd 0.50; adam 0.25")
+    assert claims.extreme(values, "min", ".2f", sep=" ") == want
+    got = claims.extreme(values, words="loss ")
+    assert got.value == 0.5 and got.detail == "loss sgd: 0.5; adam: 0.25"
+    assert math.isnan(got.low) and math.isnan(got.high)

@@ -286,3 +286,37 @@ def test_per_epoch_is_a_run_by_epoch_table():
     table = results.per_epoch(curves, "lr")
     assert list(table.columns) == [1, 2]
     np.testing.assert_array_equal(table.loc[["a", "b"]].to_numpy(), [[2.0, 1.5], [1.0, 0.5]])
+
+
+# ---------------------------------------------------------------------------------------------
+# Shape of a loss curve: rising share and roughness (schedule_tour, drug_trial)
+
+
+def test_geometric_loss_is_perfectly_smooth():
+    loss = 2.0 * 0.8 ** np.arange(30)
+    assert diagnose.roughness(loss) == pytest.approx(0.0, abs=1e-12)  # a straight line in log
+    assert diagnose.rising_share(loss) == 0.0
+
+
+def test_zigzag_loss():
+    loss = np.array([1.0, 2.0, 1.0, 2.0, 1.0, 2.0])
+    assert diagnose.rising_share(loss) == pytest.approx(3 / 5)  # 3 rises out of 5 changes
+    assert diagnose.roughness(loss) == pytest.approx(2 * np.log(2))  # |±log2 ∓ log2| = 2·log2
+
+
+def test_curve_shape_matches_a_loop_rederivation():
+    loss = np.exp(np.random.default_rng(0).normal(size=25).cumsum() * 0.1)
+    ups = sum(loss[t] > loss[t - 1] for t in range(1, len(loss)))
+    second = [abs(np.log(loss[t + 1]) - 2 * np.log(loss[t]) + np.log(loss[t - 1]))
+              for t in range(1, len(loss) - 1)]  # fmt: skip
+    assert diagnose.rising_share(loss) == pytest.approx(ups / (len(loss) - 1))
+    assert diagnose.roughness(loss) == pytest.approx(sum(second) / len(second))
+
+
+def test_rising_share_reads_the_finite_epochs_and_roughness_needs_every_one():
+    assert diagnose.rising_share([3.0, 2.0, 2.5, 1.0, 1.2]) == pytest.approx(0.5)
+    assert diagnose.rising_share([1.0, 0.5, np.nan, np.nan]) == 0.0  # a diverged tail left out
+    assert np.isnan(diagnose.rising_share([1.0]))
+    assert np.isnan(diagnose.roughness([1.0, 0.5, np.inf, np.nan]))
+    assert np.isnan(diagnose.roughness([1.0, 0.0, 1.0]))  # no log of 0
+    assert np.isnan(diagnose.roughness([1.0, 0.5]))

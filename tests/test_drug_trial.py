@@ -141,12 +141,6 @@ def test_run_ids_of_plain_mlps_are_unchanged_and_new_fields_count():
     assert drug_trial.MODEL.name == "mlp(16-32)-relu-sigmoid-l2"
 
 
-def test_loss_rises_counts_rising_epochs():
-    assert drug_trial.loss_rises(np.array([3.0, 2.0, 2.5, 1.0, 1.2])) == pytest.approx(0.5)
-    assert drug_trial.loss_rises(np.array([1.0, 0.5, np.nan, np.nan])) == 0.0
-    assert np.isnan(drug_trial.loss_rises(np.array([1.0])))
-
-
 def _runs(**columns) -> pd.DataFrame:
     """Two seeds at each of the sweep's learning rates; ``columns``: per lr, the two seeds."""
     lrs = drug_trial.get_config().lrs

@@ -16,41 +16,7 @@ pytestmark = pytest.mark.slow  # module-scoped fixtures train CI variants end to
 # Measures on curves with known answers
 
 
-def test_geometric_loss_is_perfectly_smooth():
-    a, r, t = 2.0, 0.8, 30
-    loss = a * r ** np.arange(t)
-    assert st.roughness(loss) == pytest.approx(0.0, abs=1e-12)  # a straight line in log
-    assert st.up_share(loss) == 0.0
-    assert st.loss_auc(loss) == pytest.approx(a * (1 - r**t) / (1 - r) / t)  # geometric sum
-
-
-def test_zigzag_loss():
-    loss = np.array([1.0, 2.0, 1.0, 2.0, 1.0, 2.0])
-    assert st.up_share(loss) == pytest.approx(3 / 5)  # 3 rises out of 5 changes
-    assert st.roughness(loss) == pytest.approx(2 * math.log(2))  # |±log2 ∓ log2| = 2·log2
-    assert st.loss_auc(loss) == pytest.approx(1.5)
-
-
-def test_measures_match_a_loop_rederivation():
-    rng = np.random.default_rng(0)
-    loss = np.exp(rng.normal(size=25).cumsum() * 0.1)
-    ups, second = 0, []
-    for t in range(1, len(loss)):
-        ups += loss[t] > loss[t - 1]
-        if t < len(loss) - 1:
-            second.append(
-                abs(math.log(loss[t + 1]) - 2 * math.log(loss[t]) + math.log(loss[t - 1]))
-            )
-    assert st.up_share(loss) == pytest.approx(ups / (len(loss) - 1))
-    assert st.roughness(loss) == pytest.approx(sum(second) / len(second))
-    assert st.loss_auc(loss) == pytest.approx(sum(loss) / len(loss))
-
-
-def test_measures_of_a_diverged_curve_are_nan():
-    loss = np.array([1.0, 0.5, np.inf, np.nan])
-    assert math.isnan(st.roughness(loss))
-    assert math.isnan(st.up_share(loss))
-    assert math.isnan(st.loss_auc(loss))
+# rising_share and roughness: tests/test_diagnose.py
 
 
 def test_curve_measures_test_loss_rise_and_early_roughness():
@@ -69,6 +35,11 @@ def test_curve_measures_test_loss_rise_and_early_roughness():
     # first quarter = 3 epochs: log L = [log .5·1, log .25·3, log .125·1]
     log = np.log([0.5, 0.75, 0.125])
     assert m["early_roughness"] == pytest.approx(abs(log[2] - 2 * log[1] + log[0]))
+    assert m["loss_auc"] == pytest.approx(train.mean())
+    assert m["up_share"] == pytest.approx(1 / 11)  # one rise, into epoch 2
+    diverged = curves.assign(run_id="d", train_loss=np.r_[train[:-1], np.inf])
+    d = st.curve_measures(diverged).loc["d"]
+    assert np.isnan(d["loss_auc"]) and np.isnan(d["up_share"]) and np.isnan(d["roughness"])
 
 
 # ---------------------------------------------------------------------------------------------
