@@ -400,7 +400,3 @@ FIGURE = (
     "mean test accuracy per epoch (band: ± std over seeds) for every grid, and the plateau "
     f"runs' learning rate (thin: seeds, bold: median; the dotted line is {FROZEN_LR:g})"
 )
-
-
-def summary(result: runner.Result) -> str:
-    return claims.summary(f"{NAME}: the five grids of the MLM blobs tutorial", result.meta)

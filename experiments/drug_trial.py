@@ -176,7 +176,3 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         f"{region['best_lr']:g}, {region['best']:.3f}) span {region['width_decades']:.1f} "
         f"decades ({region['lo_lr']:g} … {region['hi_lr']:g}).",
     )  # fmt: skip
-
-
-def summary(result: runner.Result) -> str:
-    return claims.summary(f"{NAME}: Adam on the drug trial", result.meta)

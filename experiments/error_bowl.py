@@ -441,8 +441,3 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         },
         setting_table=claims.setting(sweep, SETTING), notes=notes(sweep_tab),
     )  # fmt: skip
-
-
-def summary(result: runner.Result) -> str:
-    """What ``lrbench run error_bowl`` prints: the tables and the claims."""
-    return claims.summary(f"{NAME}: constant vs annealed α on one neuron", result.meta)

@@ -411,8 +411,3 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
                                     " ".join(figure.__doc__.split()))},
         setting_table=claims.setting(sweep, SETTING),
     )  # fmt: skip
-
-
-def summary(result: runner.Result) -> str:
-    """What ``lrbench run`` prints: the tables and the claims."""
-    return claims.summary(f"{NAME}: the learning rate on KDnuggets' perceptron", result.meta)

@@ -321,7 +321,3 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         files={"sensitivity_numbers.csv": table}, sensitivity=table,
         notes=claims.notes_text(sys.modules[__name__], WITHIN=WITHIN, CURVE_EPOCHS=CURVE_EPOCHS),
     )  # fmt: skip
-
-
-def summary(result: runner.Result) -> str:
-    return claims.summary(f"{NAME}: the sensitivity per optimizer", result.meta)

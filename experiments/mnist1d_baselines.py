@@ -179,7 +179,3 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         "paper gives in whole percents from one run; the interval says whether the paper's "
         "number is also inside this suite's 95% bootstrap interval over seeds.",
     )  # fmt: skip
-
-
-def summary(result: runner.Result) -> str:
-    return claims.summary(f"{NAME}: MNIST-1D baselines", result.meta)

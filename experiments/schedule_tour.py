@@ -385,7 +385,3 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         files={"kind_numbers.csv": analysis["numbers"]}, analysis=analysis,
         setting_table=claims.setting(sweeps(sweep)[0], more={"adaptive lrs": ADAPTIVE_GRIDS}),
     )  # fmt: skip
-
-
-def summary(result: runner.Result) -> str:
-    return claims.summary(f"{NAME}: each kind of learning rate at its best base lr", result.meta)

@@ -110,7 +110,3 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
                 "final test accuracy against the base learning rate, per kind"),
         },
     )  # fmt: skip
-
-
-def summary(result: runner.Result) -> str:
-    return claims.summary(f"{NAME}: final test accuracy", result.meta)

@@ -278,8 +278,3 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         files={"profile_curve.csv": prof, "sensitivity_numbers.csv": table,
                "profile_times.csv": ratios},
     )  # fmt: skip
-
-
-def summary(result: runner.Result) -> str:
-    return claims.summary(f"{NAME}: tuning sensitivity per data set, optimizer and schedule",
-                          result.meta)  # fmt: skip

@@ -126,9 +126,10 @@ def audit(sweep: Sweep, progress: runner.Progress | None = None) -> pd.DataFrame
             f"training set of {sweep.dataset!r}: the twin audit trains full-batch",
         )
     parts = []
+    count = progress.counter(3 * len(DTYPES) * len(sweep.optimizers), "programs", "auditing")
     for dtype in DTYPES:
         for opt in sweep.optimizers:
-            progress.say(f"{opt.name} {dtype}: hand, optax and the nudged twin ...")
+            count.start(f"{opt.name} {dtype}: hand, optax and the nudged twin")
             one = dataclasses.replace(sweep, optimizers=(opt,), dtype=dtype)
             got = {impl: _train(dataclasses.replace(one, impls=(impl,))) for impl in rules.IMPLS}
             nudged = dataclasses.replace(
@@ -157,6 +158,8 @@ def audit(sweep: Sweep, progress: runner.Progress | None = None) -> pd.DataFrame
                         compile_seconds=compile_s,
                     )
                 )
+            count.advance(3)
+    count.close()
     runs = pd.concat(parts, ignore_index=True)
     # Hyperparameter columns sit between ``rule`` and ``seed``, as in every runs table.
     first = ["run_id", "experiment", "dataset", "model", "optimizer", "impl", "dtype", "rule", "lr"]

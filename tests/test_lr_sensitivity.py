@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from experiments import lr_sensitivity as ls
-from lrbench import check, claims
+from lrbench import check, claims, cli
 
 pytestmark = pytest.mark.slow  # module-scoped fixtures train CI variants end to end
 
@@ -201,7 +201,7 @@ def test_outputs_written(ci):
     finite = ci.curves.groupby("run_id")["train_loss"].apply(lambda loss: loss.notna().any())
     np.testing.assert_array_equal(low.isna(), ~runs["run_id"].map(finite))  # no finite epoch
     assert (low[final.notna()] <= final[final.notna()]).all()
-    assert "| sgd |" in ls.summary(ci)
+    assert "| sgd |" in cli.summary(ls.NAME, ls, ls.ci_config(), ci)
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from experiments import schedule_tour as st
-from lrbench import check, claims
+from lrbench import check, claims, cli
 
 pytestmark = pytest.mark.slow  # module-scoped fixtures train CI variants end to end
 
@@ -203,7 +203,7 @@ def test_ci_adaptive_accuracy_is_close_to_constant_sgd(ci):
 @pytest.mark.slow
 def test_ci_summary_and_files(ci):
     sweep, result, tables = ci
-    text = st.summary(result)
+    text = cli.summary(st.NAME, st, sweep, result)
     assert "claims:" in text and "time_based" in text
     readme = (result.folder / "README.md").read_text()
     assert "## The claims (" in readme and "untested" in readme

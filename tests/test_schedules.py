@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrbench import runner, schedules
+from lrbench import cli, runner, schedules
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Schedule, Sweep
 
@@ -615,5 +615,5 @@ def test_the_experiment_writes_its_table_figures_and_a_readme_without_claims(tmp
     assert readme.startswith(f"# schedules: {experiment.TITLE}") and "## The claims" not in readme
     for name in ("table.md", "schedules.png", "sensitivity.png", "curves.csv"):
         assert (result.folder / name).is_file(), name
-    text = experiment.summary(result)
+    text = cli.summary(experiment.NAME, experiment, sweep, result)
     assert "| constant |" in text and "claims:" not in text
