@@ -434,6 +434,31 @@ def plan(seeds, max_chunk: int = 4096, slot_cap: int = 2**31) -> tuple[Layout, l
     """
     seeds = np.asarray(seeds)
     n_dev = jax.local_device_count()
+    if len(seeds) <= SMALL_PLANS:  # a small grid's plan, once: it costs as much as its training
+        key = (seeds.tobytes(), seeds.dtype.str, max_chunk, slot_cap, n_dev)
+        return _small_plan(key, lambda: _plan(seeds, max_chunk, slot_cap, n_dev))
+    return _plan(seeds, max_chunk, slot_cap, n_dev)
+
+
+SMALL_PLANS = 64  # grids of at most this many runs keep their plans (``_small_plan``)
+_PLANS: dict[tuple, tuple] = {}
+
+
+def _small_plan(key, make) -> tuple[Layout, list[np.ndarray]]:
+    """The plan of ``key`` made once (read-only arrays; the 256 most recent kept)."""
+    if key not in _PLANS:
+        while len(_PLANS) >= 256:
+            _PLANS.pop(next(iter(_PLANS)))
+        layout, chunks = make()
+        for chunk in chunks:
+            chunk.flags.writeable = False
+        _PLANS[key] = (layout, chunks)
+    layout, chunks = _PLANS[key]
+    return layout, list(chunks)
+
+
+def _plan(seeds: np.ndarray, max_chunk: int, slot_cap: int, n_dev: int):
+    """:func:`plan` on ``n_dev`` devices."""
     order = np.argsort(seeds, kind="stable")
     _, starts, counts = np.unique(seeds[order], return_index=True, return_counts=True)
     largest = int(counts.max())
