@@ -844,8 +844,8 @@ def _method_notes(config: dict) -> list[str]:
         "- lrbench lays each chunk out as seed groups (`engine.plan`): runs of one seed side by "
         "side share each minibatch, so the first layer is one wide product; groups train one "
         "after another, so the program's temporaries are one group's and its memory grows "
-        "with N only through the runs' inputs and histories. At N = 1 every device but one "
-        "trains a padding group.",
+        "with N only through the runs' inputs and histories. A device whose share of a "
+        "chunk is padding only (N = 1 and N = 8 on 2 devices) is not run.",
         "- PyTorch methods get one untimed call first (their one-off set-up).",
         "- GFLOP/s counts 6·P·B FLOPs per model-step (P parameters, batch B).",
         "",

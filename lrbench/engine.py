@@ -11,7 +11,8 @@ arrays, not tables: :mod:`lrbench.spec` builds them from a sweep's runs table.
 Common random numbers: a run's initial weights and minibatch order depend on its seed only,
 so runs that differ in learning rate, schedule or optimizer see the same data in the same
 order from the same starting point. The orders (a sort per seed and epoch) are computed
-before the program, once per seed (:func:`data.minibatch_orders`), and given to it.
+before the program, once per seed (:func:`data.minibatch_orders`), and given to it; with one
+group a device, each device computes its group's orders itself (:class:`DevicePrograms`).
 
 Layout (:func:`plan`): a chunk of runs is ``[groups, slots]``, every group of one seed. The
 program vmaps over a group's slots with the seed unbatched, so a minibatch is gathered once
