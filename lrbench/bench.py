@@ -421,6 +421,61 @@ def _measure(workload, n, epochs, repeats, loops, max_n, quiet) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------
+# How fast the command line answers, each call a fresh process
+
+CLI_COMMANDS = {
+    "lrbench --help": ["--help"],
+    "lrbench list": ["list"],
+    "lrbench run nosuch (an argument error)": ["run", "nosuch"],
+}
+
+
+def cli_times(commands: dict[str, list[str]] | None = None, repeats: int = 3) -> pd.DataFrame:
+    """Wall seconds of each command line (``label -> argv``; default :data:`CLI_COMMANDS`,
+    run as ``python -m lrbench ARGS``) in a fresh process: the median of ``repeats`` calls,
+    made in rounds as the methods are (:func:`_rounds`). What a user waits for before the
+    command answers: interpreter start, imports and the answer itself."""
+    if commands is None:
+        commands = {k: [sys.executable, "-m", "lrbench", *v] for k, v in CLI_COMMANDS.items()}
+
+    def call(argv):
+        def go():
+            start = time.perf_counter()
+            done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ})
+            return time.perf_counter() - start, done.returncode
+
+        return go
+
+    answers = _rounds([call(argv) for argv in commands.values()], max(repeats, 3))
+    rows = []
+    for label, got in zip(commands, answers, strict=True):
+        seconds = [s for s, _ in got]
+        rows.append(
+            {
+                "command": label,
+                "median_s": statistics.median(seconds),
+                "max_s": max(seconds),
+                "calls": len(seconds),
+                "exit_code": got[-1][1],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _cli_lines(cli: pd.DataFrame) -> list[str]:
+    view = cli.assign(median_s=cli["median_s"].round(2), max_s=cli["max_s"].round(2))
+    return [
+        "## Command line responsiveness",
+        "",
+        "Wall seconds until the command answers, a fresh `python -m lrbench` process each call "
+        f"(median of {int(cli['calls'].max())}, in rounds); the goal is under a second.",
+        "",
+        report.to_markdown(view.set_index("command").astype(str)),
+        "",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
 # Peak resident memory, each measurement in a fresh process
 
 
@@ -612,7 +667,7 @@ def lever_times(workload: str = LEVER_WORKLOAD, n: int = LEVER_N, epochs: int = 
 
 
 def write(table: pd.DataFrame, out: Path, config: dict, memory: pd.DataFrame | None = None,
-          lever_table: pd.DataFrame | None = None) -> Path:  # fmt: skip
+          lever_table: pd.DataFrame | None = None, cli: pd.DataFrame | None = None) -> Path:  # fmt: skip
     def emit(folder: Path) -> None:
         table.to_csv(folder / "bench.csv", index=False)
         roof = float(table.loc[table["method"] == "roof", "gflops"].iloc[0])
@@ -638,6 +693,9 @@ def write(table: pd.DataFrame, out: Path, config: dict, memory: pd.DataFrame | N
         if lever_table is not None:
             lever_table.to_csv(folder / "levers.csv", index=False)
             lines += _lever_lines(lever_table)
+        if cli is not None:
+            cli.to_csv(folder / "cli.csv", index=False)
+            lines += _cli_lines(cli)
         lines += _method_notes(config)
         (folder / "README.md").write_text("\n".join(lines) + "\n")
         env = results.environment()
@@ -786,8 +844,8 @@ def _method_notes(config: dict) -> list[str]:
         "- lrbench lays each chunk out as seed groups (`engine.plan`): runs of one seed side by "
         "side share each minibatch, so the first layer is one wide product; groups train one "
         "after another, so the program's temporaries are one group's and its memory grows "
-        "with N only through the runs' inputs and histories. At N = 1 every device but one "
-        "trains a padding group.",
+        "with N only through the runs' inputs and histories. A device whose share of a "
+        "chunk is padding only (N = 1 and N = 8 on 2 devices) is not run.",
         "- PyTorch methods get one untimed call first (their one-off set-up).",
         "- GFLOP/s counts 6·P·B FLOPs per model-step (P parameters, batch B).",
         "",
@@ -848,7 +906,11 @@ def main(quick: bool, out: Path, quiet: bool, levers: bool = False,
     plan += [(w, m, 1) for w in WORKLOADS for m in ("b1", "b2", "c")] if not quick else []
     memory = memory_table(plan, 1, quiet)  # one epoch: the memory of a run does not grow with it
     lever_table = lever_times(quiet=quiet) if levers else None
-    write(table, out, {**config, "quick": quick}, memory, lever_table)
+    cli = cli_times()
+    if not quiet:
+        for row in cli.to_dict("records"):
+            print(f"{row['command']:40s} {row['median_s']:6.2f} s (exit {row['exit_code']})")
+    write(table, out, {**config, "quick": quick}, memory, lever_table, cli)
     return table
 
 

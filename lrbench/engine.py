@@ -11,7 +11,8 @@ arrays, not tables: :mod:`lrbench.spec` builds them from a sweep's runs table.
 Common random numbers: a run's initial weights and minibatch order depend on its seed only,
 so runs that differ in learning rate, schedule or optimizer see the same data in the same
 order from the same starting point. The orders (a sort per seed and epoch) are computed
-before the program, once per seed (:func:`data.minibatch_orders`), and given to it.
+before the program, once per seed (:func:`data.minibatch_orders`), and given to it; with one
+group a device, each device computes its group's orders itself (:class:`DevicePrograms`).
 
 Layout (:func:`plan`): a chunk of runs is ``[groups, slots]``, every group of one seed. The
 program vmaps over a group's slots with the seed unbatched, so a minibatch is gathered once
@@ -434,6 +435,31 @@ def plan(seeds, max_chunk: int = 4096, slot_cap: int = 2**31) -> tuple[Layout, l
     """
     seeds = np.asarray(seeds)
     n_dev = jax.local_device_count()
+    if len(seeds) <= SMALL_PLANS:  # a small grid's plan, once: it costs as much as its training
+        key = (seeds.tobytes(), seeds.dtype.str, max_chunk, slot_cap, n_dev)
+        return _small_plan(key, lambda: _plan(seeds, max_chunk, slot_cap, n_dev))
+    return _plan(seeds, max_chunk, slot_cap, n_dev)
+
+
+SMALL_PLANS = 64  # grids of at most this many runs keep their plans (``_small_plan``)
+_PLANS: dict[tuple, tuple] = {}
+
+
+def _small_plan(key, make) -> tuple[Layout, list[np.ndarray]]:
+    """The plan of ``key`` made once (read-only arrays; the 256 most recent kept)."""
+    if key not in _PLANS:
+        while len(_PLANS) >= 256:
+            _PLANS.pop(next(iter(_PLANS)))
+        layout, chunks = make()
+        for chunk in chunks:
+            chunk.flags.writeable = False
+        _PLANS[key] = (layout, chunks)
+    layout, chunks = _PLANS[key]
+    return layout, list(chunks)
+
+
+def _plan(seeds: np.ndarray, max_chunk: int, slot_cap: int, n_dev: int):
+    """:func:`plan` on ``n_dev`` devices."""
     order = np.argsort(seeds, kind="stable")
     _, starts, counts = np.unique(seeds[order], return_index=True, return_counts=True)
     largest = int(counts.max())
@@ -477,22 +503,110 @@ def program(static: Static) -> Callable[[tuple, RunData, Any], History]:
     return make_train(static)
 
 
+def _packing(template: RunData) -> list[tuple[str, int] | None]:
+    """Where each leaf of runs shaped as ``template`` travels: ``(dtype, k)``, the ``k``-th
+    column of its dtype's packed array (a per-run scalar: leaves ``[groups, slots]``), or
+    None: on its own (a leaf with more axes, the optax twin's ``lr_table``)."""
+    seen: dict[str, int] = {}
+    where = []
+    for leaf in jax.tree_util.tree_leaves(template):
+        if len(leaf.shape) != 2:
+            where.append(None)
+            continue
+        name = np.dtype(leaf.dtype).name
+        where.append((name, seen.get(name, 0)))
+        seen[name] = seen.get(name, 0) + 1
+    return where
+
+
+def pack_runs(template: RunData, runs: RunData, where=None) -> tuple[dict[str, np.ndarray], tuple]:
+    """``runs`` (NumPy, any leading axes) as few arrays, in ``template``'s dtypes: the per-run
+    scalars stacked along a last axis, one array per dtype, and the leaves with more axes as
+    they are (:func:`unpack_runs` inverts it inside the program). A program call costs
+    microseconds per argument: one a field would cost more than training a small run.
+    ``where``: :func:`_packing` of ``template``, if known."""
+    leaves = jax.tree_util.tree_leaves(runs)
+    where = where or _packing(template)
+    width: dict[str, int] = {}
+    for to in where:
+        if to is not None:
+            width[to[0]] = to[1] + 1
+    lead = np.shape(runs.seed)
+    columns = {name: np.empty((*lead, k), name) for name, k in width.items()}
+    rest = []
+    for leaf, kind, to in zip(leaves, jax.tree_util.tree_leaves(template), where, strict=True):
+        if to is None:
+            rest.append(np.asarray(leaf, kind.dtype))
+        else:
+            columns[to[0]][..., to[1]] = leaf  # NumPy's cast: as np.asarray(leaf, dtype)
+    return columns, tuple(rest)
+
+
+def unpack_runs(template: RunData, packed) -> RunData:
+    """:func:`pack_runs`'s inverse (traceable): the :class:`RunData` of ``template``'s shape."""
+    columns, rest = packed
+    rest = iter(rest)
+    leaves = [
+        next(rest) if where is None else columns[where[0]][..., where[1]]
+        for where in _packing(template)
+    ]
+    return jax.tree_util.tree_structure(template).unflatten(leaves)
+
+
+def _packed_spec(template: RunData) -> tuple[dict, tuple]:
+    """The shapes and types of :func:`pack_runs` of runs shaped as ``template``."""
+    leaves = jax.tree_util.tree_leaves(template)
+    columns: dict[str, list] = {}
+    rest = []
+    for leaf, where in zip(leaves, _packing(template), strict=True):
+        if where is None:
+            rest.append(leaf)
+        else:
+            columns.setdefault(where[0], []).append(leaf)
+    spec = {
+        name: jax.ShapeDtypeStruct((*cols[0].shape, len(cols)), name, sharding=cols[0].sharding)
+        for name, cols in columns.items()
+    }
+    return spec, tuple(rest)
+
+
 class DevicePrograms:
     """A chunk's program on every local device: ``self(arrays, runs, orders)`` hands device
     ``k`` the ``k``-th equal share of the groups axis (arrays: ``_replicated_arrays``, one
     copy per device), runs the shares side by side (JAX dispatches asynchronously) and
-    returns the outputs joined back in order, NumPy."""
+    returns the outputs joined back in order, NumPy.
 
-    def __init__(self, executables: list, devices: list):
-        self.executables, self.devices = executables, devices
+    A small grid pays little for the machinery around the program: the runs come packed
+    (:meth:`pack`: a few arrays, not one per field) and go as NumPy arrays straight into the
+    executables; a device whose share is padding only (``used``: the leading groups that are
+    not) is not run, and its outputs are left out; and with ``order_programs`` (one group a
+    device) each device computes its group's minibatch orders itself from ``seeds`` (the
+    groups' seeds; ``orders`` None), so they never pass through the host."""
 
-    def __call__(self, arrays, runs, orders):
-        share = len(orders) // len(self.devices)
+    def __init__(self, executables, devices, template: RunData, order_programs=None):
+        self.executables, self.devices, self.template = executables, devices, template
+        self.order_programs = order_programs
+        self._where = _packing(template)
+
+    def pack(self, runs: RunData) -> tuple[dict[str, np.ndarray], tuple]:
+        """:func:`pack_runs` of ``runs`` (leaves ``[N, ...]``) for these programs; index the
+        result with a chunk's positions to get its argument."""
+        return pack_runs(self.template, runs, self._where)
+
+    def __call__(self, arrays, packed, orders=None, used: int | None = None, seeds=None):
+        groups = len(seeds) if orders is None else len(orders)
+        share = groups // len(self.devices)
+        needed = len(self.devices) if used is None else -(-used // share)
         outs = []
-        for k, (exe, device) in enumerate(zip(self.executables, self.devices, strict=True)):
-            part = jax.tree_util.tree_map(lambda x, k=k: x[k * share : (k + 1) * share], runs)
-            part, part_orders = jax.device_put((part, orders[k * share : (k + 1) * share]), device)
-            outs.append(exe(arrays[k], part, part_orders))
+        for k in range(needed):
+            part = jax.tree_util.tree_map(lambda x, k=k: x[k * share : (k + 1) * share], packed)
+            if orders is None:  # one group a device: its seed's orders, made on the device
+                part_orders = self.order_programs[k](seeds[k])
+            else:
+                part_orders = orders[k * share : (k + 1) * share]
+            outs.append(self.executables[k](arrays[k], part, part_orders))
+        if len(outs) == 1:
+            return jax.tree_util.tree_map(np.asarray, outs[0])
         return jax.tree_util.tree_map(
             lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *outs
         )
@@ -529,10 +643,29 @@ def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
     kept = lambda: sum(len(p.executables) for p in _COMPILED.values())  # noqa: E731
     while _COMPILED and kept() + len(devices) > KEEP_EXECUTABLES:
         _COMPILED.pop(next(iter(_COMPILED)))  # the least recently used
-    fn = jax.jit(program(static))
     dtype = jnp.dtype(static.dtype)
     share = Layout(layout.groups // len(devices), layout.slots)
     x64 = bool(jax.config.jax_enable_x64)  # the caller's (a thread-local context) for the threads
+
+    def runs_spec(put=None) -> RunData:
+        spec = lambda dt, *rest: jax.ShapeDtypeStruct((*share, *rest), dt, sharding=put)  # noqa: E731
+        return RunData(
+            seed=spec(jnp.int32),
+            lr=spec(dtype),
+            hparams={k: spec(dtype) for k in hparam_names},
+            schedule_kind=spec(jnp.int32),
+            schedule_params={k: spec(dtype) for k in schedules.all_param_names()},
+            unit_is_step=spec(jnp.bool_),
+            lr_table=spec(dtype, total_steps(static)) if static.schedule_impl == "optax" else None,
+        )
+
+    with jax.enable_x64(x64):
+        template = runs_spec()
+    train = program(static)
+    fn = jax.jit(
+        lambda arrays, packed, orders: train(arrays, unpack_runs(template, packed), orders)
+    )
+    own_orders = share.groups == 1 and static.task.shuffle
 
     def lower(device):
         with jax.enable_x64(x64):
@@ -543,27 +676,24 @@ def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
         arrays = tuple(
             jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=put) for a in arrays_for(static)
         )
-        spec = lambda dt, *rest: jax.ShapeDtypeStruct((*share, *rest), dt, sharding=put)  # noqa: E731
-        runs = RunData(
-            seed=spec(jnp.int32),
-            lr=spec(dtype),
-            hparams={k: spec(dtype) for k in hparam_names},
-            schedule_kind=spec(jnp.int32),
-            schedule_params={k: spec(dtype) for k in schedules.all_param_names()},
-            unit_is_step=spec(jnp.bool_),
-            lr_table=spec(dtype, total_steps(static)) if static.schedule_impl == "optax" else None,
-        )
         orders = orders_spec(static, share.groups)
         orders = jax.ShapeDtypeStruct(orders.shape, orders.dtype, sharding=put)
-        return fn.lower(arrays, runs, orders).compile()
+        exe = fn.lower(arrays, _packed_spec(runs_spec(put)), orders).compile()
+        if not own_orders:
+            return exe, None
+        seed = jax.ShapeDtypeStruct((), jnp.int32, sharding=put)
+        return exe, _orders_program(static.epochs, train_size(static)).lower(seed).compile()
 
     start = time.perf_counter()
     if len(devices) == 1:
-        executables = [lower(devices[0])]
+        lowered = [lower(devices[0])]
     else:
         with concurrent.futures.ThreadPoolExecutor(len(devices)) as pool:
-            executables = list(pool.map(lower, devices))
-    _COMPILED[key] = DevicePrograms(executables, devices)
+            lowered = list(pool.map(lower, devices))
+    executables, order_programs = zip(*lowered, strict=True)
+    _COMPILED[key] = DevicePrograms(
+        list(executables), devices, template, list(order_programs) if own_orders else None
+    )
     return _COMPILED[key], time.perf_counter() - start
 
 
@@ -643,22 +773,44 @@ def _train_chunks(static, runs, max_chunk, skip, on_chunk, slots):
     arrays = _replicated_arrays(static.task, static.dtype, data.version(static.task.dataset))
     history, probes = _missing(static, n), None
     start = time.perf_counter()
+    packed = exe.pack(runs)
     for k, positions in enumerate(chunks):
-        rows = np.unique(positions)
+        rows = np.unique(positions) if skip or on_chunk else None
         if skip is not None and skip(rows):
             continue
-        out = exe(arrays, take(runs, positions), group_orders(static, runs, positions))
+        part = jax.tree_util.tree_map(lambda x, p=positions: x[p], packed)
+        used = _real_groups(positions)
+        if exe.order_programs:  # one group a device: each device makes its group's orders
+            seeds = np.asarray(runs.seed, np.int32)[positions[:, 0]]
+            out = exe(arrays, part, used=used, seeds=seeds)
+        else:
+            out = exe(arrays, part, group_orders(static, runs, positions), used)
         out_history, out_probes = out if records(static) else (out, None)
-        _scatter(history, out_history, positions)
+        done = positions[: len(out_history.diverged_at)]  # the devices run: padding left out
+        _scatter(history, out_history, done)
         if out_probes is not None:
             if probes is None:  # shaped after the program's output; NaN until trained
                 probes = jax.tree_util.tree_map(
                     lambda a: np.full((n, *a.shape[2:]), np.nan, a.dtype), out_probes
                 )
-            _scatter(probes, out_probes, positions)
+            _scatter(probes, out_probes, done)
         if on_chunk:
             on_chunk(k, rows, take(history, rows))
     return (history, probes), Timing(compile_s, time.perf_counter() - start)
+
+
+def _real_groups(positions: np.ndarray) -> int:
+    """How many leading groups of a chunk are its own: :func:`plan` pads the last chunk with
+    copies of its last group (a run sits in one group only, so the first copy is the group)."""
+    last = positions[-1]
+    return int(np.argmax((positions == last).all(axis=1))) + 1
+
+
+@functools.cache
+def _orders_program(epochs: int, n_train: int):
+    """``seed -> [1, epochs, n_train]``: :func:`data.seed_orders` of one seed group, jitted
+    (``DevicePrograms.order_programs``: one group a device)."""
+    return jax.jit(lambda seed: data.seed_orders(seed, epochs, n_train)[None].astype(jnp.int32))
 
 
 def _scatter(whole, part, positions: np.ndarray) -> None:

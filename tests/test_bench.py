@@ -182,3 +182,31 @@ def test_repeats_run_in_rotated_rounds(repeats):
     assert [len(a) for a in answers] == [repeats] * 3
     for name, got in zip(names, answers, strict=True):  # each answer is that method's own call
         assert all(calls[int(seconds) - 1] == name for seconds, _ in got)
+
+
+def test_cli_times_table_is_the_median_of_its_rounds():
+    """One row per command: the median of its calls, which ran in rounds, and its exit code
+    (the command line itself is timed by ``lrbench bench``, not here)."""
+    import sys
+
+    commands = {
+        "ok": [sys.executable, "-c", "pass"],
+        "error": [sys.executable, "-c", "raise SystemExit(2)"],
+    }
+    table = bench.cli_times(commands, repeats=3)
+    assert table["command"].tolist() == ["ok", "error"]
+    assert table["exit_code"].tolist() == [0, 2]
+    assert (table["calls"] == 3).all()
+    assert ((table["median_s"] > 0) & (table["median_s"] <= table["max_s"])).all()
+    lines = "\n".join(bench._cli_lines(table))
+    assert "Command line responsiveness" in lines and "| ok |" in lines
+    assert set(bench.CLI_COMMANDS) == {
+        "lrbench --help", "lrbench list", "lrbench run nosuch (an argument error)"
+    }  # fmt: skip
+
+
+def test_small_grids_are_in_both_modes():
+    """N = 1 and N = 8 (where a per-run loop competes) are measured in the quick bench and
+    the full one, lrbench and b1 in the same rounds."""
+    for quick in (True, False):
+        assert {1, 8} <= set(bench.config_for(quick)["sizes"])

@@ -384,3 +384,35 @@ def test_compiled_programs_are_kept_within_a_bound(monkeypatch):
     assert static.epochs == SMALL.epochs  # the newest is the one kept
     runs, _, timing = _train(SMALL)
     assert timing["programs"] == 1 and timing["compile_seconds"] == 0.0  # and reused
+
+
+def test_packed_runs_unpack_to_the_runs():
+    """The runs travel to the program packed (a few arrays); unpacked they are the fields."""
+    static, rows = next(iter(spec.static_groups(SMALL, sweep_expand(SMALL))))
+    runs = engine.take(spec.run_data(static, sweep_expand(SMALL).loc[rows]), np.arange(4)[None])
+    exe, _ = engine.compiled(static, engine.Layout(jax.local_device_count(), 4), ("",)[:0])
+    packed = exe.pack(runs)
+    assert len(jax.tree_util.tree_leaves(packed)) <= 3 < len(jax.tree_util.tree_leaves(runs))
+    back = engine.unpack_runs(exe.template, packed)
+    for a, b in zip(jax.tree_util.tree_leaves(back), jax.tree_util.tree_leaves(runs), strict=True):
+        assert np.asarray(a).dtype == np.asarray(b).dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_one_run_skips_padding_devices_and_orders_on_device():
+    """A one-run grid: its numbers are those of the same run inside a wider chunk (the
+    padding devices are not run; its orders, made on the device, are the host's)."""
+    one = dataclasses.replace(SMALL, lrs=(0.1,), seeds=(1,))
+    static, rows = next(iter(spec.static_groups(one, sweep_expand(one))))
+    runs = spec.run_data(static, sweep_expand(one).loc[rows])
+    alone, _ = engine.train_group(static, runs)
+    exe, _ = engine.compiled(static, engine.plan_group(static, runs.seed)[0], ())
+    assert exe.order_programs is not None
+    host = data.minibatch_orders(np.array([1]), static.epochs, engine.train_size(static))
+    np.testing.assert_array_equal(exe.order_programs[0](np.int32(1)), host)
+    assert np.isfinite(alone.train_loss).all() and (alone.diverged_at == 0).all()
+    twice = jax.tree_util.tree_map(lambda x: np.concatenate([x, x]), runs)
+    both, _ = engine.train_group(static, twice, slots=1)  # two groups: one per device
+    for a, b in zip(alone, both, strict=True):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[0], b[1])
