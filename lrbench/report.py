@@ -352,7 +352,9 @@ def save_figure(fig, path: Path, title: str = "", dpi: int = DPI):
         fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     if path.suffix.lower() != ".pdf":
-        fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
+        # no creation date: the same figure gives the same bytes (a resumed run's folder
+        # equals an uninterrupted one's)
+        fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight", metadata={"CreationDate": None})
     pyplot().close(fig)
     return fig
 

@@ -685,7 +685,7 @@ def resolve(name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     k = kind(name)
     params = dict(params or {})
     unit = params.pop("unit", k.unit)
-    if unit not in UNITS:
+    if not isinstance(unit, str) or unit not in UNITS:
         raise ConfigError("unit", f"unit={unit!r} must be one of {', '.join(UNITS)}")
     unknown = sorted(set(params) - set(k.params))
     if unknown:

@@ -97,6 +97,8 @@ def _check_grid(field: str, name: str, grid, text: tuple[str, ...] = ()) -> dict
             value = value.tolist()
         values = tuple(value) if isinstance(value, list | tuple | range) else (value,)
         for v in values:
+            if key in text and not isinstance(v, str):
+                raise ConfigError(key, f"{v!r} is not a word")
             if key not in text and not _is_number(v):
                 raise ConfigError(key, f"{v!r} is not a number")
         plain = tuple(_plain(v) for v in values)

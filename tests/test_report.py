@@ -310,6 +310,8 @@ def test_every_figure_is_a_300_dpi_png_with_a_pdf_twin(tmp_path):
     report.save_figure(fig, tmp_path / "own.png")
     assert _png_dpi(tmp_path / "own.png")[0] == pytest.approx(300, abs=0.5)
     assert (tmp_path / "own.pdf").read_bytes()[:5] == b"%PDF-"
+    # no creation date: a resumed run's folder is byte for byte an uninterrupted one's
+    assert b"/CreationDate" not in (tmp_path / "own.pdf").read_bytes()
 
 
 def _colormap_position(color) -> tuple[float, float]:

@@ -14,7 +14,7 @@ import pytest
 from lrbench import data, engine, runner, spec, tasks
 from lrbench.errors import ConfigError
 from lrbench.models import MLPConfig
-from lrbench.sweep import Sweep, expand
+from lrbench.sweep import Schedule, Sweep, expand
 
 # Widths and batch sizes no other test module uses, so no program is in the compile cache yet.
 HIDDENS = ((5,), (7, 3))
@@ -218,3 +218,12 @@ def test_the_hidden_column_reads_back_as_text(tmp_path):
         want = ["-".join(map(str, h)) for h in hiddens]
         assert list(runs["hidden"]) == want and list(back["hidden"]) == want
         assert pd.read_csv(tmp_path / name / "runs.csv")["run_id"].tolist() == list(runs["run_id"])
+
+
+@pytest.mark.parametrize("bad", [[np.array([])], 3, [None], ["step", 2]], ids=repr)
+def test_a_schedule_unit_must_be_a_word(bad):
+    """``unit`` is text: an array, a number or None in its place is refused naming ``unit``
+    (an array inside a list once reached a truth test and raised numpy's own error)."""
+    with pytest.raises(ConfigError) as info:
+        Schedule("constant", {"unit": bad})
+    assert info.value.field == "unit"
