@@ -144,10 +144,13 @@ def test_a_warm_start_at_the_eigenvector_needs_one_iteration():
 def test_an_unnormalized_start_gives_the_same_answer():
     loss_fn, params, _, _, _ = _quadratic()
     v0 = curvature.random_unit_vector(jax.random.PRNGKey(5), params)
-    lam1, v1 = curvature.top_eigenvalue(loss_fn, params, v0, iters=3)
-    lam2, v2 = curvature.top_eigenvalue(loss_fn, params, optax.tree_utils.tree_scale(37.0, v0), 3)
-    assert float(lam2) == pytest.approx(float(lam1), rel=1e-12)
-    np.testing.assert_allclose(_flat(v2), _flat(v1), atol=1e-12)
+    for iters in (1, 3):  # one step: the Rayleigh quotient of the start itself
+        lam1, v1 = curvature.top_eigenvalue(loss_fn, params, v0, iters)
+        lam2, v2 = curvature.top_eigenvalue(
+            loss_fn, params, optax.tree_utils.tree_scale(37.0, v0), iters
+        )
+        assert float(lam2) == pytest.approx(float(lam1), rel=1e-12)
+        np.testing.assert_allclose(_flat(v2), _flat(v1), atol=1e-12)
 
 
 def test_a_dominant_negative_eigenvalue_is_returned_and_a_shift_finds_the_top():
@@ -282,3 +285,11 @@ def test_update_ratio_per_layer_and_per_leaf():
     assert float(ratio) == pytest.approx(0.5)
     with pytest.raises(ConfigError, match="per"):
         curvature.update_ratio(update, params, per="module")
+
+
+def test_iters_must_be_a_whole_number_of_at_least_one():
+    loss_fn, params, _, _, _ = _quadratic()
+    v0 = curvature.random_unit_vector(jax.random.PRNGKey(0), params)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ConfigError, match="iters"):
+            curvature.top_eigenvalue(loss_fn, params, v0, iters=bad)
