@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -87,7 +88,7 @@ def _train(sweep: Sweep | Study, progress: Progress, max_chunk: int, runs, store
         rows = runs.loc[index]
         ids = rows["run_id"].to_numpy()
         layout, chunks = engine.plan_group(static, rows["seed"].to_numpy(), max_chunk)
-        resumed = [r for r in (np.unique(c) for c in chunks) if all(i in done for i in ids[r])]
+        resumed = [r for r in (np.unique(c) for c in chunks) if _finished(done, ids, r)]
         for positions in resumed:
             parts.update((i, done[i]) for i in ids[positions])
             timing["resumed_runs"] += len(positions)
@@ -106,9 +107,6 @@ def _train(sweep: Sweep | Study, progress: Progress, max_chunk: int, runs, store
             phases.compiled(name, compile_s)
             steps = engine.total_steps(static)
 
-            def finished(positions, ids=ids):
-                return all(i in done for i in ids[positions])
-
             def keep(k, positions, history, ids=ids, group=item.index, steps=steps):
                 nonlocal model_steps
                 if store is not None:
@@ -121,7 +119,13 @@ def _train(sweep: Sweep | Study, progress: Progress, max_chunk: int, runs, store
                 model_steps += len(positions) * steps
                 phases.trained(len(positions))
 
-            _, t = engine.train_group(static, run_data, max_chunk, skip=finished, on_chunk=keep)
+            _, t = engine.train_group(
+                static,
+                run_data,
+                max_chunk,
+                skip=functools.partial(_finished, done, ids),
+                on_chunk=keep,
+            )
             timing["compile_seconds"] += compile_s + t.compile_seconds  # the latter 0: cached
             timing["train_seconds"] += t.train_seconds
             timing["programs"] += 1
@@ -129,6 +133,11 @@ def _train(sweep: Sweep | Study, progress: Progress, max_chunk: int, runs, store
     ordered = [parts[i] for i in runs["run_id"]]
     stacked = History(*(np.stack(xs) for xs in zip(*ordered, strict=True)))
     return runs, stacked, timing
+
+
+def _finished(done, ids: np.ndarray, positions) -> bool:
+    """Whether every run of a chunk (``positions`` into ``ids``) is in the store's ``done``."""
+    return all(i in done for i in ids[positions])
 
 
 def _phases(sweep, progress: Progress, max_chunk: int, todo, resumed: int, estimate):
