@@ -609,3 +609,32 @@ def finish(
     shown = {"claims": found, "tables": {stem: t for stem, (t, _) in tables.items()}}
     progress = runner.Progress(quiet)
     return runner.finish(runs, curves, meta, out, write, progress, **shown, **extra)
+
+
+@dataclasses.dataclass(frozen=True)
+class Extreme(Arithmetic):
+    """The largest (``pick="max"``) or smallest (``"min"``) of ``select`` taken at each of
+    ``values`` of column ``over`` (added to its row), every value in the detail (``words``
+    then :func:`listing`), as :func:`extreme`: a claim about the worst of several settings,
+    written as data. Not measured (``KeyError``) when a value has no rows; ``a - Extreme(...)``
+    combines like any measure."""
+
+    select: Select
+    over: str
+    values: tuple
+    pick: str = "max"
+    fmt: str = ".3g"
+    words: str = ""
+
+    def series(self, tables: Tables) -> pd.Series:
+        """``select`` at each value of ``values``, indexed by it."""
+        row = self.select.row
+        got = [dataclasses.replace(self.select, row={**row, self.over: v})(tables)
+               for v in self.values]  # fmt: skip
+        for value, number in zip(self.values, got, strict=True):
+            if math.isnan(number):
+                raise KeyError(f"{self.over} {value}")
+        return pd.Series(got, index=list(self.values), dtype=np.float64)
+
+    def __call__(self, tables: Tables) -> Measured:
+        return extreme(self.series(tables), self.pick, self.fmt, words=self.words)

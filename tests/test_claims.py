@@ -280,3 +280,23 @@ def test_extreme_is_the_largest_or_smallest_with_every_value_in_the_detail():
     got = claims.extreme(values, words="loss ")
     assert got.value == 0.5 and got.detail == "loss sgd: 0.5; adam: 0.25"
     assert math.isnan(got.low) and math.isnan(got.high)
+
+
+def test_extreme_of_a_selection_over_settings():
+    """``claims.Extreme``: a ``Select`` taken at each value of one more column, the largest or
+    smallest with every value in the detail; a value without rows leaves it not measured."""
+    table = pd.DataFrame({"grid": ["a", "a", "a", "a", "b"], "v": [1.0, 3.0, 5.0, 7.0, 100.0],
+                          "setting": [0.1, 0.1, 1.0, "adam", 0.1]})  # fmt: skip
+    t = {"s": table}
+    mean_a = Select("s", "v", {"grid": "a"})
+    assert claims.Extreme(mean_a, "setting", (0.1, 1.0))(t) == Measured(5.0, detail="0.1: 2; 1: 5")
+    slowest = Select("s", "v", {"grid": "a"}, "max")
+    got = claims.Extreme(slowest, "setting", (0.1, "adam"), "min", ".1f", "max ")(t)
+    assert got == Measured(3.0, detail="max 0.1: 3.0; adam: 7.0")
+    gap = Select("s", "v", {"grid": "b"}) - claims.Extreme(mean_a, "setting", (0.1, 1.0))
+    assert gap(t).value == 95.0
+    missing = claims.Extreme(mean_a, "setting", (0.1, 0.01))
+    found = claims.evaluate(
+        (Claim("c", "q", "x", missing, ">", 0), Claim("d", "q", "x", gap, ">", 0)), t
+    )
+    assert list(found["held"]) == [claims.NOT_MEASURED, "yes"]
