@@ -200,18 +200,18 @@ def at(grid: str, setting, column: str) -> Select:
     return Select("settings", column, {"grid": grid, "setting": setting})
 
 
-def worst(grid: str, settings, column: str, words: str, fmt: str = ".3g", table: str = "settings",
+def worst(grid: str, settings, column: str, what: str, fmt: str = ".3g", table: str = "settings",
           aggregate: str = "mean") -> claims.Extreme:  # fmt: skip
     """The largest ``column`` (``aggregate`` over a setting's rows of ``table``) among
-    ``settings`` of ``grid``."""
+    ``settings`` of ``grid``; the detail: ``what at grid s: value; ...``."""
     select = Select(table, column, {"grid": grid}, aggregate)
-    return claims.Extreme(select, "setting", tuple(settings), "max", fmt, words)
+    return claims.Extreme(select, "setting", tuple(settings), "max", fmt, f"{what} at {grid} ")
 
 
 def slowest(grid: str, settings, aggregate: str = "max") -> claims.Extreme:
     """The slowest seed's (or the median) epochs to 80% among ``settings`` of ``grid``."""
-    words = "slowest seed " if aggregate == "max" else f"{aggregate} "
-    return worst(grid, settings, "epochs_to_80", words, ".0f", "runs", aggregate)
+    what = "slowest seed" if aggregate == "max" else aggregate
+    return worst(grid, settings, "epochs_to_80", what, ".0f", "runs", aggregate)
 
 
 def gap(grid: str, best, worse) -> claims.Combined:
@@ -222,8 +222,8 @@ def gap(grid: str, best, worse) -> claims.Combined:
 
 def slower_steps(tables) -> Measured:
     epochs = slowest("lr", MID_LRS, "median").series(tables)
-    return Measured(int((epochs.diff() > 0).sum()),
-                    detail=f"median epochs to 80%: {claims.listing(epochs, '.0f')}")  # fmt: skip
+    detail = f"median epochs to 80% at lr {claims.listing(epochs, '.0f')}"
+    return Measured(int((epochs.diff() > 0).sum()), detail=detail)
 
 
 CLAIMS = (
@@ -235,10 +235,10 @@ CLAIMS = (
                                               at("lr", 0.1, "acc_jitter_mean")), ">=", 3.0),
     Claim("tiny_lrs_learn_nothing", "lr 1e-6 and 1e-7 learn nothing", "largest test-accuracy "
           "gain of a seed over training, lr 1e-6 and 1e-7", worst("lr", [1e-6, 1e-7], "acc_gain",
-          "largest gain of a seed ", ".3f", "runs", "max"), "<", 0.05),
+          "largest gain of a seed", ".3f", "runs", "max"), "<", 0.05),
     Claim("mid_lrs_learn", "lr 1e-1, 1e-2 and 1e-3 learn", "largest mean final / initial "
           "training loss, lr 1e-1, 1e-2, 1e-3", worst("lr", MID_LRS, "loss_ratio_mean",
-          "final / initial loss: ", ".2f"), "<=", 0.5),
+          "final / initial loss", ".2f"), "<=", 0.5),
     Claim("mid_lrs_learn_slower", "... more slowly as the learning rate falls", "steps down "
           "in lr (1e-1 → 1e-2 → 1e-3) after which the median epochs to 80% rise",
           slower_steps, ">=", 2),
@@ -253,21 +253,21 @@ CLAIMS = (
           ">=", 0.03),
     Claim("big_decays_never_reach_80", "decay 1e-1 and 1e-2 decay too fast (to reach good "
           "accuracy)", "larger share of seeds reaching 80%, decay 1e-1 and 1e-2",
-          worst("decay", [1e-1, 1e-2], "reached", "share of seeds at 80%: ", ".2f", "runs"),
+          worst("decay", [1e-1, 1e-2], "reached", "share of seeds reaching 80%", ".2f", "runs"),
           "<", 0.5),
     Claim("short_patience_stalls", "patience 2 and 5 stall", "larger mean test-accuracy gain "
           "over the second half, patience 2 and 5",
-          worst("patience", [2, 5], "late_gain_mean", "second-half gain ", "+.3f"), "<", 0.02),
+          worst("patience", [2, 5], "late_gain_mean", "second-half gain", "+.3f"), "<", 0.02),
     Claim("short_patience_below_80", "patience 2 and 5 do not reach good accuracy",
           "larger mean final test accuracy, patience 2 and 5",
-          worst("patience", [2, 5], "test_acc_mean", "final test accuracy ", ".3f"), "<",
+          worst("patience", [2, 5], "test_acc_mean", "final test accuracy", ".3f"), "<",
           TARGET),
     Claim("short_patience_behind_15", "patience 2 and 5 end behind longer patience",
           "final test accuracy of patience 15 minus the better of 2 and 5",
           gap("patience", 15, [2, 5]), ">=", 0.03),
     Claim("short_patience_min_lr_early", "patience 2 and 5 hit the minimum lr early",
           f"larger median epoch at which lr ≤ {FROZEN_LR:g}, patience 2 and 5", worst("patience",
-          [2, 5], "frozen_by", "median epoch ", ".0f", "runs", "median"), "<=", EARLY,
+          [2, 5], "frozen_by", "median epoch", ".0f", "runs", "median"), "<=", EARLY,
           expected="no"),
     Claim("rmsprop_adam_within_50", "RMSprop and Adam learn within ~50 epochs",
           "slowest seed's epochs to 80%, RMSprop and Adam (Keras defaults)",
