@@ -367,7 +367,8 @@ def setting(sweep, fields=None, more: Mapping[str, str] = ()) -> pd.DataFrame:
     in place of the single-valued field it replaces; axes not given are left out, and so are
     ``dataset`` and ``model`` at their defaults where no task of the sweep trains them (a
     task object, or a built-in task with its own data). For a study (several grids), a field
-    the grids do not share reads ``grid: value; grid: value``.
+    the grids do not share reads ``grid: value; grid, grid: value`` (grids that share a value
+    named together).
     """
     table = _setting(sweep)
     table = table if fields is None else table.loc[list(fields)]
@@ -434,10 +435,13 @@ def _study_setting(study) -> pd.DataFrame:
     rows = []
     for field in fields:
         given = [(grid, shown[field]) for grid, shown in per_sweep if field in shown]
-        if len(given) == len(per_sweep) and len({t for _, t in given}) == 1:
+        grids: dict[str, dict] = {}  # text -> the grids that show it, in order
+        for grid, t in given:
+            grids.setdefault(t, {})[grid] = None
+        if len(given) == len(per_sweep) and len(grids) == 1:
             text = given[0][1]
         else:
-            text = "; ".join(f"{grid}: {t}" for grid, t in dict.fromkeys(given))
+            text = "; ".join(f"{', '.join(g)}: {t}" for t, g in grids.items())
         rows.append({"field": field, "value": text})
     return pd.DataFrame(rows).set_index("field")
 

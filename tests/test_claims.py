@@ -300,3 +300,21 @@ def test_extreme_of_a_selection_over_settings():
         (Claim("c", "q", "x", missing, ">", 0), Claim("d", "q", "x", gap, ">", 0)), t
     )
     assert list(found["held"]) == [claims.NOT_MEASURED, "yes"]
+
+
+def test_a_studys_setting_names_the_grids_that_share_a_value_once():
+    """Grids that share a value read ``a, b: value``; a grid of several sweeps lists each of
+    its values."""
+    from lrbench.study import Study
+    from lrbench.sweep import Optimizer, Schedule, Sweep
+
+    grids = {
+        kind: Sweep(lrs=(0.1, 1.0), schedules=(Schedule(kind),))
+        for kind in ("constant", "exponential")
+    }
+    grids["adam"] = Sweep(lrs=(0.001,), optimizers=(Optimizer("adam"),))
+    grids["rates"] = (Sweep(lrs=(0.5,)), Sweep(lrs=(0.2,), optimizers=(Optimizer("adam"),)))
+    shown = claims.setting(Study("s", grids))["value"]
+    assert shown["lrs"] == "constant, exponential: 0.1, 1; adam: 0.001; rates: 0.5; rates: 0.2"
+    assert shown["optimizers"] == "constant, exponential, rates: sgd; adam, rates: adam"
+    assert shown["schedules"] == "constant, adam, rates: constant; exponential: exponential"
