@@ -46,12 +46,9 @@ ADAPTIVE_LRS = {
     "rmsprop": (0.001, 0.003, 0.01, 0.03),
     "adam": (0.001, 0.003, 0.01, 0.03),
 }
-ADAPTIVE_GRIDS = "; ".join(f"{n}: " + ", ".join(map("{:g}".format, lrs))
-                           for n, lrs in ADAPTIVE_LRS.items())  # fmt: skip
 ADAPTIVE = tuple(ADAPTIVE_LRS)
 CONSTANT = ("constant",)
 DYNAMIC = ("step", "exponential", "time_based")
-KINDS = (*CONSTANT, *DYNAMIC, *ADAPTIVE)
 CURVE_MEASURES = ("loss_auc", "up_share", "roughness", "early_roughness", "test_loss_rise")
 MEASURES = ("final_test_acc", "epochs_to_target", *CURVE_MEASURES, "lr_sensitivity")
 
@@ -93,14 +90,11 @@ def sgd_schedules(epochs: int, steps_per_epoch: int) -> tuple[Schedule, ...]:
     )
 
 
-def sgd_sweep(sweep: Sweep) -> Sweep:
-    return dataclasses.replace(sweep, schedules=sgd_schedules(sweep.epochs, sweep.steps_per_epoch))
-
-
 def study(sweep: Sweep) -> Study:
     """One grid per kind: SGD with each schedule of :func:`sgd_schedules`, and each adaptive
     rule at a constant rate on its own lrs (one program per optimizer)."""
-    sgd = {s.kind: dataclasses.replace(sweep, schedules=(s,)) for s in sgd_sweep(sweep).schedules}
+    schedules = sgd_schedules(sweep.epochs, sweep.steps_per_epoch)
+    sgd = {s.kind: dataclasses.replace(sweep, schedules=(s,)) for s in schedules}
     adaptive = {
         n: dataclasses.replace(sweep, lrs=lrs, optimizers=(Optimizer(n),), schedules=(Schedule(),))
         for n, lrs in ADAPTIVE_LRS.items()
@@ -287,5 +281,5 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
             ncols=2), "train loss and lr per epoch, each kind at its best lr (seed mean)")},
         files={"kind_numbers.csv": numbers},
         analysis={"measured": measured, "best": best, "numbers": numbers, "claims": found},
-        setting_table=claims.setting(sgd_sweep(sweep), more={"adaptive lrs": ADAPTIVE_GRIDS}),
+        setting_table=claims.setting(study(sweep)),
     )  # fmt: skip
