@@ -620,8 +620,8 @@ class Extreme(Arithmetic):
     """The largest (``pick="max"``) or smallest (``"min"``) of ``select`` taken at each of
     ``values`` of column ``over`` (added to its row), every value in the detail (``words``
     then :func:`listing`), as :func:`extreme`: a claim about the worst of several settings,
-    written as data. Not measured (``KeyError``) when a value has no rows; ``a - Extreme(...)``
-    combines like any measure."""
+    written as data. Not measured (``KeyError``) when a value has no rows (or only NaN there);
+    ``a - Extreme(...)`` combines like any measure."""
 
     select: Select
     over: str
