@@ -54,7 +54,6 @@ KERAS_DEFAULTS = {
 }
 GRIDS = ("lr", "momentum", "decay", "patience", "optimizer")  # each its runs-table column
 TARGET = 0.8
-SHARED_FIELDS = ("dataset", "model", "epochs", "batch_size", "seeds", "target_acc", "dtype")
 
 
 def get_config() -> Sweep:
@@ -314,8 +313,7 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         figures={"curves.png": (lambda path: report.settings_figure(
             measured, curves, path, "test_acc", "grid", "setting", **CURVES), FIGURE)},
         files={"settings.csv": report.rounded(settings)},
-        setting_table=claims.setting(sweep, SHARED_FIELDS,
-                                     {f"grid {g}": title for g, title in TITLES.items()}),
+        setting_table=claims.setting(study(sweep)),
     )  # fmt: skip
 
 
