@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lrbench import claims, diagnose, report, results, runner
-from lrbench.claims import Claim, Measured
+from lrbench.claims import Claim, Measured, Select
 from lrbench.models import MLPConfig
 from lrbench.study import Study
 from lrbench.sweep import Optimizer, Schedule, Sweep
@@ -53,16 +52,8 @@ KERAS_DEFAULTS = {
     ),
     "adam": (1e-3, Optimizer("adam", {"b1": 0.9, "b2": 0.999, "eps": 1e-7})),
 }
-# grid -> the runs-table column that names its settings (the rows of its table)
-GRIDS = {
-    "lr": "lr",
-    "momentum": "momentum",
-    "decay": "decay",
-    "patience": "patience",
-    "optimizer": "optimizer",
-}
+GRIDS = ("lr", "momentum", "decay", "patience", "optimizer")  # each its runs-table column
 TARGET = 0.8
-SHARED_FIELDS = ("dataset", "model", "epochs", "batch_size", "seeds", "target_acc", "dtype")
 
 
 def get_config() -> Sweep:
@@ -135,11 +126,9 @@ def run_measures(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
         },
         index=acc.index,
     )
-    setting = [row[GRIDS[row["grid"]]] for _, row in runs.iterrows()]
-    out = runs.assign(
-        setting=setting, loss_ratio=runs["final_train_loss"] / runs["initial_train_loss"]
-    )
-    out = out.join(per_run, on="run_id")
+    setting = [row[row["grid"]] for _, row in runs.iterrows()]
+    ratio = runs["final_train_loss"] / runs["initial_train_loss"]
+    out = runs.assign(setting=setting, loss_ratio=ratio).join(per_run, on="run_id")
     never = acc.shape[1] + 1
     return out.assign(
         epochs_to_80=out["epochs_to_target"].fillna(never), frozen_by=out["frozen_at"].fillna(never),
@@ -162,6 +151,11 @@ SETTINGS = {
 }  # fmt: skip
 
 
+def settings_table(measured: pd.DataFrame) -> pd.DataFrame:
+    """One row per grid and setting: :data:`SETTINGS` over its seeds."""
+    return results.summarize(measured, ["grid", "setting"], SETTINGS).reset_index()
+
+
 def grid_table(settings: pd.DataFrame, grid: str) -> pd.DataFrame:
     """The paper table of one grid: final test accuracy and epochs to the target."""
     t = settings[settings["grid"] == grid]
@@ -174,7 +168,7 @@ def grid_table(settings: pd.DataFrame, grid: str) -> pd.DataFrame:
             ],
             f"seeds reaching {pct}": list(map("{}/{}".format, t["reached_target"], t["seeds"])),
         },
-        index=[_label(grid, s) for s in t["setting"]],
+        index=[s if isinstance(s, str) else f"{float(s):g}" for s in t["setting"]],
     )
     if grid == "optimizer":
         table.insert(0, "lr", [f"{lr:g}" for lr in t["lr"]])
@@ -189,166 +183,94 @@ def grid_table(settings: pd.DataFrame, grid: str) -> pd.DataFrame:
                 f"{e:.0f} ({k}/{n})" if 2 * k > n else f"— ({k}/{n})"
                 for e, k, n in zip(t[median], t[seeds], t["seeds"], strict=True)
             ]  # fmt: skip
-    table.index.name = GRIDS[grid]
-    return table
-
-
-def _label(grid: str, setting) -> str:
-    if grid == "optimizer":
-        return str(setting)
-    return f"{int(setting)}" if grid == "patience" else f"{float(setting):g}"
+    return table.rename_axis(grid)
 
 
 # ---------------------------------------------------------------------------------------------
-# The tutorial's claims: one measured number each (``tables["runs"]`` is :func:`run_measures`)
+# The tutorial's claims, as data: ``settings`` (one row per grid and setting) and ``runs``
 
 GOOD_WITHIN = 50  # "within ~50 epochs"
 SLOW_BASELINE = 150  # "instead of 200": plain SGD needs at least this many epochs to 80%
 EARLY = 50  # "early": within the first quarter of the 200 epochs
+MID_LRS = (1e-1, 1e-2, 1e-3)
 
 
-def _rows(tables, grid: str, settings) -> pd.DataFrame:
-    """The runs of ``grid`` at each of ``settings`` (``KeyError``, not measured, when one of
-    them was not run, e.g. the lr grid changed with ``--set lr=...``)."""
-    runs = tables["runs"]
-    return claims.rows(runs[runs["grid"] == grid], "setting", settings)
+def at(grid: str, setting, column: str) -> Select:
+    return Select("settings", column, {"grid": grid, "setting": setting})
 
 
-def _by_setting(rows: pd.DataFrame, column: str, how: str = "mean") -> pd.Series:
-    return rows.groupby("setting", sort=False)[column].agg(how)
+def worst(grid: str, settings, column: str, what: str, fmt: str = ".3g", table: str = "settings",
+          aggregate: str = "mean") -> claims.Extreme:  # fmt: skip
+    """The largest ``column`` (``aggregate`` over a setting's rows of ``table``) among
+    ``settings`` of ``grid``; the detail: ``what at grid s: value; ...``."""
+    select = Select(table, column, {"grid": grid}, aggregate)
+    return claims.Extreme(select, "setting", tuple(settings), "max", fmt, f"{what} at {grid} ")
 
 
-def oscillating_share(tables) -> Measured:
-    rows = _rows(tables, "lr", [1.0])
-    share = float((rows["status"] == "oscillating").mean())
-    return Measured(share, detail=f"{(rows['status'] == 'oscillating').sum()} of {len(rows)} seeds")
+def slowest(grid: str, settings, aggregate: str = "max") -> claims.Extreme:
+    """The slowest seed's (or the median) epochs to 80% among ``settings`` of ``grid``."""
+    what = "slowest seed" if aggregate == "max" else aggregate
+    return worst(grid, settings, "epochs_to_80", what, ".0f", "runs", aggregate)
 
 
-def jitter_ratio(tables) -> Measured:
-    jitter = _by_setting(_rows(tables, "lr", [1.0, 0.1]), "acc_jitter")
-    return Measured(
-        float(jitter.iloc[0] / jitter.iloc[1]),
-        detail=f"mean |Δ test acc| per epoch, second half: {claims.listing(jitter)}",
-    )
-
-
-def tiny_gain(tables) -> Measured:
-    rows = _rows(tables, "lr", [1e-6, 1e-7])
-    gain = rows["acc_gain"]
-    return Measured(
-        float(gain.max()),
-        float(gain.min()),
-        float(gain.max()),
-        detail=f"mean gain {claims.listing(_by_setting(rows, 'acc_gain'), '+.3f')}; training loss "
-        f"× {claims.listing(_by_setting(rows, 'loss_ratio'), '.2f')}",
-    )
-
-
-def largest(grid: str, settings, column: str, words: str, fmt: str) -> Callable:
-    """The largest mean over seeds of ``column`` among ``settings`` of ``grid``."""
-
-    return lambda t: claims.extreme(_by_setting(_rows(t, grid, settings), column), fmt=fmt,
-                                    words=words)  # fmt: skip
+def gap(grid: str, best, worse) -> claims.Combined:
+    """Mean final test accuracy at ``best`` minus the best of ``worse`` (settings of ``grid``)."""
+    worse = worst(grid, worse, "test_acc_mean", "")
+    return claims.Combined("-", at(grid, best, "test_acc_mean"), worse, detail=True)
 
 
 def slower_steps(tables) -> Measured:
-    epochs = _by_setting(_rows(tables, "lr", [1e-1, 1e-2, 1e-3]), "epochs_to_80", "median")
-    rises = int((np.diff(epochs.to_numpy()) > 0).sum())
-    return Measured(rises, detail=f"median epochs to 80% (never: {_never(tables)}): "
-                    f"{claims.listing(epochs, '.0f')}")  # fmt: skip
-
-
-def _never(tables) -> int:
-    return int(tables["runs"]["epochs_to_80"].max())
-
-
-def slowest_seed(grid: str, settings) -> Callable:
-    """The slowest seed's epochs to 80% over ``settings`` of ``grid``."""
-
-    def measure(tables) -> Measured:
-        rows = _rows(tables, grid, settings)
-        median = claims.listing(_by_setting(rows, "epochs_to_80", "median"), ".0f")
-        slowest = claims.listing(_by_setting(rows, "epochs_to_80", "max"), ".0f")
-        return Measured(
-            float(rows["epochs_to_80"].max()), detail=f"median {median}; slowest {slowest}"
-        )
-
-    return measure
-
-
-def plain_sgd_epochs(tables) -> Measured:
-    rows = _rows(tables, "momentum", [0.0])
-    e = rows["epochs_to_80"]
-    return Measured(float(e.median()), float(e.min()), float(e.max()),
-                    detail=f"{rows['epochs_to_target'].notna().sum()} of {len(rows)} seeds reach 80%")  # fmt: skip
-
-
-def accuracy_gap(grid: str, best, worse) -> Callable:
-    """Mean final test accuracy at ``best`` minus the best of ``worse`` (settings of ``grid``)."""
-
-    def measure(tables) -> Measured:
-        acc = _by_setting(_rows(tables, grid, [*worse, best]), "final_test_acc")
-        return Measured(
-            float(acc.iloc[-1] - acc.iloc[:-1].max()),
-            detail=f"final test accuracy {claims.listing(acc, '.3f')}",
-        )
-
-    return measure
-
-
-def frozen_by(tables) -> Measured:
-    rows = _rows(tables, "patience", [2, 5])
-    frozen = _by_setting(rows, "frozen_by", "median")
-    cut = _by_setting(rows, "first_cut", "median")
-    return Measured(
-        float(frozen.max()),
-        detail=f"median epoch of lr ≤ {FROZEN_LR:g} (never: {_never(tables)}) "
-        f"{claims.listing(frozen, '.0f')}; of the first cut {claims.listing(cut, '.0f')}",
-    )
+    epochs = slowest("lr", MID_LRS, "median").series(tables)
+    detail = f"median epochs to 80% at lr {claims.listing(epochs, '.0f')}"
+    return Measured(int((epochs.diff() > 0).sum()), detail=detail)
 
 
 CLAIMS = (
     Claim("lr_1_oscillates", "lr 1.0 oscillates", "share of seeds at lr 1 whose status is "
-          "oscillating", oscillating_share, ">", 0.5),
+          "oscillating", claims.ratio(at("lr", 1.0, "oscillating_seeds"), at("lr", 1.0, "seeds")),
+          ">", 0.5),
     Claim("lr_1_jitters", "lr 1.0 oscillates", "test-accuracy jitter (second half) at lr 1 "
-          "over that at lr 0.1", jitter_ratio, ">=", 3.0),
+          "over that at lr 0.1", claims.ratio(at("lr", 1.0, "acc_jitter_mean"),
+                                              at("lr", 0.1, "acc_jitter_mean")), ">=", 3.0),
     Claim("tiny_lrs_learn_nothing", "lr 1e-6 and 1e-7 learn nothing", "largest test-accuracy "
-          "gain of a seed over training, lr 1e-6 and 1e-7", tiny_gain, "<", 0.05),
+          "gain of a seed over training, lr 1e-6 and 1e-7", worst("lr", [1e-6, 1e-7], "acc_gain",
+          "largest gain of a seed", ".3f", "runs", "max"), "<", 0.05),
     Claim("mid_lrs_learn", "lr 1e-1, 1e-2 and 1e-3 learn", "largest mean final / initial "
-          "training loss, lr 1e-1, 1e-2, 1e-3", largest("lr", [1e-1, 1e-2, 1e-3], "loss_ratio",
-          "final / initial loss: ", ".2f"), "<=", 0.5),
+          "training loss, lr 1e-1, 1e-2, 1e-3", worst("lr", MID_LRS, "loss_ratio_mean",
+          "final / initial loss", ".2f"), "<=", 0.5),
     Claim("mid_lrs_learn_slower", "... more slowly as the learning rate falls", "steps down "
           "in lr (1e-1 → 1e-2 → 1e-3) after which the median epochs to 80% rise",
           slower_steps, ">=", 2),
     Claim("momentum_within_50", "momentum 0.9 and 0.99 reach good accuracy within ~50 epochs",
-          "slowest seed's epochs to 80%, momentum 0.9 and 0.99",
-          slowest_seed("momentum", [0.9, 0.99]), "<=", GOOD_WITHIN,
-          expected="no", expected_ci="yes"),  # one seed of 0.99 needs 60 epochs
+          "slowest seed's epochs to 80%, momentum 0.9 and 0.99", slowest("momentum", [0.9, 0.99]),
+          "<=", GOOD_WITHIN, expected="no", expected_ci="yes"),  # one seed of 0.99 needs 60
     Claim("no_momentum_needs_200", "... instead of 200 without momentum", "median epochs to "
-          "80% of plain SGD (momentum 0)", plain_sgd_epochs, ">=", SLOW_BASELINE,
-          expected="no"),
+          "80% of plain SGD (momentum 0)", slowest("momentum", [0.0], "median"), ">=",
+          SLOW_BASELINE, expected="no"),
     Claim("big_decays_too_fast", "decay 1e-1 and 1e-2 decay too fast", "final test accuracy "
-          "of decay 1e-4 minus the better of 1e-1 and 1e-2",
-          accuracy_gap("decay", 1e-4, [1e-1, 1e-2]), ">=", 0.03),
+          "of decay 1e-4 minus the better of 1e-1 and 1e-2", gap("decay", 1e-4, [1e-1, 1e-2]),
+          ">=", 0.03),
     Claim("big_decays_never_reach_80", "decay 1e-1 and 1e-2 decay too fast (to reach good "
           "accuracy)", "larger share of seeds reaching 80%, decay 1e-1 and 1e-2",
-          largest("decay", [1e-1, 1e-2], "reached", "share of seeds at 80%: ", ".2f"), "<", 0.5),
+          worst("decay", [1e-1, 1e-2], "reached", "share of seeds reaching 80%", ".2f", "runs"),
+          "<", 0.5),
     Claim("short_patience_stalls", "patience 2 and 5 stall", "larger mean test-accuracy gain "
           "over the second half, patience 2 and 5",
-          largest("patience", [2, 5], "late_gain", "second-half gain ", "+.3f"), "<", 0.02),
+          worst("patience", [2, 5], "late_gain_mean", "second-half gain", "+.3f"), "<", 0.02),
     Claim("short_patience_below_80", "patience 2 and 5 do not reach good accuracy",
           "larger mean final test accuracy, patience 2 and 5",
-          largest("patience", [2, 5], "final_test_acc", "final test accuracy ", ".3f"), "<",
+          worst("patience", [2, 5], "test_acc_mean", "final test accuracy", ".3f"), "<",
           TARGET),
     Claim("short_patience_behind_15", "patience 2 and 5 end behind longer patience",
           "final test accuracy of patience 15 minus the better of 2 and 5",
-          accuracy_gap("patience", 15, [2, 5]), ">=", 0.03),
+          gap("patience", 15, [2, 5]), ">=", 0.03),
     Claim("short_patience_min_lr_early", "patience 2 and 5 hit the minimum lr early",
-          f"larger median epoch at which lr ≤ {FROZEN_LR:g}, patience 2 and 5", frozen_by, "<=",
-          EARLY, expected="no"),
+          f"larger median epoch at which lr ≤ {FROZEN_LR:g}, patience 2 and 5", worst("patience",
+          [2, 5], "frozen_by", "median epoch", ".0f", "runs", "median"), "<=", EARLY,
+          expected="no"),
     Claim("rmsprop_adam_within_50", "RMSprop and Adam learn within ~50 epochs",
           "slowest seed's epochs to 80%, RMSprop and Adam (Keras defaults)",
-          slowest_seed("optimizer", ["rmsprop", "adam"]), "<=", GOOD_WITHIN),
+          slowest("optimizer", ["rmsprop", "adam"]), "<=", GOOD_WITHIN),
 )  # fmt: skip
 
 
@@ -367,7 +289,7 @@ TITLES = {
 # curves.png: mean test accuracy per epoch, one panel per grid, one line per setting; and the
 # learning rate of every plateau run (one thin line per seed, the median bold)
 CURVES = dict(
-    titles=TITLES, legend_titles=GRIDS, reference=TARGET, ylim=(0.2, 0.9), band="std",
+    titles=TITLES, reference=TARGET, ylim=(0.2, 0.9), band="std",
     traces="patience", traces_reference=FROZEN_LR, traces_ylim=(1e-12, 0.05),
     traces_title="ReduceLROnPlateau: learning rate",
     title="MLM blobs, Dense(50, relu) → Dense(3): test accuracy per epoch",
@@ -380,7 +302,7 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     result = runner.run(study(sweep), quiet=quiet)
     runs, curves = result.runs, result.curves
     measured = run_measures(runs, curves)
-    settings = results.summarize(measured, ["grid", "setting"], SETTINGS).reset_index()
+    settings = settings_table(measured)
     caption = (f"final test accuracy (mean ± std) and epochs to {TARGET:.0%} test accuracy over "
                f"{len(sweep.seeds)} seeds")  # fmt: skip
     return claims.finish(
@@ -391,8 +313,7 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         figures={"curves.png": (lambda path: report.settings_figure(
             measured, curves, path, "test_acc", "grid", "setting", **CURVES), FIGURE)},
         files={"settings.csv": report.rounded(settings)},
-        setting_table=claims.setting(sweep, SHARED_FIELDS,
-                                     {f"grid {g}": title for g, title in TITLES.items()}),
+        setting_table=claims.setting(study(sweep)),
     )  # fmt: skip
 
 

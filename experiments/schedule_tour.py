@@ -17,40 +17,22 @@ Kinds (``lrbench.schedules`` and ``lrbench.rules``):
 
 Tuned fairly: each kind is reported at its best setting (base lr and, for ``step``, step
 size), the one with the highest final test accuracy averaged over seeds (a diverged run
-scores 0). Per run (E epochs, ``L[t]`` the train loss after epoch t):
-
-- ``epochs_to_target``: first epoch with test accuracy ≥ 0.95 (NaN if never).
-- ``loss_auc``: area under the train-loss curve per epoch, ``mean_t L[t]`` (lower = faster).
-- ``up_share``: share of the E − 1 epoch-to-epoch changes where the train loss goes up.
-- ``roughness``: mean absolute second difference of the log train loss,
-  ``mean_t |log L[t+1] − 2·log L[t] + log L[t−1]|`` over t = 2 … E−1 (0 for a straight line
-  on a log scale, such as an exponential decay of the loss); ``early_roughness``: the same
-  over the first quarter of the epochs only.
-- ``test_loss_rise``: final test loss minus the lowest test loss of the run (overfitting).
-- ``lr_sensitivity``: final test accuracy at the best lr minus the mean of that at the grid's
-  neighbouring lrs (one grid step, ×3 or ×3.3, below and above; one neighbour at an edge),
-  the other settings held; per seed, so it has a mean ± std. Larger = harder to tune.
-
-A claim compares two sides on the per-seed values of one measure: the difference of their
-means with ± 2 standard errors (``lrbench.claims.difference``) as its interval. It held
-("yes") when the whole interval has the claimed sign, i.e. the difference is beyond noise;
-otherwise "no", and the interval tells an opposite sign from noise. Group claims
-("adaptive", "dynamic") average the members' per-seed values.
+scores 0); the measures and how a claim is read follow the tables.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lrbench import claims, diagnose, report, results, runner, study
+from lrbench import claims, diagnose, report, results, runner
 from lrbench.claims import NO, YES, Claim
 from lrbench.models import MLPConfig
+from lrbench.study import Study
 from lrbench.sweep import Optimizer, Schedule, Sweep
 
 NAME = "schedule_tour"
@@ -64,25 +46,15 @@ ADAPTIVE_LRS = {
     "rmsprop": (0.001, 0.003, 0.01, 0.03),
     "adam": (0.001, 0.003, 0.01, 0.03),
 }
-ADAPTIVE_GRIDS = "; ".join(f"{n}: " + ", ".join(map("{:g}".format, lrs))
-                           for n, lrs in ADAPTIVE_LRS.items())  # fmt: skip
-SCHEDULE_KINDS = ("constant", "step", "exponential", "time_based")
-KINDS = (*SCHEDULE_KINDS, *ADAPTIVE_LRS)
+ADAPTIVE = tuple(ADAPTIVE_LRS)
+CONSTANT = ("constant",)
 DYNAMIC = ("step", "exponential", "time_based")
-MEASURES = (
-    "final_test_acc",
-    "epochs_to_target",
-    "loss_auc",
-    "up_share",
-    "roughness",
-    "early_roughness",
-    "test_loss_rise",
-    "lr_sensitivity",
-)
+CURVE_MEASURES = ("loss_auc", "up_share", "roughness", "early_roughness", "test_loss_rise")
+MEASURES = ("final_test_acc", "epochs_to_target", *CURVE_MEASURES, "lr_sensitivity")
 
 
 def get_config() -> Sweep:
-    """The SGD part; :func:`sweeps` adds the adaptive optimizers on the same problem."""
+    """The SGD part; :func:`study` adds the adaptive optimizers on the same problem."""
     return Sweep(
         experiment=NAME,
         description="Coursera tour: constant, step, exponential, time-based decay (SGD) vs "
@@ -118,29 +90,20 @@ def sgd_schedules(epochs: int, steps_per_epoch: int) -> tuple[Schedule, ...]:
     )
 
 
-def sweeps(sweep: Sweep) -> list[Sweep]:
-    """The SGD sweep (four schedule kinds) and one constant-rate sweep per adaptive rule."""
-    sgd = dataclasses.replace(sweep, schedules=sgd_schedules(sweep.epochs, sweep.steps_per_epoch))
-    adaptive = [
-        dataclasses.replace(sweep, lrs=lrs, optimizers=(Optimizer(name),), schedules=(Schedule(),))
-        for name, lrs in ADAPTIVE_LRS.items()
-    ]
-    return [sgd, *adaptive]
-
-
-def train(sweep: Sweep, quiet: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Every sweep of :func:`sweeps`; ``kind``: the schedule of SGD, else the optimizer."""
-    say = runner.Progress(quiet).say
-    runs, curves, timing = study.run_each(
-        sweeps(sweep), lambda s: say(f"{s.optimizers[0].name}: training ...")
-    )
-    kind = np.where(runs["optimizer"] == "sgd", runs["schedule"], runs["optimizer"])
-    runs.insert(2, "kind", kind)
-    return runs, curves, timing
+def study(sweep: Sweep) -> Study:
+    """One grid per kind: SGD with each schedule of :func:`sgd_schedules`, and each adaptive
+    rule at a constant rate on its own lrs (one program per optimizer)."""
+    schedules = sgd_schedules(sweep.epochs, sweep.steps_per_epoch)
+    sgd = {s.kind: dataclasses.replace(sweep, schedules=(s,)) for s in schedules}
+    adaptive = {
+        n: dataclasses.replace(sweep, lrs=lrs, optimizers=(Optimizer(n),), schedules=(Schedule(),))
+        for n, lrs in ADAPTIVE_LRS.items()
+    }
+    return Study(sweep.experiment, {**sgd, **adaptive}, sweep.description)
 
 
 # ---------------------------------------------------------------------------------------------
-# Measures on the curves
+# Measures on the curves, tuning, tables
 
 
 def curve_measures(curves: pd.DataFrame) -> pd.DataFrame:
@@ -159,69 +122,44 @@ def curve_measures(curves: pd.DataFrame) -> pd.DataFrame:
     }, index=loss.index)  # fmt: skip
 
 
-# ---------------------------------------------------------------------------------------------
-# Tuning, sensitivity, tables
-
-
-def _setting(runs: pd.DataFrame) -> pd.Series:
-    """The non-lr setting a kind tunes (the step size of ``step``; "" otherwise)."""
-    step = runs.get("step_size", pd.Series(np.nan, index=runs.index))
-    return step.map(lambda v: f"step_size={v:g}" if np.isfinite(v) else "")
-
-
 def measure_runs(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     """``runs`` plus the curve measures, ``score`` (test accuracy, 0 when diverged) and
-    ``setting``."""
+    ``setting``: the non-lr setting a kind tunes (``step_size=10`` for ``step``, else "")."""
     out = runs.join(curve_measures(curves), on="run_id")
     score = out["final_test_acc"].where(out["diverged_at"].isna(), 0.0).fillna(0.0)
-    return out.assign(score=score, setting=_setting(out))
-
-
-def best_settings(measured: pd.DataFrame) -> pd.DataFrame:
-    """Per kind: the (setting, lr) of highest mean score over seeds."""
-    best = results.best_mean(measured, ["kind", "setting", "lr"], "kind", "score").set_index("kind")
-    return best.loc[[k for k in KINDS if k in best.index]]
-
-
-def sensitivity(measured: pd.DataFrame, kind: str, setting: str, lr: float) -> pd.Series:
-    """Per seed: score at ``lr`` minus the mean score at its grid neighbours."""
-    rows = measured[(measured["kind"] == kind) & (measured["setting"] == setting)]
-    grid = sorted(rows["lr"].unique())
-    i = int(np.argmin(np.abs(np.asarray(grid) - lr)))
-    neighbours = [grid[j] for j in (i - 1, i + 1) if 0 <= j < len(grid)]
-    by_seed = rows.pivot_table(index="seed", columns="lr", values="score")
-    return by_seed[grid[i]] - by_seed[neighbours].mean(axis=1)
+    step = out.get("step_size", pd.Series(np.nan, index=out.index))
+    setting = step.map(lambda v: f"step_size={v:g}" if np.isfinite(v) else "")
+    return out.assign(score=score, setting=setting)
 
 
 def best_runs(measured: pd.DataFrame) -> pd.DataFrame:
-    """The runs of each kind at its best setting, with their ``lr_sensitivity``."""
+    """Per kind, the runs at its best (setting, lr): highest mean score over seeds (a tie goes
+    to the first in sorted order), with ``lr_sensitivity``: per seed, the score there minus
+    the mean score at the grid's neighbouring lrs (one neighbour at an edge)."""
     parts = []
-    for kind, b in best_settings(measured).iterrows():
-        rows = measured[
-            (measured["kind"] == kind)
-            & (measured["setting"] == b["setting"])
-            & np.isclose(measured["lr"], b["lr"])
-        ]
-        sens = sensitivity(measured, kind, b["setting"], b["lr"])
-        parts.append(rows.assign(lr_sensitivity=rows["seed"].map(sens).to_numpy()))
+    for _, rows in measured.groupby("kind", sort=False):
+        setting, lr = rows.groupby(["setting", "lr"])["score"].mean().idxmax()
+        rows = rows[rows["setting"] == setting]
+        by_seed = rows.pivot_table(index="seed", columns="lr", values="score")
+        i = by_seed.columns.get_loc(lr)
+        near = by_seed.iloc[:, [j for j in (i - 1, i + 1) if 0 <= j < by_seed.shape[1]]]
+        best = rows[rows["lr"] == lr]
+        parts.append(best.assign(lr_sensitivity=best["seed"].map(by_seed[lr] - near.mean(axis=1))))
     return pd.concat(parts, ignore_index=True)
 
 
 def kind_numbers(best: pd.DataFrame) -> pd.DataFrame:
     """One row per kind: best lr and setting, and mean/std/n over seeds of every measure."""
     first = best.groupby("kind", sort=False)[["lr", "setting"]].first()
-    numbers = first.rename(columns={"lr": "best_lr"}).join(
-        report.group_stats(best, "kind", MEASURES)
-    )
-    return numbers.loc[[k for k in KINDS if k in numbers.index]].reset_index()
+    stats = report.group_stats(best, "kind", MEASURES)
+    return first.rename(columns={"lr": "best_lr"}).join(stats).reset_index()
 
 
 def paper_table(numbers: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
     digits = {"final_test_acc": 3, "epochs_to_target": 1, "loss_auc": 3, "up_share": 2}
     numbers = numbers.set_index("kind")
-    best_lr = [f"{v:g}" for v in numbers["best_lr"]]
-    setting = numbers["setting"].replace("", "—")
-    head = pd.DataFrame({"best lr": best_lr, "setting": setting}, index=numbers.index)
+    head = pd.DataFrame({"best lr": numbers["best_lr"].map("{:g}".format),
+                         "setting": numbers["setting"].replace("", "—")})  # fmt: skip
     return head.join(report.mean_std_columns(numbers, MEASURES, digits, n_seeds))
 
 
@@ -236,23 +174,18 @@ def step_size_table(measured: pd.DataFrame) -> pd.DataFrame:
 # Claims (the CI variant's 3 seeds and 20 epochs leave two of the full run's "yes" in noise)
 
 
-def _values(best: pd.DataFrame, kinds, measure: str) -> np.ndarray:
-    """Per seed, the mean of ``measure`` over ``kinds`` (a group claim averages its members)."""
-    rows = best[best["kind"].isin(kinds)]
-    return rows.groupby("seed")[measure].mean().to_numpy(np.float64)
-
-
 def versus(
     id: str, quote: str, measure: str, a, relation: str, b, expected: str, expected_ci: str = ""
 ) -> Claim:
     """Claim: mean ``measure`` of kinds ``a`` minus that of kinds ``b`` has the sign of
-    ``relation`` beyond noise (each kind at its best setting)."""
+    ``relation`` beyond noise (each kind at its best setting; a group averages its members
+    seed by seed)."""
     sides = "+".join(a), "+".join(b)
 
     def difference(t) -> claims.Measured:
-        va, vb = _values(t["best"], a, measure), _values(t["best"], b, measure)
-        detail = f"{sides[0]} {np.nanmean(va):.4g}, {sides[1]} {np.nanmean(vb):.4g}"
-        return claims.difference(va, vb, detail)
+        va, vb = (t["best"][t["best"]["kind"].isin(k)].groupby("seed")[measure].mean()
+                  for k in (a, b))  # fmt: skip
+        return claims.difference(va, vb, f"{sides[0]} {va.mean():.4g}, {sides[1]} {vb.mean():.4g}")
 
     quantity = f"{measure}: {sides[0]} minus {sides[1]}"
     return Claim(id, quote, quantity, difference, relation, 0.0, whole_interval=True,
@@ -261,17 +194,12 @@ def versus(
 
 def step_size_difference(t) -> claims.Measured:
     """Best minus worst step size (each at its own best lr): final test accuracy."""
-    measured, sizes = t["measured"], step_size_table(t["measured"])
-    scores = []
-    for _, row in sizes.iloc[[0, -1]].iterrows():
-        rows = measured[(measured["kind"] == "step") & (measured["setting"] == row["setting"])]
-        scores.append(rows[np.isclose(rows["lr"], row["lr"])]["score"].to_numpy())
-    detail = f"best {sizes['setting'].iloc[0]}, worst {sizes['setting'].iloc[-1]}"
-    return claims.difference(*scores, detail)
+    (best, best_lr), (worst, worst_lr) = step_size_table(t["measured"]).iloc[[0, -1], :2].to_numpy()
+    step = t["measured"].set_index(["kind", "setting", "lr"])["score"]
+    return claims.difference(step.loc[("step", best, best_lr)], step.loc[("step", worst, worst_lr)],
+                             f"best {best}, worst {worst}")  # fmt: skip
 
 
-ADAPTIVE = tuple(ADAPTIVE_LRS)
-CONSTANT = ("constant",)
 CLAIMS = (
     versus("constant_easier_to_tune", "Easier to tune than dynamic learning rates",
            "lr_sensitivity", CONSTANT, "<", DYNAMIC, NO),
@@ -321,67 +249,37 @@ CLAIMS = (
            "May have large performance fluctuations at the beginning of training",
            "early_roughness", ("time_based",), ">", ("exponential",), NO),
 )  # fmt: skip
-UNTESTED = pd.DataFrame(
-    [
-        ("Useful when you want to tune your parameters at different rates; quick adaptation "
-         "to new events", "no per-parameter or non-stationary task here"),
-        ("no consensus on the “best” adaptive algorithm",
-         "an opinion about the literature; the table ranks the four on this problem only"),
-        ("May be difficult to choose the right frequency of decay", "one decay frequency only"),
-        ("[exponential decay] May be computationally intensive",
-         "the schedule is a closed form inside one compiled program: its cost cannot be told "
-         "apart"),
-        ("[time-based decay] Simpler than adaptive learning rates",
-         "a matter of definition, not a number"),
-    ],
-    columns=["quote", "why not measured"],
-).set_index("quote")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
-# Run, summary
-
-
-def analyse(runs: pd.DataFrame, curves: pd.DataFrame, n_seeds: int) -> dict[str, pd.DataFrame]:
-    measured = measure_runs(runs, curves)
-    best = best_runs(measured)
-    numbers = kind_numbers(best)
-    return {
-        "measured": measured,
-        "best": best,
-        "numbers": numbers,
-        "table": paper_table(numbers, n_seeds),
-        "claims": claims.evaluate(CLAIMS, {"best": best, "measured": measured}, ARTICLE),
-        "step_sizes": step_size_table(measured),
-    }
+# Run
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
-    """Trains every kind and, when ``out`` is given, writes its folder atomically."""
-    start = time.perf_counter()
-    runs, curves, timing = train(sweep, quiet)
-    analysis = analyse(runs, curves, len(sweep.seeds))
-    per_run = ["run_id", *[m for m in MEASURES if m not in runs.columns and m != "lr_sensitivity"]]
-    runs = runs.merge(analysis["measured"][per_run], on="run_id")
-    meta = results.meta(
-        sweep, start, sweeps=[s.to_dict() for s in sweeps(sweep)], n_runs=len(runs), **timing
-    )
+    """Trains every kind (one study; ``kind``: its grid) and, when ``out`` is given, writes
+    its folder atomically."""
+    result = runner.run(study(sweep), quiet=quiet)
+    runs = result.runs.rename(columns={"grid": "kind"})
+    measured = measure_runs(runs, result.curves)
+    best = best_runs(measured)
+    found = claims.evaluate(CLAIMS, {"best": best, "measured": measured}, ARTICLE)
+    numbers = kind_numbers(best)
+    runs = runs.merge(measured[["run_id", *CURVE_MEASURES]], on="run_id")
     caption = (
         f"Each kind of learning rate at its best base lr: mean ± std over {len(sweep.seeds)} "
         f"seeds ({sweep.epochs} epochs; epochs to {TARGET:.0%} test accuracy)"
     )
-    step_sizes = report.rounded(analysis["step_sizes"].set_index("setting"))
+    step_sizes = report.rounded(step_size_table(measured).set_index("setting"))
     return claims.finish(
-        sys.modules[__name__], sweep, runs, curves, meta, out, quiet, found=analysis["claims"],
+        sys.modules[__name__], sweep, runs, result.curves, result.meta, out, quiet, found=found,
         tables={
-            "table": (analysis["table"], caption),
+            "table": (paper_table(numbers, len(sweep.seeds)), caption),
             "step_sizes": (step_sizes, "Step decay: best lr and accuracy per step size"),
-            "untested": (UNTESTED, "What the article says that this setting cannot test"),
         },
         figures={"curves.png": (lambda path: report.curve_figure(
-            analysis["best"], curves, path, ["train_loss", "lr"], "kind",
-            logy=("train_loss", "lr"), ncols=2),
-            "train loss and lr per epoch, each kind at its best lr (seed mean)")},
-        files={"kind_numbers.csv": analysis["numbers"]}, analysis=analysis,
-        setting_table=claims.setting(sweeps(sweep)[0], more={"adaptive lrs": ADAPTIVE_GRIDS}),
+            best, result.curves, path, ["train_loss", "lr"], "kind", logy=("train_loss", "lr"),
+            ncols=2), "train loss and lr per epoch, each kind at its best lr (seed mean)")},
+        files={"kind_numbers.csv": numbers},
+        analysis={"measured": measured, "best": best, "numbers": numbers, "claims": found},
+        setting_table=claims.setting(study(sweep)),
     )  # fmt: skip

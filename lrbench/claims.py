@@ -367,7 +367,8 @@ def setting(sweep, fields=None, more: Mapping[str, str] = ()) -> pd.DataFrame:
     in place of the single-valued field it replaces; axes not given are left out, and so are
     ``dataset`` and ``model`` at their defaults where no task of the sweep trains them (a
     task object, or a built-in task with its own data). For a study (several grids), a field
-    the grids do not share reads ``grid: value; grid: value``.
+    the grids do not share reads ``grid: value; grid, grid: value`` (grids that share a value
+    named together).
     """
     table = _setting(sweep)
     table = table if fields is None else table.loc[list(fields)]
@@ -434,10 +435,13 @@ def _study_setting(study) -> pd.DataFrame:
     rows = []
     for field in fields:
         given = [(grid, shown[field]) for grid, shown in per_sweep if field in shown]
-        if len(given) == len(per_sweep) and len({t for _, t in given}) == 1:
+        grids: dict[str, dict] = {}  # text -> the grids that show it, in order
+        for grid, t in given:
+            grids.setdefault(t, {})[grid] = None
+        if len(given) == len(per_sweep) and len(grids) == 1:
             text = given[0][1]
         else:
-            text = "; ".join(f"{grid}: {t}" for grid, t in dict.fromkeys(given))
+            text = "; ".join(f"{', '.join(g)}: {t}" for t, g in grids.items())
         rows.append({"field": field, "value": text})
     return pd.DataFrame(rows).set_index("field")
 
@@ -609,3 +613,32 @@ def finish(
     shown = {"claims": found, "tables": {stem: t for stem, (t, _) in tables.items()}}
     progress = runner.Progress(quiet)
     return runner.finish(runs, curves, meta, out, write, progress, **shown, **extra)
+
+
+@dataclasses.dataclass(frozen=True)
+class Extreme(Arithmetic):
+    """The largest (``pick="max"``) or smallest (``"min"``) of ``select`` taken at each of
+    ``values`` of column ``over`` (added to its row), every value in the detail (``words``
+    then :func:`listing`), as :func:`extreme`: a claim about the worst of several settings,
+    written as data. Not measured (``KeyError``) when a value has no rows (or only NaN there);
+    ``a - Extreme(...)`` combines like any measure."""
+
+    select: Select
+    over: str
+    values: tuple
+    pick: str = "max"
+    fmt: str = ".3g"
+    words: str = ""
+
+    def series(self, tables: Tables) -> pd.Series:
+        """``select`` at each value of ``values``, indexed by it."""
+        row = self.select.row
+        got = [dataclasses.replace(self.select, row={**row, self.over: v})(tables)
+               for v in self.values]  # fmt: skip
+        for value, number in zip(self.values, got, strict=True):
+            if math.isnan(number):
+                raise KeyError(f"{self.over} {value}")
+        return pd.Series(got, index=list(self.values), dtype=np.float64)
+
+    def __call__(self, tables: Tables) -> Measured:
+        return extreme(self.series(tables), self.pick, self.fmt, words=self.words)

@@ -115,23 +115,3 @@ def expand(study: Study) -> pd.DataFrame:
 def runs_table(config: Sweep | Study) -> pd.DataFrame:
     """The runs table of a sweep or of a study."""
     return expand(config) if isinstance(config, Study) else sweep_module.expand(config)
-
-
-def run_each(sweeps, say=None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """:func:`lrbench.runner.run` of each of ``sweeps`` in turn, as one result: the runs and
-    curves tables stacked in order, the timings and program counts summed; ``say(sweep)``
-    before each. For sweeps that share no run and want no ``grid`` column; a :class:`Study`
-    otherwise."""
-    from lrbench import runner
-
-    runs, curves = [], []
-    timing = {"compile_seconds": 0.0, "train_seconds": 0.0, "programs": 0}
-    for s in sweeps:
-        if say is not None:
-            say(s)
-        result = runner.run(s, quiet=True)
-        for key in timing:
-            timing[key] += result.meta[key]
-        runs.append(result.runs)
-        curves.append(result.curves)
-    return pd.concat(runs, ignore_index=True), pd.concat(curves, ignore_index=True), timing

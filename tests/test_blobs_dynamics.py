@@ -354,7 +354,8 @@ def test_claims_need_the_tutorials_lr_grid(ci):
     half-tested; the other grids' claims still are."""
     measured = bd.run_measures(ci.runs, ci.curves)
     without_lr_1 = measured[~((measured["grid"] == "lr") & (measured["lr"] == 1.0))]
-    table = claims.evaluate(bd.CLAIMS, {"runs": without_lr_1})
+    tables = {"runs": without_lr_1, "settings": bd.settings_table(without_lr_1)}
+    table = claims.evaluate(bd.CLAIMS, tables)
     lost = {"lr_1_oscillates", "lr_1_jitters"}
     assert set(table.index[table["held"] == "not measured"]) == lost
     assert (table.loc[~table.index.isin(lost), "held"] != "not measured").all()

@@ -280,3 +280,41 @@ def test_extreme_is_the_largest_or_smallest_with_every_value_in_the_detail():
     got = claims.extreme(values, words="loss ")
     assert got.value == 0.5 and got.detail == "loss sgd: 0.5; adam: 0.25"
     assert math.isnan(got.low) and math.isnan(got.high)
+
+
+def test_extreme_of_a_selection_over_settings():
+    """``claims.Extreme``: a ``Select`` taken at each value of one more column, the largest or
+    smallest with every value in the detail; a value without rows leaves it not measured."""
+    table = pd.DataFrame({"grid": ["a", "a", "a", "a", "b"], "v": [1.0, 3.0, 5.0, 7.0, 100.0],
+                          "setting": [0.1, 0.1, 1.0, "adam", 0.1]})  # fmt: skip
+    t = {"s": table}
+    mean_a = Select("s", "v", {"grid": "a"})
+    assert claims.Extreme(mean_a, "setting", (0.1, 1.0))(t) == Measured(5.0, detail="0.1: 2; 1: 5")
+    slowest = Select("s", "v", {"grid": "a"}, "max")
+    got = claims.Extreme(slowest, "setting", (0.1, "adam"), "min", ".1f", "max ")(t)
+    assert got == Measured(3.0, detail="max 0.1: 3.0; adam: 7.0")
+    gap = Select("s", "v", {"grid": "b"}) - claims.Extreme(mean_a, "setting", (0.1, 1.0))
+    assert gap(t).value == 95.0
+    missing = claims.Extreme(mean_a, "setting", (0.1, 0.01))
+    found = claims.evaluate(
+        (Claim("c", "q", "x", missing, ">", 0), Claim("d", "q", "x", gap, ">", 0)), t
+    )
+    assert list(found["held"]) == [claims.NOT_MEASURED, "yes"]
+
+
+def test_a_studys_setting_names_the_grids_that_share_a_value_once():
+    """Grids that share a value read ``a, b: value``; a grid of several sweeps lists each of
+    its values."""
+    from lrbench.study import Study
+    from lrbench.sweep import Optimizer, Schedule, Sweep
+
+    grids = {
+        kind: Sweep(lrs=(0.1, 1.0), schedules=(Schedule(kind),))
+        for kind in ("constant", "exponential")
+    }
+    grids["adam"] = Sweep(lrs=(0.001,), optimizers=(Optimizer("adam"),))
+    grids["rates"] = (Sweep(lrs=(0.5,)), Sweep(lrs=(0.2,), optimizers=(Optimizer("adam"),)))
+    shown = claims.setting(Study("s", grids))["value"]
+    assert shown["lrs"] == "constant, exponential: 0.1, 1; adam: 0.001; rates: 0.5; rates: 0.2"
+    assert shown["optimizers"] == "constant, exponential, rates: sgd; adam, rates: adam"
+    assert shown["schedules"] == "constant, adam, rates: constant; exponential: exponential"

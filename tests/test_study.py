@@ -137,16 +137,3 @@ def test_bad_studies_name_the_field():
     with pytest.raises(ConfigError) as err:
         expand(Study("s", {}))
     assert err.value.field == "grids"
-
-
-@pytest.mark.slow
-def test_run_each_stacks_the_sweeps_and_sums_their_timings():
-    from lrbench import study
-
-    said = []
-    runs, curves, timing = study.run_each([RATES, OPTIMIZERS], said.append)
-    alone = [runner.run(s, quiet=True) for s in (RATES, OPTIMIZERS)]
-    assert said == [RATES, OPTIMIZERS]
-    pd.testing.assert_frame_equal(runs, pd.concat([r.runs for r in alone], ignore_index=True))
-    pd.testing.assert_frame_equal(curves, pd.concat([r.curves for r in alone], ignore_index=True))
-    assert timing["programs"] == sum(r.meta["programs"] for r in alone)
