@@ -25,20 +25,17 @@ SWEEP = [
 TIMING = {"compile_seconds", "train_seconds", "wall_seconds"}
 
 
-def _run(out):
+def _start(out):
     cmd = [sys.executable, "-m", "lrbench", "run", "blobs_lr", *SWEEP, "--quiet", "--out", str(out)]
-    subprocess.run(
-        cmd,
-        env={**os.environ, "JAX_PLATFORMS": "cpu"},
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def test_same_sweep_twice_is_bitwise_identical(tmp_path):
-    _run(tmp_path / "a")
-    _run(tmp_path / "b")
+    started = [_start(tmp_path / "a"), _start(tmp_path / "b")]  # side by side: two processes
+    for proc in started:
+        text, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, text.decode()[-2000:]
     runs = pd.read_csv(tmp_path / "a" / "runs.csv")
     assert not TIMING & set(runs.columns)
     assert len(runs) == 3 * 3 * 2
