@@ -239,3 +239,19 @@ def test_probe_fields_are_checked(field, value):
     with pytest.raises(ConfigError, match=field) as e:
         engine.make_train(_static(probes=("sharpness",), **{field: value}))
     assert e.value.field == field and "\n" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_bench_probe_overhead_table():
+    """``lrbench bench``'s probe-overhead rows: plain first (ratio 1), one row per probe batch,
+    seconds per step from the grid's seconds, and the README section naming the grid size."""
+    from lrbench import bench
+
+    table = bench.probe_overhead(n=8, epochs=1, repeats=1, every=4, iters=2, batches=(8,),
+                                 quiet=True)  # fmt: skip
+    assert table["variant"].tolist()[0] == "plain" and len(table) == 2
+    assert table["ratio"].iloc[0] == 1.0 and (table["seconds"] > 0).all()
+    np.testing.assert_allclose(table["ms_per_step"], 1e3 * table["seconds"] / table["steps"])
+    assert "8-example batch" in table["variant"].iloc[1]
+    lines = "\n".join(bench._probe_lines(table))
+    assert "N = 8" in lines and "| plain |" in lines
