@@ -514,7 +514,8 @@ def probe_overhead(workload: str = PROBE_WORKLOAD, n: int = PROBE_N, epochs: int
             {
                 "variant": label, "N": n, "steps": steps, "seconds": seconds,
                 "ms_per_step": 1e3 * seconds / steps, "ratio": seconds / plain,
-                "compile_s": compile_s[label], "repeats": repeats,
+                "compile_s": compile_s[label] or float("nan"),  # 0: compiled before
+                "repeats": repeats,
             }
         )  # fmt: skip
         if not quiet:

@@ -255,3 +255,19 @@ def test_bench_probe_overhead_table():
     assert "8-example batch" in table["variant"].iloc[1]
     lines = "\n".join(bench._probe_lines(table))
     assert "N = 8" in lines and "| plain |" in lines
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["adamw", "nadam", "amsgrad"])
+def test_preconditioned_sharpness_reads_each_adam_type_state(name, x64):
+    """The hand rule's state and its optax twin's (another layout: chains, AMSGrad's nu_max)
+    give the same preconditioned sharpness at every step, and it differs from the sharpness."""
+    sweep = dataclasses.replace(
+        TINY, dtype="float64", lrs=(0.05,), optimizers=(name,), impls=("hand", "optax")
+    )
+    got = probes.train(sweep, probes=("preconditioned_sharpness", "sharpness"), probe_iters=50)
+    assert got.runs["impl"].tolist() == ["hand", "optax"]
+    pre = got.probes.steps["preconditioned_sharpness"]
+    assert np.isfinite(pre).all()
+    np.testing.assert_allclose(pre[0], pre[1], rtol=1e-8)
+    assert (np.abs(pre[0] / got.probes.steps["sharpness"][0] - 1) > 1e-2).all()
