@@ -219,16 +219,15 @@ def annealing_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def closed_form_table(runs: pd.DataFrame, alpha: float) -> pd.DataFrame:
-    """Per seed: the least-squares weight (closed form) and the trained weights at ``alpha``."""
-    at = runs[np.isclose(runs["lr"], alpha)]
-    w = at.pivot(index="seed", columns="alpha_schedule", values="w_final")
-    first = runs.groupby("seed")[["w_least_squares", "min_train_loss", "critical_alpha"]].first()
-    out = first.rename(columns={"min_train_loss": "E_min"}).assign(
-        w_constant=w["constant"], w_annealed=w["annealed"]
-    )
-    out["abs_gap_constant"] = (out["w_constant"] - out["w_least_squares"]).abs()
-    out["abs_gap_annealed"] = (out["w_annealed"] - out["w_least_squares"]).abs()
-    return out
+    """Per seed: the least-squares weight, E_min and 2/λ (closed form) and the trained weights
+    at ``alpha``."""
+    w = runs[np.isclose(runs["lr"], alpha)].pivot(index="seed", columns="alpha_schedule",
+                                                   values="w_final")  # fmt: skip
+    out = runs.groupby("seed")[["w_least_squares", "min_train_loss", "critical_alpha"]].first()
+    out = out.rename(columns={"min_train_loss": "E_min"})
+    out[["w_constant", "w_annealed"]] = w[["constant", "annealed"]]
+    gaps = (w[["constant", "annealed"]].sub(out["w_least_squares"], axis=0)).abs()
+    return out.join(gaps.add_prefix("abs_gap_")).rename_axis(columns=None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,16 +244,17 @@ def settled(schedule: str, alpha: float):
     return claims.ratio(cell("converged_seeds", schedule, alpha), cell("seeds", schedule, alpha))
 
 
-def _settling(t, column: str) -> pd.DataFrame:
-    """``column`` of ``alpha_sweep`` over α (rows) and schedule, where every seed settles."""
-    table = t["alpha_sweep"].reset_index().query("converged_seeds == seeds")
+def _wide(t, column: str, every_seed_settles: bool = True) -> pd.DataFrame:
+    """``column`` of ``alpha_sweep`` over α (rows) and schedule (where every seed settles)."""
+    table = t["alpha_sweep"].reset_index()
+    table = table.query("converged_seeds == seeds") if every_seed_settles else table
     return table.pivot(index="alpha", columns="alpha_schedule", values=column)
 
 
 def good_over_fastest_other(t) -> Measured:
     """Mean steps to converge at the good α over the fewest of any other constant α whose
     every seed settles."""
-    steps = _settling(t, "steps_to_converge_mean")["constant"].dropna()
+    steps = _wide(t, "steps_to_converge_mean")["constant"].dropna()
     good, other = steps[GOOD], steps.drop(GOOD)
     return Measured(good / other.min(), detail=f"α {GOOD:g}: {good:.1f}; fastest other: α "
                     f"{other.idxmin():g}, {other.min():.1f}")  # fmt: skip
@@ -264,7 +264,7 @@ def annealed_over_constant(column: str):
     """The lowest ``column`` of annealed α over that of constant α (α whose every seed settles)."""
 
     def measure(t) -> Measured:
-        table = _settling(t, column)
+        table = _wide(t, column)
         (a, x), (c, y) = ((table[k].idxmin(), table[k].min()) for k in ("annealed", "constant"))
         return Measured(x / y, detail=f"annealed from α₀ {a:g}: {x:.3g}; constant α {c:g}: "
                         f"{y:.3g}")  # fmt: skip
@@ -275,10 +275,8 @@ def annealed_over_constant(column: str):
 def annealed_lower_share(t) -> Measured:
     """Share of α₀ ≥ the good α where annealed α ends with a lower mean final excess than
     constant α₀."""
-    excess = t["alpha_sweep"].reset_index()
-    excess = excess[excess["alpha"] >= GOOD]
-    excess = excess.pivot(index="alpha", columns="alpha_schedule", values="final_excess_mean")
-    lower = (excess["annealed"] < excess["constant"])[excess.notna().all(axis=1)]
+    excess = _wide(t, "final_excess_mean", every_seed_settles=False).loc[GOOD:].dropna()
+    lower = excess["annealed"] < excess["constant"]
     return Measured(float(lower.mean()), detail=f"{lower.sum()} of {len(lower)} α₀ ≥ {GOOD:g}")
 
 

@@ -216,10 +216,11 @@ def learned_weights(runs: pd.DataFrame) -> pd.DataFrame:
 
 def lr_sweep(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per rule × lr of the sweep: status, where it diverged, weights, errors."""
-    cols = {"lr": "lr", "status": "status", "diverged_at": "diverged_at",
-            "iterations": "iterations", "b": "b", "W": "W", "final_train_loss": "train_mae",
-            "final_test_loss": "test_mae", "final_test_acc": "test_acc"}  # fmt: skip
-    table = runs.set_index("rule")[list(cols)].rename(columns=cols)
+    cols = ["lr", "status", "diverged_at", "iterations", "b", "W", "final_train_loss",
+            "final_test_loss", "final_test_acc"]  # fmt: skip
+    table = runs.set_index("rule")[cols].rename(columns={"final_train_loss": "train_mae",
+                                                         "final_test_loss": "test_mae",
+                                                         "final_test_acc": "test_acc"})  # fmt: skip
     return table.sort_values(["rule", "lr"], ascending=[True, False])
 
 
