@@ -215,6 +215,7 @@ def annealing_table(table: pd.DataFrame) -> pd.DataFrame:
     wide = table.reset_index().pivot(index="alpha", columns="alpha_schedule", values=columns)
     wide = wide.reindex(columns=pd.MultiIndex.from_product([columns, ["constant", "annealed"]]))
     wide.columns = [f"{schedule}_{column.removesuffix('_mean')}" for column, schedule in wide]
+    wide = wide.astype({f"{s}_converged_seeds": int for s in ("constant", "annealed")})
     return wide[sorted(wide, key=lambda c: not c.startswith("constant"))].rename_axis("alpha0")
 
 
