@@ -14,14 +14,6 @@ error ``E(w) = ½·mean((t − w·x)²)`` is least at ``w* = Σxt / Σx²`` (clo
 runs beside α annealed from the same α₀ as ``α_k = α₀ / (1 + k/20)`` (``inverse_time`` per
 update). The engine trains them (the ``neuron`` task: SGD on ``½·(t − w·x)²`` is the delta
 rule), one program per seed, and records w, E(w) and α after every update (step probes).
-
-Metrics: ``excess`` = E(w) − E(w*). ``final_excess``: its mean over the last epoch (inf:
-diverged). ``steps_to_converge``: the first update after which the excess stays within 2% of
-its initial value to the end, and at least for the last epoch (NaN: never settles).
-``bounce_share``: the share of the first epoch's updates that jump across w* (w − w* changes
-sign). ``status``: the suite's rules (``lrbench/diagnose.py``) on the per-epoch error.
-``final_test_acc``: the share of 200 test inputs where the neuron's output is within 0.1 of the
-least-squares neuron's.
 """
 
 from __future__ import annotations
@@ -79,33 +71,34 @@ def get_config() -> Sweep:
 # Data and closed form
 
 
-def seed_task(sweep: Sweep, seed: int) -> Neuron:
-    """The sweep's neuron on the line drawn with ``seed`` (``data.noisy_line``)."""
-    task = sweep.task_spec
-    if not isinstance(task, Neuron):
-        raise ConfigError("task", f"{NAME} trains the neuron task, not {task.name!r}")
-    return dataclasses.replace(task, data_seed=seed)
+def make_data(sweep: Sweep, seed: int) -> dict:
+    """One seed's neuron (the sweep's, on the line drawn with ``seed``: ``data.noisy_line``),
+    training and test sets and sample order (``[epochs, N_TRAIN]``: the engine's minibatch
+    orders of that seed, one sample per update)."""
+    if not isinstance(sweep.task_spec, Neuron):
+        raise ConfigError("task", f"{NAME} trains the neuron task, not {sweep.task_spec.name!r}")
+    task = dataclasses.replace(sweep.task_spec, data_seed=seed)
+    ds, order = task.data(), lrbench_data.minibatch_orders(np.array([seed]), sweep.epochs, N_TRAIN)
+    return {"task": task, "x": ds.x_train[:, 0], "t": ds.y_train, "x_test": ds.x_test[:, 0],
+            "t_test": ds.y_test, "order": order[0]}  # fmt: skip
 
 
-def make_data(sweep: Sweep, seed: int) -> dict[str, np.ndarray]:
-    """One seed's training set, test set and sample order (``[epochs, N_TRAIN]``: the engine's
-    minibatch orders of that seed, one sample per update)."""
-    ds = seed_task(sweep, seed).data()
-    order = lrbench_data.minibatch_orders(np.array([seed]), sweep.epochs, N_TRAIN)[0]
-    return {"x": ds.x_train[:, 0], "t": ds.y_train, "x_test": ds.x_test[:, 0],
-            "t_test": ds.y_test, "order": order}  # fmt: skip
+def least_squares(x: np.ndarray, t: np.ndarray):
+    """``w* = Σxt / Σx²`` and ``E_min = E(w*)`` for ``E(w) = ½·mean((t − w·x)²)`` (per row of
+    ``x``, ``t`` ``[..., samples]``)."""
+    w = (x * t).sum(-1) / (x * x).sum(-1)
+    return w, error(w, x, t)
 
 
-def least_squares(x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
-    """``w* = Σxt / Σx²`` and ``E_min = E(w*)`` for ``E(w) = ½·mean((t − w·x)²)``."""
-    w = float(x @ t / (x @ x))
-    return w, float(0.5 * np.mean((t - w * x) ** 2))
+def critical_alpha(x: np.ndarray):
+    """``2/λ``, ``λ = E''(w) = mean(x²)``: the largest α at which gradient descent on ``E`` does
+    not move away from w* (each step multiplies ``w − w*`` by ``1 − α·λ``)."""
+    return 2 / (x * x).mean(-1)
 
 
 def error(w, x, t):
     """``E(w) = ½·mean((t − w·x)²)``, for a scalar or an array of weights."""
-    w = w[..., None] if np.ndim(w) else w
-    return 0.5 * ((t - w * x) ** 2).mean(-1)
+    return 0.5 * ((t - np.expand_dims(w, -1) * x) ** 2).mean(-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,25 +129,17 @@ def train(sweep: Sweep) -> Trained:
     points = {schedule_label(s.kind, p): Schedule(s.kind, p)
               for s in (*sweep.schedules, CONSTANT, ANNEAL) for p in s.points()}  # fmt: skip
     alphas = tuple(sorted(set(sweep.lrs) | {SMALL, GOOD, TOO_LARGE}))
-    got = probes.train_each(
-        [dataclasses.replace(sweep, task=seed_task(sweep, seed), lrs=alphas,
-                             schedules=tuple(points.values()), seeds=(seed,))
-         for seed in sweep.seeds], probes=("lr", "train_loss", "params"),
-    )  # fmt: skip
-    runs = got.runs
-    labels = runs["schedule_label"].map(lambda s: LABELS.get(s, s))
-    configs = pd.DataFrame({"alpha_schedule": labels, "seed": runs["seed"], "lr": runs["lr"]})
-    rank = configs["alpha_schedule"].map({LABELS.get(s, s): i for i, s in enumerate(points)})
-    order = np.lexsort((configs["seed"], configs["lr"], rank))  # the order of the tables
-    steps = got.probes.steps
     data = {s: make_data(sweep, s) for s in sweep.seeds}
-    configs = configs.iloc[order].reset_index(drop=True)
+    got = probes.train_each([dataclasses.replace(sweep, task=data[s]["task"], lrs=alphas,
+                             schedules=tuple(points.values()), seeds=(s,)) for s in data],
+                            probes=("lr", "train_loss", "params"))  # fmt: skip
+    labels = got.runs["schedule_label"].map(lambda s: LABELS.get(s, s))
+    configs = got.runs[["seed", "lr"]].assign(alpha_schedule=labels)
+    rank = labels.map({LABELS.get(s, s): i for i, s in enumerate(points)})
+    order = np.lexsort((configs["seed"], configs["lr"], rank))  # the order of the tables
+    configs, steps = configs.iloc[order].reset_index(drop=True), got.probes.steps
     w, e, lr = (a[order] for a in (steps["params"]["w"][..., 0], steps["train_loss"], steps["lr"]))
     return Trained(configs, data, w, e, lr, got.timing)
-
-
-# ---------------------------------------------------------------------------------------------
-# Per-run metrics
 
 
 def settle_step(
@@ -168,57 +153,38 @@ def settle_step(
     return settled if settled <= len(excess) - hold + 1 else np.nan
 
 
-def bounce_share(w: np.ndarray, w_star: float, updates: int = N_TRAIN) -> float:
-    """Share of the first ``updates`` updates that jump across the minimum (w − w* flips sign)."""
-    side = np.sign(np.concatenate([[W0], w[:updates]]) - w_star)
-    return float(np.mean(side[1:] != side[:-1]))
-
-
-def run_numbers(w: np.ndarray, e: np.ndarray, d: dict) -> tuple[dict, np.ndarray]:
-    """One run's row of ``runs`` from its weight and error after every update, and its error
-    at the end of each epoch (NaN once diverged)."""
-    w_ls, e_min = least_squares(d["x"], d["t"])
-    e0 = float(error(W0, d["x"], d["t"]))
-    bad = diagnose.out_of_bounds(w, DIVERGED_ABOVE)
-    diverged = int(diagnose.first_true(bad, 0))  # the update; its epoch:
-    nonfinite_epoch = int(np.ceil(diverged / N_TRAIN))
-    per_epoch = np.where(bad, np.nan, e)[N_TRAIN - 1 :: N_TRAIN]
-    with np.errstate(all="ignore"):
-        excess = e - e_min
-        close = np.abs((w[-1] - w_ls) * d["x_test"]) <= TEST_TOLERANCE
-        test_loss = float(error(w[-1], d["x_test"], d["t_test"]))
-    row = {
-        "w_final": float(w[-1]),
-        "w_least_squares": w_ls,
-        "initial_train_loss": e0,
-        "min_train_loss": e_min,
-        "final_train_loss": float(e[-1]),
-        "final_excess": np.inf if diverged else float(np.mean(excess[-N_TRAIN:])),
-        "final_test_loss": test_loss if np.isfinite(test_loss) else np.nan,
-        "final_test_acc": float(np.mean(close)),
-        "steps_to_converge": settle_step(np.nan_to_num(excess, nan=np.inf), e0 - e_min),
-        "bounce_share": bounce_share(w, w_ls),
-        "status": diagnose.status(per_epoch, e0, nonfinite_epoch),
-        "diverged_at": nonfinite_epoch or diagnose.divergence_epoch(per_epoch, e0) or None,
-    }
-    return row, per_epoch
-
-
 def build_runs(trained: Trained) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tidy ``runs`` (one row per run) and ``curves`` (one row per run and epoch)."""
-    c = trained.configs
-    rows, per_epoch = zip(*(run_numbers(trained.w[i], trained.e[i], trained.data[seed])
-                            for i, seed in enumerate(c["seed"])), strict=True)  # fmt: skip
-    ids = [f"{s}-a{lr:g}-s{seed}" for s, lr, seed in zip(c["alpha_schedule"], c["lr"], c["seed"],
-                                                         strict=True)]  # fmt: skip
-    runs = pd.DataFrame({"run_id": ids, "experiment": NAME, "optimizer": "delta",
-                         "alpha_schedule": c["alpha_schedule"], "seed": c["seed"].astype(int),
-                         "lr": c["lr"].astype(float)}).join(pd.DataFrame(list(rows)))  # fmt: skip
-    runs["diverged_at"] = runs["diverged_at"].astype("Int64")
-    loss = np.stack(per_epoch)
-    excess = loss - runs["min_train_loss"].to_numpy()[:, None]
-    ends = trained.w[:, N_TRAIN - 1 :: N_TRAIN]
-    curves = probes.curves_table(ids, {"w": ends, "train_loss": loss, "excess": excess})
+    c, w, e = trained.configs, trained.w, trained.e
+    d = pd.DataFrame([trained.data[s] for s in c["seed"]])  # per run: its seed's data
+    x, t, x_test, t_test = (np.stack(d[k]) for k in ("x", "t", "x_test", "t_test"))
+    (w_ls, e_min), e0 = least_squares(x, t), error(np.full(len(c), W0), x, t)
+    per_epoch, status = diagnose.step_runs(e, diagnose.out_of_bounds(w, DIVERGED_ABOVE), N_TRAIN,
+                                           e0)  # fmt: skip
+    with np.errstate(all="ignore"):
+        excess = e - e_min[:, None]
+        side = np.sign(np.insert(w[:, :N_TRAIN], 0, W0, axis=1) - w_ls[:, None])
+        test_loss = error(w[:, -1], x_test, t_test)
+        runs = pd.DataFrame({
+            "run_id": [f"{s}-a{lr:g}-s{seed}" for s, lr, seed in
+                       c[["alpha_schedule", "lr", "seed"]].itertuples(index=False)],
+            "experiment": NAME, "optimizer": "delta", "alpha_schedule": c["alpha_schedule"],
+            "seed": c["seed"].astype(int), "lr": c["lr"].astype(float), "w_final": w[:, -1],
+            "w_least_squares": w_ls, "critical_alpha": critical_alpha(x),
+            "initial_train_loss": e0, "min_train_loss": e_min, "final_train_loss": e[:, -1],
+            "final_excess": np.where(status["escaped_at"].notna(), np.inf,
+                                     excess[:, -N_TRAIN:].mean(1)),
+            "final_test_loss": np.where(np.isfinite(test_loss), test_loss, np.nan),
+            "final_test_acc": (np.abs((w[:, -1:] - w_ls[:, None]) * x_test) <= TEST_TOLERANCE)
+            .mean(1),
+            "steps_to_converge": [settle_step(np.nan_to_num(r, nan=np.inf), a - b)
+                                  for r, a, b in zip(excess, e0, e_min, strict=True)],
+            "bounce_share": (side[:, 1:] != side[:, :-1]).mean(1),
+            "status": status["status"], "diverged_at": status["diverged_at"],
+        })  # fmt: skip
+    curves = probes.curves_table(runs["run_id"], {
+        "w": w[:, N_TRAIN - 1 :: N_TRAIN], "train_loss": per_epoch,
+        "excess": per_epoch - e_min[:, None]})  # fmt: skip
     return runs, curves
 
 
@@ -246,23 +212,23 @@ def sweep_table(runs: pd.DataFrame) -> pd.DataFrame:
 def annealing_table(table: pd.DataFrame) -> pd.DataFrame:
     """Constant α beside annealed from the same α₀: final excess error and steps to converge."""
     columns = ["final_excess_mean", "steps_to_converge_mean", "converged_seeds"]
-    parts = {s: table.loc[[s]].set_index("alpha")[columns] for s in ("constant", "annealed")}
-    wide = pd.concat(parts, axis=1)
-    wide.columns = [f"{schedule}_{column.removesuffix('_mean')}" for schedule, column in wide]
-    return wide.rename_axis("alpha0")
+    wide = table.reset_index().pivot(index="alpha", columns="alpha_schedule", values=columns)
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([columns, ["constant", "annealed"]]))
+    wide.columns = [f"{schedule}_{column.removesuffix('_mean')}" for column, schedule in wide]
+    wide = wide.astype({f"{s}_converged_seeds": int for s in ("constant", "annealed")})
+    return wide[sorted(wide, key=lambda c: not c.startswith("constant"))].rename_axis("alpha0")
 
 
 def closed_form_table(runs: pd.DataFrame, alpha: float) -> pd.DataFrame:
-    """Per seed: the least-squares weight (closed form) and the trained weights at ``alpha``."""
-    at = runs[np.isclose(runs["lr"], alpha)]
-    w = at.pivot(index="seed", columns="alpha_schedule", values="w_final")
-    first = runs.groupby("seed")[["w_least_squares", "min_train_loss"]].first()
-    out = first.rename(columns={"min_train_loss": "E_min"}).assign(
-        w_constant=w["constant"], w_annealed=w["annealed"]
-    )
-    out["abs_gap_constant"] = (out["w_constant"] - out["w_least_squares"]).abs()
-    out["abs_gap_annealed"] = (out["w_annealed"] - out["w_least_squares"]).abs()
-    return out
+    """Per seed: the least-squares weight, E_min and 2/λ (closed form) and the trained weights
+    at ``alpha``."""
+    w = runs[np.isclose(runs["lr"], alpha)].pivot(index="seed", columns="alpha_schedule",
+                                                   values="w_final")  # fmt: skip
+    out = runs.groupby("seed")[["w_least_squares", "min_train_loss", "critical_alpha"]].first()
+    out = out.rename(columns={"min_train_loss": "E_min"})
+    out[["w_constant", "w_annealed"]] = w[["constant", "annealed"]]
+    gaps = (w[["constant", "annealed"]].sub(out["w_least_squares"], axis=0)).abs()
+    return out.join(gaps.add_prefix("abs_gap_")).rename_axis(columns=None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,32 +245,28 @@ def settled(schedule: str, alpha: float):
     return claims.ratio(cell("converged_seeds", schedule, alpha), cell("seeds", schedule, alpha))
 
 
-def _best(t, column: str) -> pd.DataFrame:
-    """Per schedule, the ``alpha_sweep`` row of lowest ``column`` among the α whose every seed
-    settles (index: alpha_schedule)."""
+def _wide(t, column: str, every_seed_settles: bool = True) -> pd.DataFrame:
+    """``column`` of ``alpha_sweep`` over α (rows) and schedule (where every seed settles)."""
     table = t["alpha_sweep"].reset_index()
-    table = table[table["converged_seeds"] == table["seeds"]]
-    return table.loc[table.groupby("alpha_schedule")[column].idxmin()].set_index("alpha_schedule")
+    table = table.query("converged_seeds == seeds") if every_seed_settles else table
+    return table.pivot(index="alpha", columns="alpha_schedule", values=column)
 
 
 def good_over_fastest_other(t) -> Measured:
     """Mean steps to converge at the good α over the fewest of any other constant α whose
     every seed settles."""
-    good = cell("steps_to_converge_mean", "constant", GOOD)(t)
-    table = t["alpha_sweep"]
-    others = {"alpha_sweep": table[~np.isclose(table["alpha"], GOOD)]}
-    steps = "steps_to_converge_mean"
-    a, steps = _best(others, steps).loc["constant", ["alpha", steps]]
-    return Measured(good / steps, detail=f"α {GOOD:g}: {good:.1f}; fastest other: α {a:g}, "
-                    f"{steps:.1f}")  # fmt: skip
+    steps = _wide(t, "steps_to_converge_mean")["constant"].dropna()
+    good, other = steps[GOOD], steps.drop(GOOD)
+    return Measured(good / other.min(), detail=f"α {GOOD:g}: {good:.1f}; fastest other: α "
+                    f"{other.idxmin():g}, {other.min():.1f}")  # fmt: skip
 
 
 def annealed_over_constant(column: str):
     """The lowest ``column`` of annealed α over that of constant α (α whose every seed settles)."""
 
     def measure(t) -> Measured:
-        best = _best(t, column)
-        (a, x), (c, y) = (best.loc[k, ["alpha", column]] for k in ("annealed", "constant"))
+        table = _wide(t, column)
+        (a, x), (c, y) = ((table[k].idxmin(), table[k].min()) for k in ("annealed", "constant"))
         return Measured(x / y, detail=f"annealed from α₀ {a:g}: {x:.3g}; constant α {c:g}: "
                         f"{y:.3g}")  # fmt: skip
 
@@ -314,16 +276,29 @@ def annealed_over_constant(column: str):
 def annealed_lower_share(t) -> Measured:
     """Share of α₀ ≥ the good α where annealed α ends with a lower mean final excess than
     constant α₀."""
-    excess = t["alpha_sweep"].reset_index()
-    excess = excess[excess["alpha"] >= GOOD]
-    excess = excess.pivot(index="alpha", columns="alpha_schedule", values="final_excess_mean")
-    lower = (excess["annealed"] < excess["constant"])[excess.notna().all(axis=1)]
+    excess = _wide(t, "final_excess_mean", every_seed_settles=False).loc[GOOD:].dropna()
+    lower = excess["annealed"] < excess["constant"]
     return Measured(float(lower.mean()), detail=f"{lower.sum()} of {len(lower)} α₀ ≥ {GOOD:g}")
 
 
 def constant_ratio(column: str, a: float, b: float):
     """``column`` at constant α ``a`` over that at constant α ``b``."""
     return claims.ratio(cell(column, "constant", a), cell(column, "constant", b))
+
+
+def boundary_at_critical(t) -> Measured:
+    """Where ``2/λ`` (closed form) lies in the measured boundary between the largest constant α
+    at which no seed diverges (``lo``) and the smallest at which every seed does (``hi``):
+    ``(2/λ − lo) / (hi − lo)``, of the seeds' mean ``2/λ`` (interval: over seeds)."""
+    runs = t["runs"][t["runs"]["alpha_schedule"] == "constant"]
+    lo, hi = diagnose.stability_boundary(runs, runs["status"] == "diverged").iloc[0]
+    crit = t["closed_form"]["critical_alpha"]
+    where = (np.array([crit.mean(), crit.min(), crit.max()]) - lo) / (hi - lo)
+    return Measured(
+        *where,
+        detail=f"2/λ {crit.mean():.3g} (seeds {crit.min():.3g} … "
+        f"{crit.max():.3g}); no seed diverges up to α {lo:g}, every seed from {hi:g}",
+    )
 
 
 BOUNCE = ("the weights are not gradually converging toward minimum error. Instead, they're "
@@ -363,6 +338,11 @@ CLAIMS = (
     Claim("reaches_the_bottom", "These jumps tend toward the bottom of the bowl, where error is "
           "minimized", f"largest distance of the trained w from w* over seeds, annealed from "
           f"α₀ {GOOD:g}", Select("closed_form", "abs_gap_annealed", aggregate="max"), "<", 0.01),
+    Claim("diverges_beyond_2_over_lambda", "the weights are not gradually converging toward "
+          "minimum error", "where the critical α = 2/λ (λ = E''(w) = mean(x²), closed form) "
+          "lies in the measured boundary: (2/λ − largest α where no seed diverges) / (smallest "
+          "α where every seed diverges − that α), constant α", boundary_at_critical, "between",
+          (0.0, 1.0), whole_interval=True),
 )  # fmt: skip
 
 

@@ -21,13 +21,6 @@ Without a learning rate (lr = 1) the article reports ``[0.05, 0.1] → [3237.05,
 network learns and predicts four new samples ``(10, 240, 550, −160) → (10, 240, 250, −160)``.
 Its table of learned weights and predictions is an image; the code it prints is run here as is
 (NumPy, float64) as the reference. Everything runs in float64, as the article's NumPy does.
-
-``final_test_acc``: the share of the four test samples predicted within 5% of the expected
-output. ``final_train_loss`` / ``final_test_loss``: mean absolute error over the six training /
-four test samples with the final weights. ``status``: the suite's rules
-(``lrbench/diagnose.py``) on the per-epoch (six-iteration) training error; a run has
-``diverged`` once a weight is non-finite or beyond 1e6 in magnitude (``diverged_at``: that
-iteration).
 """
 
 from __future__ import annotations
@@ -143,7 +136,8 @@ def _predict(w, xs):
 
 def _mae(w, xs, ts):
     """Mean absolute error of weights ``w[..., 2]`` on the samples ``(xs, ts)``."""
-    return np.abs(ts - _predict(w, xs)).mean(-1)
+    with np.errstate(all="ignore"):
+        return np.abs(ts - _predict(w, xs)).mean(-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,15 +150,13 @@ def build_runs(traces) -> tuple[pd.DataFrame, pd.DataFrame]:
     runs, curves = [], []
     for rule, t in traces.items():
         w, final = np.stack([t["b"], t["W"]], -1), t["final"]
-        ends = np.arange(len(TRAIN_X) - 1, w.shape[1], len(TRAIN_X))  # each epoch's last step
-        train_mae, test_mae = _mae(w[:, ends], TRAIN_X, TRAIN_T), _mae(w[:, ends], TEST_X, TEST_T)
-        curve = np.where(np.isfinite(train_mae), train_mae, np.nan)
-        epochs = np.ceil(t["iterations"] / len(TRAIN_X)).astype(int)
-        diverged_at, nonfinite_at = (  # the first iteration with a weight beyond the limit
-            diagnose.first_true(diagnose.out_of_bounds(w, limit).any(-1), 0)
-            for limit in (DIVERGED_ABOVE, np.inf))  # fmt: skip
+        train_mae, ends = _mae(w, TRAIN_X, TRAIN_T), slice(len(TRAIN_X) - 1, None, len(TRAIN_X))
+        bad = diagnose.out_of_bounds(w, DIVERGED_ABOVE).any(-1)
+        curve, rows = diagnose.step_runs(train_mae, bad, len(TRAIN_X), initial, t["iterations"])
         within = np.abs(_predict(final, TEST_X) - TEST_T) <= TASK.tolerance * np.abs(TEST_T)
         ids = [f"{rule}-lr{lr:.3g}" for lr in t["lr"]]
+        nonfinite_at = diagnose.first_true(~np.isfinite(w).all(-1), 0)
+        test_mae = _mae(w[:, ends], TEST_X, TEST_T)
         runs.append(pd.DataFrame({
             "run_id": ids, "experiment": NAME, "optimizer": "delta", "rule": rule,
             "impl": "hand", "seed": 0, "lr": t["lr"], "b": final[:, 0], "W": final[:, 1],
@@ -172,14 +164,12 @@ def build_runs(traces) -> tuple[pd.DataFrame, pd.DataFrame]:
             "first_update": t["W"][:, 0] - TASK.initial[1],
             "initial_train_loss": initial, "final_train_loss": train_mae[:, -1],
             "final_test_loss": test_mae[:, -1], "final_test_acc": within.mean(-1),
-            "status": [diagnose.status(c[:e], initial, int(d))
-                       for c, e, d in zip(curve, epochs, diverged_at, strict=True)],
-            "diverged_at": pd.Series(diverged_at, dtype="Int64").where(diverged_at > 0),
+            "status": rows["status"], "diverged_at": rows["diverged_at"],
             "nonfinite_at": pd.Series(nonfinite_at, dtype="Int64").where(nonfinite_at > 0),
         }))  # fmt: skip
         curves.append(probes.curves_table(ids, {
             "lr": t["lr"], "b": w[:, ends, 0], "W": w[:, ends, 1], "train_loss": curve,
-            "test_loss": test_mae}, epochs))  # fmt: skip
+            "test_loss": test_mae}, -(-t["iterations"] // len(TRAIN_X))))  # fmt: skip
     return pd.concat(runs, ignore_index=True), pd.concat(curves, ignore_index=True)
 
 
@@ -226,21 +216,20 @@ def learned_weights(runs: pd.DataFrame) -> pd.DataFrame:
 
 def lr_sweep(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per rule × lr of the sweep: status, where it diverged, weights, errors."""
-    cols = {"lr": "lr", "status": "status", "diverged_at": "diverged_at",
-            "iterations": "iterations", "b": "b", "W": "W", "final_train_loss": "train_mae",
-            "final_test_loss": "test_mae", "final_test_acc": "test_acc"}  # fmt: skip
-    table = runs.set_index("rule")[list(cols)].rename(columns=cols)
+    cols = ["lr", "status", "diverged_at", "iterations", "b", "W", "final_train_loss",
+            "final_test_loss", "final_test_acc"]  # fmt: skip
+    table = runs.set_index("rule")[cols].rename(columns={"final_train_loss": "train_mae",
+                                                         "final_test_loss": "test_mae",
+                                                         "final_test_acc": "test_acc"})  # fmt: skip
     return table.sort_values(["rule", "lr"], ascending=[True, False])
 
 
 def divergence_threshold(runs: pd.DataFrame) -> pd.DataFrame:
     """Per rule, over every learning rate trained: the largest that does not diverge and the
     smallest that does."""
-    diverged = runs["diverged_at"].notna()
-    return pd.DataFrame({
-        "largest_stable_lr": runs[~diverged].groupby("rule")["lr"].max(),
-        "smallest_diverging_lr": runs[diverged].groupby("rule")["lr"].min(),
-    })  # fmt: skip
+    return diagnose.stability_boundary(runs, runs["diverged_at"].notna(), ("rule",)).rename(
+        columns={"smallest_unstable_lr": "smallest_diverging_lr"}
+    )
 
 
 # ---------------------------------------------------------------------------------------------

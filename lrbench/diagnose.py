@@ -182,3 +182,55 @@ def good_region(
             }
         )
     return pd.DataFrame(rows)
+
+
+def step_runs(loss, bad, steps_per_epoch: int, initial_loss, steps=None):
+    """Status and divergence of runs recorded after every update (one rule for every experiment
+    that reads its own traces).
+
+    ``loss`` ``[N, T]``: the training loss after each update; ``bad`` ``[N, T]``: where the run
+    has blown up (e.g. :func:`out_of_bounds` of its weights); ``initial_loss``: ``L0``, one or
+    one per run; ``steps`` ``[N]``: the updates each run counts (all ``T`` when None), whose
+    epochs are ``ceil(steps / steps_per_epoch)``.
+
+    Returns ``(per_epoch, table)``: the loss after each epoch's last update ``[N, T //
+    steps_per_epoch]``, NaN from the first bad update on; and per run ``escaped_at`` (the first
+    bad update, NA if none), ``diverged_at`` (its epoch, else :func:`divergence_epoch` of the
+    counted epochs; NA if neither) and ``status`` (:func:`status` of the counted epochs).
+    """
+    import pandas as pd
+
+    loss, bad = np.asarray(loss, np.float64), np.logical_or.accumulate(np.asarray(bad, bool), -1)
+    n, t = loss.shape
+    per_epoch = np.where(bad, np.nan, loss)[:, steps_per_epoch - 1 :: steps_per_epoch]
+    escaped = first_true(bad, 0).astype(int)
+    escaped_epoch = -(-escaped // steps_per_epoch)
+    epochs = -(-np.broadcast_to(t if steps is None else steps, n) // steps_per_epoch)
+    initial = np.broadcast_to(np.asarray(initial_loss, np.float64), n)
+    diverged = [e or divergence_epoch(c[:k], l0) for c, k, l0, e in
+                zip(per_epoch, epochs, initial, escaped_epoch, strict=True)]  # fmt: skip
+    return per_epoch, pd.DataFrame({
+        "escaped_at": pd.Series(escaped, dtype="Int64").where(escaped > 0),
+        "diverged_at": pd.Series(diverged, dtype="Int64").where(np.array(diverged) > 0),
+        "status": [status(c[:k], l0, e) for c, k, l0, e in
+                   zip(per_epoch, epochs, initial, escaped_epoch, strict=True)],
+    })  # fmt: skip
+
+
+def stability_boundary(runs, unstable, by=(), lr: str = "lr"):
+    """Per group of ``by`` (the whole table when empty): the largest learning rate none of whose
+    runs is ``unstable`` (a boolean column or mask, e.g. diverged) and the smallest all of whose
+    runs are: the measured boundary on the grid, ``largest_stable_lr`` and
+    ``smallest_unstable_lr`` (NaN where the grid has none)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"lr": runs[lr], "bad": runs[unstable] if isinstance(unstable, str)
+                          else np.asarray(unstable, bool)})  # fmt: skip
+    keys = [runs[k].to_numpy() for k in by] or [np.zeros(len(runs), int)]
+    per_lr = frame.groupby([*keys, frame["lr"]])["bad"].agg(["all", "any"]).reset_index(-1)
+    groups = per_lr.groupby(level=list(range(len(keys))))
+    table = pd.DataFrame({
+        "largest_stable_lr": groups.apply(lambda g: g.loc[~g["any"], "lr"].max()),
+        "smallest_unstable_lr": groups.apply(lambda g: g.loc[g["all"], "lr"].min()),
+    })  # fmt: skip
+    return table.rename_axis(list(by)) if by else table.reset_index(drop=True)

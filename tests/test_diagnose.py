@@ -320,3 +320,35 @@ def test_rising_share_reads_the_finite_epochs_and_roughness_needs_every_one():
     assert np.isnan(diagnose.roughness([1.0, 0.5, np.inf, np.nan]))
     assert np.isnan(diagnose.roughness([1.0, 0.0, 1.0]))  # no log of 0
     assert np.isnan(diagnose.roughness([1.0, 0.5]))
+
+
+def test_step_runs_one_divergence_rule_for_step_traces():
+    """Per-epoch losses, escape and divergence epochs and statuses of three hand-made runs
+    (3 updates per epoch, L0 = 1): one that learns, one whose weights escape at update 5, one
+    whose loss ends beyond 2·L0 without escaping; the third counts only its first 2 epochs."""
+    from lrbench.diagnose import step_runs
+
+    loss = np.array([[0.9, 0.8, 0.7, 0.5, 0.4, 0.3, 0.2, 0.2, 0.2],
+                     [0.9, 1.0, 1.5, 3.0, 9.0, 20., 50., 90., 99.],
+                     [1.0, 1.5, 2.5, 3.0, 4.0, 5.0, 0.1, 0.1, 0.1]])  # fmt: skip
+    bad = np.zeros_like(loss, bool)
+    bad[1, 4] = True  # escaped at update 5: epoch 2; later updates count as bad too
+    per_epoch, table = step_runs(loss, bad, 3, 1.0, steps=[9, 9, 6])
+    np.testing.assert_array_equal(per_epoch[0], [0.7, 0.3, 0.2])
+    np.testing.assert_array_equal(per_epoch[1], [1.5, np.nan, np.nan])
+    assert table["escaped_at"].tolist() == [pd.NA, 5, pd.NA]
+    assert table["diverged_at"].tolist() == [pd.NA, 2, 1]  # run 3: beyond 2·L0 from epoch 1
+    assert table["status"].tolist() == ["slow", "diverged", "diverged"]  # 1: still improving
+
+
+def test_stability_boundary_per_group():
+    """The largest lr none of whose runs is unstable and the smallest all of whose runs are."""
+    from lrbench.diagnose import stability_boundary
+
+    runs = pd.DataFrame({"rule": list("aaaaabb"), "lr": [1, 1, 0.1, 0.1, 0.01, 1, 0.1],
+                         "bad": [True, True, True, False, False, True, True]})  # fmt: skip
+    table = stability_boundary(runs, "bad", ("rule",))
+    assert table.loc["a"].tolist() == [0.01, 1.0]  # 0.1: one of two seeds unstable
+    assert np.isnan(table.loc["b", "largest_stable_lr"]) and table.loc["b"].iloc[1] == 0.1
+    whole = stability_boundary(runs, runs["bad"].to_numpy())
+    assert whole.iloc[0].tolist() == [0.01, 1.0]

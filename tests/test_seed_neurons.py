@@ -345,14 +345,16 @@ def test_claims_on_a_made_up_table():
         ("constant", 0.01): (200.0, 1e-4, 0.0),
         ("constant", 0.1): (20.0, 1e-3, 0.1),
         ("constant", 1.0): (nan, 0.5, 0.4),
+        ("constant", 4.0): (nan, float("inf"), 0.6),  # diverges in every seed
         ("annealed", 0.01): (nan, 1.0, 0.0),
         ("annealed", 0.1): (40.0, 1e-6, 0.0),
         ("annealed", 1.0): (10.0, 1e-5, 0.3),
     }
     runs = pd.DataFrame(
         {"alpha_schedule": s, "lr": a, "seed": seed, "steps_to_converge": steps,
-         "final_excess": excess, "bounce_share": bounce, "status": "converged",
-         "final_test_acc": 1.0, "w_least_squares": 2.0, "min_train_loss": 0.1,
+         "final_excess": excess, "bounce_share": bounce, "final_test_acc": 1.0,
+         "status": "diverged" if a == 4.0 else "converged", "critical_alpha": 2.0 + seed,
+         "w_least_squares": 2.0, "min_train_loss": 0.1,
          "w_final": 2.001 if s == "annealed" else 2.05}
         for (s, a), (steps, excess, bounce) in made_up.items() for seed in (0, 1)
     )  # fmt: skip
@@ -370,9 +372,17 @@ def test_claims_on_a_made_up_table():
             "annealing_settles_fastest": 10 / 20,  # annealed from 1 against constant 0.1
             "annealing_ends_lowest": 1e-6 / 1e-4,  # annealed from 0.1 against constant 0.01
             "reaches_the_bottom": 0.001,
+            # 2/λ 2 and 3 (mean 2.5) between α 1 (no seed diverges) and 4 (every seed does)
+            "diverges_beyond_2_over_lambda": (2.5 - 1) / (4 - 1),
         }
     )
+    assert table.loc["diverges_beyond_2_over_lambda", ["low", "high"]].tolist() == pytest.approx(
+        [1 / 3, 2 / 3]
+    )
     assert (table["held"] == "yes").all()
+    # a seed whose 2/λ lies beyond the boundary breaks the threshold claim (whole interval)
+    table = claims.evaluate(eb.CLAIMS, _tables(runs.assign(critical_alpha=runs["seed"] * 4.5)))
+    assert table.loc["diverges_beyond_2_over_lambda", "held"] == "no"
     # constant α 1 settling in one seed breaks the bouncing claim
     large = (runs["lr"] == 1.0) & (runs["alpha_schedule"] == "constant")
     runs.loc[large, "steps_to_converge"] = [30.0, nan]
@@ -397,3 +407,25 @@ def test_curves_table_is_one_row_per_run_and_kept_epoch():
     assert table.values.tolist() == [["a", 1, 0.1, 1.0], ["a", 2, 0.1, 2.0], ["a", 3, 0.1, 3.0],
                                      ["b", 1, 0.2, 4.0]]  # fmt: skip
     assert len(probes.curves_table(["a", "b"], {"loss": loss})) == 6
+
+
+def test_critical_alpha_is_two_over_the_hessian_of_the_error():
+    """2/λ with λ the second derivative of E(w) = ½·mean((t − w·x)²), by jax.hessian at two
+    weights (E is quadratic in w), and one gradient step at α just below / above 2/λ shrinks /
+    grows the distance to w*."""
+    import jax
+    import jax.numpy as jnp
+
+    with jax.enable_x64(True):
+        d = eb.make_data(eb.get_config(), 3)
+        x, t = jnp.asarray(d["x"]), jnp.asarray(d["t"])
+        loss = lambda w: 0.5 * jnp.mean((t - w * x) ** 2)  # noqa: E731
+        for w in (-1.0, 5.0):
+            assert 2 / float(jax.hessian(loss)(w)) == pytest.approx(
+                eb.critical_alpha(d["x"]), 1e-12
+            )
+        w_star = float(eb.least_squares(d["x"], d["t"])[0])
+        for factor, shrinks in ((0.99, True), (1.01, False)):
+            alpha = factor * eb.critical_alpha(d["x"])
+            w1 = 0.0 - alpha * float(jax.grad(loss)(0.0))
+            assert (abs(w1 - w_star) < abs(w_star)) == shrinks
