@@ -29,7 +29,9 @@ falls to about 29, then rises to 45 and 36); width 50 (λ₀ ≈ 19) falls to ab
 only to 12 in 3,000 steps at 2/η = 50. At width 100 with 2/η = 27, 30, 33 the sharpness
 first falls (to about 18), then rises to 2/η, later for smaller η: the horizon (5,000 steps
 for gradient descent) was set so that the slowest of them reaches it, and not tuned further.
-The claims say what held with the numbers; none was tuned until it passed.
+The claims say what held with the numbers; none was tuned until it passed. Cost: the full
+run trains 27 runs (1,000-example batches, 81,000 steps in all, a probe every 20) in about
+16 minutes on two CPU cores shared with other work; the CI variant about a minute.
 """
 
 from __future__ import annotations
@@ -148,6 +150,9 @@ def run_measures(sharpness: np.ndarray, loss: np.ndarray, threshold: float) -> d
       initial sharpness to the threshold that the sharpness travels (1: it reaches it);
     - ``ratio_mean``, ``ratio_min``, ``ratio_max``: sharpness / threshold over the second half;
     - ``max_deviation``: the largest |sharpness / threshold − 1| over the second half;
+    - ``edge_step``: the first probed step (1-based) at which sharpness / threshold ≥
+      1 − ``TOLERANCE`` (NaN: never), and ``deviation_after_edge``, the largest
+      |sharpness / threshold − 1| from that step on;
     - ``loss_ratio``: the final training loss over the loss at the middle of training;
     - ``loss_rise_share``: the share of second-half steps at which the training loss rises;
     - ``final_train_loss``.
@@ -158,6 +163,10 @@ def run_measures(sharpness: np.ndarray, loss: np.ndarray, threshold: float) -> d
     late = second_half(steps)
     values, late_values = sharpness[probed], sharpness[probed & late] / threshold
     initial = values[0] if len(values) else np.nan
+    ratio = sharpness / threshold
+    arrived = np.flatnonzero(probed & (ratio >= 1 - TOLERANCE))
+    edge = arrived[0] if len(arrived) else None
+    after = ratio[edge:][probed[edge:]] if edge is not None else np.array([])
     mid = len(loss) // 2  # the loss after step mid is loss[mid - 1]
     late_loss = loss[mid - 1 :] if mid else loss
     with np.errstate(all="ignore"):
@@ -170,6 +179,8 @@ def run_measures(sharpness: np.ndarray, loss: np.ndarray, threshold: float) -> d
             "ratio_min": float(late_values.min()) if len(late_values) else np.nan,
             "ratio_max": float(late_values.max()) if len(late_values) else np.nan,
             "max_deviation": float(np.abs(late_values - 1).max()) if len(late_values) else np.nan,
+            "edge_step": float(steps[edge]) if edge is not None else np.nan,
+            "deviation_after_edge": float(np.abs(after - 1).max()) if len(after) else np.nan,
             "loss_ratio": float(loss[-1] / late_loss[0]),
             "loss_rise_share": float(np.mean(np.diff(late_loss) > 0)) if len(late_loss) > 1
             else np.nan,
@@ -236,10 +247,10 @@ CLAIMS = (
           "continually increase during training until it reaches 2/η",
           "GD: (max sharpness − initial) / (2/η − initial), the share of the way to 2/η "
           "travelled; the step size of the smallest seed mean (95% bootstrap CI over seeds)",
-          worst("gd", "gap_closed", "min", "by 2/η: "), ">=", REACHED),
+          worst("gd", "gap_closed", "min", "by 2/η: "), ">=", REACHED, expected="no"),
     Claim("gd_at_edge", EDGE_QUOTE, "GD: largest |sharpness·η/2 − 1| over the second half of "
           "training; the step size of the largest seed mean (95% bootstrap CI over seeds)",
-          worst("gd", "max_deviation", "max", "by 2/η: "), "<=", TOLERANCE),
+          worst("gd", "max_deviation", "max", "by 2/η: "), "<=", TOLERANCE, expected="no"),
     Claim("loss_falls_long_term", LOSS_QUOTE,
           "GD: final training loss over the loss at the middle of training; the step size of "
           "the largest seed mean (95% bootstrap CI over seeds)",
@@ -247,15 +258,16 @@ CLAIMS = (
     Claim("loss_not_monotone", LOSS_QUOTE,
           "GD: share of second-half steps at which the training loss rises; the step size of "
           "the smallest seed mean (95% bootstrap CI over seeds)",
-          worst("gd", "loss_rise_share", "min", "by 2/η: "), ">", 0.0),
+          worst("gd", "loss_rise_share", "min", "by 2/η: "), ">", 0.0, expected="no"),
     Claim("momentum_at_edge", EDGE_QUOTE + " [heavy ball: (2 + 2β)/(step size)]",
           f"momentum β = {BETA}: largest |sharpness·η/(2 + 2β) − 1| over the second half; "
           "the step size of the largest seed mean (95% bootstrap CI over seeds)",
-          worst("momentum", "max_deviation", "max", "by (2 + 2β)/η: "), "<=", TOLERANCE),
+          worst("momentum", "max_deviation", "max", "by (2 + 2β)/η: "), "<=", TOLERANCE,
+          expected="no"),
     Claim("adam_at_edge", ADAM_QUOTE + " [Adam: 38/η]",
           f"Adam β₁ = {BETA}: largest |λ₁(P⁻¹H)·η/38 − 1| over the second half; the step "
           "size of the largest seed mean (95% bootstrap CI over seeds)",
-          worst("adam", "max_deviation", "max", "by 38/η: "), "<=", TOLERANCE),
+          worst("adam", "max_deviation", "max", "by 38/η: "), "<=", TOLERANCE, expected="no"),
 )  # fmt: skip
 
 
@@ -324,9 +336,14 @@ def edge_table(runs: pd.DataFrame) -> pd.DataFrame:
                      "ratio": ratio.value, "ratio_low": ratio.low, "ratio_high": ratio.high,
                      "ratio_min": g["ratio_min"].min(), "ratio_max": g["ratio_max"].max(),
                      "max_deviation": dev.value, "deviation_low": dev.low,
-                     "deviation_high": dev.high, "loss_ratio": g["loss_ratio"].mean(),
+                     "deviation_high": dev.high,
+                     "edge_step": g["edge_step"].max() if g["edge_step"].notna().all()
+                     else np.nan,
+                     "deviation_after_edge": g["deviation_after_edge"].max(),
+                     "loss_ratio": g["loss_ratio"].mean(),
                      "loss_rise_share": g["loss_rise_share"].mean(),
-                     "final_train_loss": g["final_train_loss"].mean(), "seeds": len(g)})  # fmt: skip
+                     "final_train_loss": g["final_train_loss"].mean(),
+                     "seeds": len(g)})  # fmt: skip
     return pd.DataFrame(rows).set_index(["grid", "lr"])
 
 
@@ -371,6 +388,38 @@ def sharpness_figure(trained: Trained, path: Path) -> None:
                        "size) and training loss, every seed")  # fmt: skip
 
 
+def notes(edge: pd.DataFrame, sweep: Sweep) -> str:
+    """What the tables show beyond the claims: when each step size reached its threshold and
+    how closely it stayed there afterwards (the claims ask for the whole second half)."""
+    horizons = {grid: s.epochs for grid, s in study(sweep).sweeps()}
+    lines = []
+    for grid, rows in edge.groupby(level="grid", sort=False):
+        cells = []
+        for _, row in rows.iterrows():
+            t = f"{row['threshold']:.4g}"
+            if np.isfinite(row["edge_step"]):
+                cells.append(f"threshold {t}: step {row['edge_step']:.0f}, then within "
+                             f"±{100 * row['deviation_after_edge']:.1f}%")  # fmt: skip
+            else:
+                cells.append(f"threshold {t}: not reached (at most {row['max_sharpness']:.4g})")
+        name, steps = GRID_TITLES.get(grid, grid).split(":")[0], horizons[grid]
+        lines.append(
+            f"- {name} ({steps} steps, second half from step {steps // 2 + 1}): " + "; ".join(cells)
+        )
+    return (
+        "## When the sharpness reached its threshold\n\n"
+        f"The first step at which the sharpness came within {100 * TOLERANCE:.0f}% of its "
+        "threshold (the latest over seeds), and the largest deviation from the threshold after "
+        "it (over seeds):\n\n" + "\n".join(lines) + "\n\n"
+        "A step size whose sharpness gets there only after the middle of training fails "
+        "`gd_at_edge` / `momentum_at_edge` / `adam_at_edge`, which ask for the whole second "
+        "half, even where it then stays at the edge; the smaller step sizes sharpen more "
+        "slowly (progressive sharpening runs on the time scale η·t), so a longer horizon "
+        "would be the paper's remedy. The claims' thresholds (±10%, 90% of the way) were set "
+        "before the runs and were not moved.\n"
+    )
+
+
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
     """Trains the three grids through the engine and writes the results folder."""
     start = time.perf_counter()
@@ -383,14 +432,19 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     seeds = len(sweep.seeds)
     shown = edge[["probe", "threshold", "initial_sharpness", "max_sharpness", "ratio",
                   "ratio_low", "ratio_high", "ratio_min", "ratio_max", "max_deviation",
-                  "loss_ratio", "loss_rise_share", "final_train_loss"]]  # fmt: skip
+                  "edge_step", "deviation_after_edge", "loss_ratio", "loss_rise_share",
+                  "final_train_loss"]]  # fmt: skip
     return claims.finish(
         sys.modules[__name__], sweep, runs, trained.curves, meta, out, quiet,
         found=claims.evaluate(CLAIMS, {"runs": runs}, ARTICLE),
         tables={"edge": (report.rounded(shown), "Sharpness over its threshold in the second "
                          f"half of training: mean over steps, then over {seeds} seeds with the "
                          "95% bootstrap interval (ratio_low … ratio_high) and the seeds' "
-                         "lowest and highest probe (ratio_min, ratio_max)")},
+                         "lowest and highest probe (ratio_min, ratio_max); edge_step: the latest "
+                         "seed's first step within 10% of the threshold (empty: a seed never "
+                         "got there), deviation_after_edge: the largest |ratio − 1| from then "
+                         "on, over seeds")},
+        notes=notes(edge, sweep),
         setting_table=claims.setting(study(sweep), more={
             "probes": f"sharpness (Adam: preconditioned) every {PROBE_EVERY} steps, "
                       f"{PROBE_ITERS} warm-started power iterations on the full training set",

@@ -36,13 +36,13 @@ def test_grids_share_thresholds_and_start_above_the_initial_sharpness():
 
 
 def _records(total=100, every=10, threshold=20.0):
-    """Sharpness probed every ``every`` steps rising linearly from 10 to 20 over the first
-    half, then alternating 21 / 19 (±5% of 2/η = 20); a loss that falls by 1% a step, with a
+    """Sharpness probed every ``every`` steps rising linearly from 10 (by 9.5 over the first
+    half), then alternating 21 / 19 (±5% of 2/η = 20); a loss that falls by 1% a step, with a
     rise every fourth second-half step."""
     steps = np.arange(1, total + 1)
     sharp = np.full(total, np.nan)
     probed = steps % every == 0
-    rise = np.clip(10 + 10 * steps / (total / 2), None, 20.0)
+    rise = 10 + 9.5 * steps / (total / 2)
     late = np.where((steps // every) % 2 == 0, 21.0, 19.0)
     sharp[probed] = np.where(steps > total / 2, late, rise)[probed]
     loss = np.empty(total)
@@ -56,9 +56,11 @@ def _records(total=100, every=10, threshold=20.0):
 def test_run_measures_on_known_records():
     sharp, loss = _records()
     m = e.run_measures(sharp, loss, 20.0)
-    assert m["initial_sharpness"] == pytest.approx(12.0)  # step 10: 10 + 10·10/50
+    assert m["initial_sharpness"] == pytest.approx(11.9)  # step 10: 10 + 9.5·10/50
     assert m["max_sharpness"] == 21.0
-    assert m["gap_closed"] == pytest.approx((21 - 12) / (20 - 12))
+    assert m["gap_closed"] == pytest.approx((21 - 11.9) / (20 - 11.9))
+    # step 40: 17.6 (88% of 20), step 50: 19.5 (97.5%): within 10% from step 50 on
+    assert m["edge_step"] == 50 and m["deviation_after_edge"] == pytest.approx(0.05)
     assert (m["ratio_min"], m["ratio_max"]) == (0.95, 1.05)
     assert m["max_deviation"] == pytest.approx(0.05)
     # second-half probes: steps 60, 70, ..., 100 → 21, 19, 21, 19, 21
@@ -76,6 +78,7 @@ def test_a_monotone_loss_and_a_flat_sharpness_fail_their_claims():
     m = e.run_measures(sharp, 0.99 ** np.arange(1, total + 1), 20.0)
     assert m["loss_rise_share"] == 0.0 and m["gap_closed"] == 0.0
     assert m["max_deviation"] == pytest.approx(0.75)
+    assert np.isnan(m["edge_step"]) and np.isnan(m["deviation_after_edge"])
 
 
 def _runs(deviation=0.05, rise=0.2, gap=1.1):
@@ -87,7 +90,8 @@ def _runs(deviation=0.05, rise=0.2, gap=1.1):
                 rows.append({"grid": grid, "lr": lr, "seed": seed,
                              "gap_closed": gap + j * 0.1 + noise,
                              "max_deviation": deviation + j * 0.02 + noise,
-                             "loss_ratio": 0.5 + noise, "loss_rise_share": rise + noise})  # fmt: skip
+                             "loss_ratio": 0.5 + noise,
+                             "loss_rise_share": rise + noise})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -127,6 +131,16 @@ def test_a_minibatch_sweep_is_refused():
 
     with pytest.raises(ConfigError, match="batch_size"):
         e.train(dataclasses.replace(e.ci_config(), batch_size=100))
+
+
+def test_notes_name_when_each_step_size_arrived():
+    edge = pd.DataFrame({"grid": ["gd", "gd"], "lr": [0.1, 0.05], "threshold": [20.0, 40.0],
+                         "edge_step": [300.0, np.nan], "deviation_after_edge": [0.04, np.nan],
+                         "max_sharpness": [21.0, 30.0]}).set_index(["grid", "lr"])  # fmt: skip
+    text = e.notes(edge, e.ci_config())
+    assert "threshold 20: step 300, then within ±4.0%" in text
+    assert "threshold 40: not reached (at most 30)" in text
+    assert "(1000 steps, second half from step 501)" in text
 
 
 @pytest.mark.slow
