@@ -136,11 +136,14 @@ def test_a_minibatch_sweep_is_refused():
 def test_notes_name_when_each_step_size_arrived():
     edge = pd.DataFrame({"grid": ["gd", "gd"], "lr": [0.1, 0.05], "threshold": [20.0, 40.0],
                          "edge_step": [300.0, np.nan], "deviation_after_edge": [0.04, np.nan],
-                         "max_sharpness": [21.0, 30.0]}).set_index(["grid", "lr"])  # fmt: skip
+                         "max_sharpness": [21.0, 30.0], "max_deviation": [0.12, 0.3],
+                         }).set_index(["grid", "lr"])  # fmt: skip
     text = e.notes(edge, e.ci_config())
     assert "threshold 20: step 300, then within ±4.0%" in text
     assert "threshold 40: not reached (at most 30)" in text
     assert "(1000 steps, second half from step 501)" in text
+    assert "or never: gradient descent at threshold 40 (30.0%) —" in text
+    assert "second half: gradient descent at threshold 20 (12.00%) —" in text
 
 
 @pytest.mark.slow
