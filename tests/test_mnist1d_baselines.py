@@ -1,18 +1,14 @@
 """MNIST-1D baselines: the grid, the bootstrap interval, the best-lr measures on a made-up runs
-table, and (slow) the CI variant against results/expected/."""
+table. The CI variant against results/expected/ is `lrbench check mnist1d_baselines` (.ci/run)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from experiments import mnist1d_baselines as m
-from lrbench import check, claims
-
-EXPECTED = Path(__file__).resolve().parents[1] / "results" / "expected"
+from lrbench import claims
 
 
 def test_grid_is_half_a_log2_step_apart_and_holds_the_papers_lr():
@@ -58,9 +54,3 @@ def test_claims_read_the_best_lr():
     table = m.baselines_table(_runs())
     assert table.loc["mlp", "best_lr"] == 0.03 and table.loc["logistic", "best_lr"] == 0.01
     assert table.loc["mlp", "test_acc_at_lr_0.01"] == pytest.approx(0.6)
-
-
-@pytest.mark.slow
-def test_ci_variant_reference_numbers_and_verdicts_hold():
-    table = check.run_checks(["mnist1d_baselines"], EXPECTED)
-    assert table["ok"].all(), table[~table["ok"]]
