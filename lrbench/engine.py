@@ -571,7 +571,7 @@ def _packed_spec(template: RunData) -> tuple[dict, tuple]:
 
 
 class DevicePrograms:
-    """A chunk's program on every local device: ``self(arrays, runs, orders)`` hands device
+    """A chunk's program on every local device: ``self(arrays, packed, orders)`` hands device
     ``k`` the ``k``-th equal share of the groups axis (arrays: ``_replicated_arrays``, one
     copy per device), runs the shares side by side (JAX dispatches asynchronously) and
     returns the outputs joined back in order, NumPy.
@@ -579,13 +579,14 @@ class DevicePrograms:
     A small grid pays little for the machinery around the program: the runs come packed
     (:meth:`pack`: a few arrays, not one per field) and go as NumPy arrays straight into the
     executables; a device whose share is padding only (``used``: the leading groups that are
-    not) is not run, and its outputs are left out; and with ``order_programs`` (one group a
-    device) each device computes its group's minibatch orders itself from ``seeds`` (the
-    groups' seeds; ``orders`` None), so they never pass through the host."""
+    not) is not run, and its outputs are left out; and with ``own_orders`` (one group a
+    device) each device's program computes its group's minibatch orders itself from the
+    group's seed (``orders`` None): one program call a device, and the orders never pass
+    through the host."""
 
-    def __init__(self, executables, devices, template: RunData, order_programs=None):
+    def __init__(self, executables, devices, template: RunData, own_orders: bool = False):
         self.executables, self.devices, self.template = executables, devices, template
-        self.order_programs = order_programs
+        self.own_orders = own_orders
         self._where = _packing(template)
 
     def pack(self, runs: RunData) -> tuple[dict[str, np.ndarray], tuple]:
@@ -593,18 +594,18 @@ class DevicePrograms:
         result with a chunk's positions to get its argument."""
         return pack_runs(self.template, runs, self._where)
 
-    def __call__(self, arrays, packed, orders=None, used: int | None = None, seeds=None):
-        groups = len(seeds) if orders is None else len(orders)
+    def __call__(self, arrays, packed, orders=None, used: int | None = None):
+        groups = len(jax.tree_util.tree_leaves(packed)[0])
         share = groups // len(self.devices)
         needed = len(self.devices) if used is None else -(-used // share)
         outs = []
         for k in range(needed):
             part = jax.tree_util.tree_map(lambda x, k=k: x[k * share : (k + 1) * share], packed)
-            if orders is None:  # one group a device: its seed's orders, made on the device
-                part_orders = self.order_programs[k](seeds[k])
+            if self.own_orders:  # one group a device: the program makes its seed's orders
+                outs.append(self.executables[k](arrays[k], part))
             else:
                 part_orders = orders[k * share : (k + 1) * share]
-            outs.append(self.executables[k](arrays[k], part, part_orders))
+                outs.append(self.executables[k](arrays[k], part, part_orders))
         if len(outs) == 1:
             return jax.tree_util.tree_map(np.asarray, outs[0])
         return jax.tree_util.tree_map(
@@ -662,10 +663,21 @@ def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
     with jax.enable_x64(x64):
         template = runs_spec()
     train = program(static)
-    fn = jax.jit(
-        lambda arrays, packed, orders: train(arrays, unpack_runs(template, packed), orders)
-    )
+    # One group a device: its minibatch orders are its seed's, made inside the program (one
+    # call a device, nothing through the host); the training itself is the same program.
     own_orders = share.groups == 1 and static.task.shuffle
+    epochs, n_train = static.epochs, train_size(static)
+
+    def with_orders(arrays, packed):
+        runs = unpack_runs(template, packed)
+        return train(arrays, runs, _seed_orders(runs.seed[0, 0], epochs, n_train))
+
+    if own_orders:
+        fn = jax.jit(with_orders)
+    else:
+        fn = jax.jit(
+            lambda arrays, packed, orders: train(arrays, unpack_runs(template, packed), orders)
+        )
 
     def lower(device):
         with jax.enable_x64(x64):
@@ -676,13 +688,12 @@ def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
         arrays = tuple(
             jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=put) for a in arrays_for(static)
         )
+        packed = _packed_spec(runs_spec(put))
+        if own_orders:
+            return fn.lower(arrays, packed).compile()
         orders = orders_spec(static, share.groups)
         orders = jax.ShapeDtypeStruct(orders.shape, orders.dtype, sharding=put)
-        exe = fn.lower(arrays, _packed_spec(runs_spec(put)), orders).compile()
-        if not own_orders:
-            return exe, None
-        seed = jax.ShapeDtypeStruct((), jnp.int32, sharding=put)
-        return exe, _orders_program(static.epochs, train_size(static)).lower(seed).compile()
+        return fn.lower(arrays, packed, orders).compile()
 
     start = time.perf_counter()
     if len(devices) == 1:
@@ -690,10 +701,7 @@ def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
     else:
         with concurrent.futures.ThreadPoolExecutor(len(devices)) as pool:
             lowered = list(pool.map(lower, devices))
-    executables, order_programs = zip(*lowered, strict=True)
-    _COMPILED[key] = DevicePrograms(
-        list(executables), devices, template, list(order_programs) if own_orders else None
-    )
+    _COMPILED[key] = DevicePrograms(lowered, devices, template, own_orders)
     return _COMPILED[key], time.perf_counter() - start
 
 
@@ -780,9 +788,8 @@ def _train_chunks(static, runs, max_chunk, skip, on_chunk, slots):
             continue
         part = jax.tree_util.tree_map(lambda x, p=positions: x[p], packed)
         used = _real_groups(positions)
-        if exe.order_programs:  # one group a device: each device makes its group's orders
-            seeds = np.asarray(runs.seed, np.int32)[positions[:, 0]]
-            out = exe(arrays, part, used=used, seeds=seeds)
+        if exe.own_orders:  # one group a device: each device's program makes its orders
+            out = exe(arrays, part, used=used)
         else:
             out = exe(arrays, part, group_orders(static, runs, positions), used)
         out_history, out_probes = out if records(static) else (out, None)
@@ -806,11 +813,10 @@ def _real_groups(positions: np.ndarray) -> int:
     return int(np.argmax((positions == last).all(axis=1))) + 1
 
 
-@functools.cache
-def _orders_program(epochs: int, n_train: int):
-    """``seed -> [1, epochs, n_train]``: :func:`data.seed_orders` of one seed group, jitted
-    (``DevicePrograms.order_programs``: one group a device)."""
-    return jax.jit(lambda seed: data.seed_orders(seed, epochs, n_train)[None].astype(jnp.int32))
+def _seed_orders(seed, epochs: int, n_train: int):
+    """``[1, epochs, n_train]``: :func:`data.seed_orders` of one seed group, inside a program
+    (``DevicePrograms.own_orders``: one group a device); :func:`group_orders`' rows."""
+    return data.seed_orders(seed, epochs, n_train)[None].astype(jnp.int32)
 
 
 def _scatter(whole, part, positions: np.ndarray) -> None:
