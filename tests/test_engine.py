@@ -424,3 +424,31 @@ def test_one_run_skips_padding_devices_and_orders_on_device(optimizer):
     for a, b in zip(alone, both, strict=True):
         for k in range(copies):
             np.testing.assert_array_equal(a[0], b[k])
+
+
+@pytest.mark.parametrize("seeds", [(0,), (0, 1)], ids=["one seed", "two seeds"])
+def test_runs_in_order_skip_the_gather_and_scatter_bitwise(seeds, monkeypatch):
+    """A small grid whose chunk is its runs in their own order goes in and comes back
+    reshaped (``DevicePrograms.rows``): its histories are the gathered and scattered
+    path's, bit for bit, and writable; a second call (its plan and program remembered)
+    gives them again."""
+    sweep = dataclasses.replace(SMALL, seeds=seeds, optimizers=(Optimizer("adam"),))
+    runs_table = sweep_expand(sweep).sort_values("seed", kind="stable")
+    static, rows = next(iter(spec.static_groups(sweep, runs_table)))
+    runs = spec.run_data(static, runs_table.loc[rows])
+    assert engine._prepared(static, runs, 4096, None)[2]  # laid out in order
+    fast, _ = engine.train_group(static, runs)
+    again, _ = engine.train_group(static, runs)
+    prepared = engine._prepared
+
+    def in_no_order(*args):
+        layout, chunks, _, exe, compile_s = prepared(*args)
+        return layout, chunks, 0, exe, compile_s
+
+    monkeypatch.setattr(engine, "_prepared", in_no_order)
+    slow, _ = engine.train_group(static, runs)
+    for a, b, c in zip(fast, again, slow, strict=True):
+        assert a.flags.writeable and a.shape == c.shape and a.dtype == c.dtype
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, c)
+    assert np.isfinite(fast.train_loss).all()
