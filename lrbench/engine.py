@@ -584,10 +584,11 @@ def _packed_spec(template: RunData) -> tuple[dict, tuple]:
 
 
 class DevicePrograms:
-    """A chunk's program on every local device: ``self(arrays, packed, orders)`` hands device
-    ``k`` the ``k``-th equal share of the groups axis (arrays: ``_replicated_arrays``, one
-    copy per device), runs the shares side by side (JAX dispatches asynchronously) and
-    returns the outputs joined back in order, NumPy.
+    """A chunk's program on every local device: ``self(packed, orders)`` hands device ``k``
+    the ``k``-th equal share of the groups axis (with ``arrays``, the data set placed on each
+    device: ``_replicated_arrays``), runs the shares side by side (JAX dispatches
+    asynchronously) and returns the outputs joined back in order, NumPy; :meth:`rows` does
+    it for runs laid out in their own order.
 
     A small grid pays little for the machinery around the program: the runs come packed
     (:meth:`pack`: a few arrays, not one per field) and go as NumPy arrays straight into the
