@@ -263,9 +263,9 @@ def _one_run_loop(static: engine.Static, runs: engine.RunData, k: int):
     one = [engine.take(runs, np.array([[i]])) for i in range(k)]  # a [1, 1] layout each
     exe, compile_s = _one_run_exe(static, one[0])
 
-    def go():
-        losses = [exe(arrays, run).train_loss[0, 0, -1] for run in one]
-        return np.asarray(jax.block_until_ready(jnp.stack(losses)))
+    def go():  # every run dispatched, then each loss read on the host: no eager device ops
+        losses = [exe(arrays, run).train_loss for run in one]
+        return np.array([np.asarray(loss)[0, 0, -1] for loss in losses])
 
     return go, compile_s, _program_bytes(exe)
 
@@ -368,6 +368,35 @@ def _rounds(calls: list[Callable], repeats: int) -> list[list[tuple[float, Any]]
     return answers
 
 
+# Grids of at most this many runs are timed in steady loops (:func:`_steady`): a call of the
+# engine or of b1 there lasts about a millisecond, at the scale of the machine's noise.
+STEADY_N = 64
+STEADY_SECONDS = 0.05
+
+
+def _steady(call: Callable, seconds: float = STEADY_SECONDS) -> Callable:
+    """``call`` (``() -> (seconds, result)``) warmed up and, when one call lasts less than
+    ``seconds``, repeated inside each timing: ``() -> (mean seconds of a call, result)``.
+
+    Two untimed calls first (a first call's one-off costs, then one warm call to size the
+    loop), so every method is timed warm; a loop of ``k`` calls lasts about ``seconds``, so
+    a timing is not one millisecond call at the mercy of a single scheduling hiccup."""
+    call()
+    once, _ = call()
+    k = max(1, int(seconds / max(once, 1e-6)))
+    if k == 1:
+        return call
+
+    def loop():
+        total, result = 0.0, None
+        for _ in range(k):
+            spent, result = call()
+            total += spent
+        return total / k, result
+
+    return loop
+
+
 def _measure(workload, n, epochs, repeats, loops, max_n, quiet) -> list[dict]:
     """Every method on one grid of ``n`` runs: one row each."""
     static, rundata = group(workload, n, epochs)
@@ -395,7 +424,10 @@ def _measure(workload, n, epochs, repeats, loops, max_n, quiet) -> list[dict]:
             cv = functools.partial(bench_torch.vmapped, prob)
             methods.append(_Method("c′", n_runs, nan, -1, cv))
 
-    answers = _rounds([m.call for m in methods], repeats)
+    calls = [m.call for m in methods]
+    if n_runs <= STEADY_N:  # calls of a millisecond: each timing averages a steady loop of them
+        calls = [_steady(call) for call in calls]
+    answers = _rounds(calls, repeats)
     reference = answers[0][-1][1]  # lrbench's final losses
     rows = []
     for m, got in zip(methods, answers, strict=True):
@@ -441,12 +473,12 @@ def cli_times(commands: dict[str, list[str]] | None = None, repeats: int = 3) ->
     def call(argv):
         def go():
             start = time.perf_counter()
-            done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ})
+            done = subprocess.run(argv, capture_output=True, text=True)
             return time.perf_counter() - start, done.returncode
 
         return go
 
-    answers = _rounds([call(argv) for argv in commands.values()], max(repeats, 3))
+    answers = _rounds([call(argv) for argv in commands.values()], repeats)
     rows = []
     for label, got in zip(commands, answers, strict=True):
         seconds = [s for s, _ in got]
@@ -906,7 +938,12 @@ def _method_notes(config: dict) -> list[str]:
         "time is the median of its calls.",
         "- b1 runs the engine's program for one run, its minibatch orders computed inside it, "
         "jitted on one device and compiled once per workload (its compile time shows at the "
-        "first N).",
+        "first N); it dispatches every run, then reads each final loss on the host (no eager "
+        "device operation per run).",
+        f"- Grids of at most {STEADY_N} runs: every method is called twice untimed (warm), and "
+        f"each timing is a steady loop of calls lasting about {STEADY_SECONDS} s, its mean "
+        "per call (a one-run call lasts about a millisecond, the scale of the machine's "
+        "noise).",
         f"- Loops (b1, b2, c) are timed on their first {config.get('b1_runs')}, "
         f"{config.get('b2_runs')} and {config.get('c_runs')} runs (`timed runs`): a loop's "
         f"throughput does not depend on N.{' ' + cap + '.' if cap else ''}",

@@ -573,29 +573,37 @@ def plan(seeds, max_chunk: int = 4096, slot_cap: int = 2**31) -> tuple[Layout, l
     count, so every chunk of a group runs one program and a resumed sweep finds the same
     chunks.
     """
-    seeds = np.asarray(seeds)
-    n_dev = jax.local_device_count()
-    if len(seeds) <= SMALL_PLANS:  # a small grid's plan, once: it costs as much as its training
-        key = (seeds.tobytes(), seeds.dtype.str, max_chunk, slot_cap, n_dev)
-        return _small_plan(key, lambda: _plan(seeds, max_chunk, slot_cap, n_dev))
-    return _plan(seeds, max_chunk, slot_cap, n_dev)
+    layout, chunks, _ = _planned(seeds, max_chunk, slot_cap)
+    return layout, list(chunks)
 
 
 SMALL_PLANS = 64  # grids of at most this many runs keep their plans (``_small_plan``)
-_PLANS: dict[tuple, tuple] = {}
 
 
-def _small_plan(key, make) -> tuple[Layout, list[np.ndarray]]:
-    """The plan of ``key`` made once (read-only arrays; the 256 most recent kept)."""
-    if key not in _PLANS:
-        while len(_PLANS) >= 256:
-            _PLANS.pop(next(iter(_PLANS)))
-        layout, chunks = make()
-        for chunk in chunks:
-            chunk.flags.writeable = False
-        _PLANS[key] = (layout, chunks)
-    layout, chunks = _PLANS[key]
-    return layout, list(chunks)
+def _planned(seeds, max_chunk: int, slot_cap: int) -> tuple[Layout, tuple[np.ndarray, ...], int]:
+    """:func:`plan`'s layout and chunks, and :func:`_in_order` of a one-chunk plan (0 for a
+    plan of several chunks)."""
+    seeds = np.asarray(seeds)
+    n_dev = jax.local_device_count()
+    if len(seeds) <= SMALL_PLANS:  # a small grid's plan, once: it costs as much as its training
+        return _small_plan(seeds.tobytes(), seeds.dtype.str, max_chunk, slot_cap, n_dev)
+    return _plan_in_order(seeds, max_chunk, slot_cap, n_dev)
+
+
+@functools.lru_cache(maxsize=256)
+def _small_plan(seeds: bytes, dtype: str, max_chunk: int, slot_cap: int, n_dev: int):
+    """:func:`_planned` of a small grid (its seeds as bytes), made once (read-only arrays)."""
+    made = _plan_in_order(np.frombuffer(seeds, dtype), max_chunk, slot_cap, n_dev)
+    for chunk in made[1]:
+        chunk.flags.writeable = False
+    return made
+
+
+def _plan_in_order(seeds: np.ndarray, max_chunk: int, slot_cap: int, n_dev: int):
+    layout, chunks = _plan(seeds, max_chunk, slot_cap, n_dev)
+    share = layout.groups // n_dev
+    in_order = _in_order(chunks[0], len(seeds), share) if len(chunks) == 1 else 0
+    return layout, tuple(chunks), in_order
 
 
 def _plan(seeds: np.ndarray, max_chunk: int, slot_cap: int, n_dev: int):
@@ -627,6 +635,11 @@ def plan_group(
     """:func:`plan` for one static group: seed groups of at most ``slots`` runs (default
     :func:`max_slots` of its model)."""
     return plan(seeds, max_chunk, slots or max_slots(static))
+
+
+def _planned_group(static: Static, seeds, max_chunk: int, slots: int | None):
+    """:func:`_planned` for one static group (:func:`plan_group`'s seed groups)."""
+    return _planned(seeds, max_chunk, slots or max_slots(static))
 
 
 def program(static: Static) -> Callable[[tuple, RunData, Any], History]:
@@ -711,45 +724,95 @@ def _packed_spec(template: RunData) -> tuple[dict, tuple]:
 
 
 class DevicePrograms:
-    """A chunk's program on every local device: ``self(arrays, runs, orders)`` hands device
-    ``k`` the ``k``-th equal share of the groups axis (arrays: ``_replicated_arrays``, one
-    copy per device), runs the shares side by side (JAX dispatches asynchronously) and
-    returns the outputs joined back in order, NumPy.
+    """A chunk's program on every local device: ``self(packed, orders)`` hands device ``k``
+    the ``k``-th equal share of the groups axis (with ``arrays``, the data set placed on each
+    device: ``_replicated_arrays``), runs the shares side by side (JAX dispatches
+    asynchronously) and returns the outputs joined back in order, NumPy; :meth:`rows` does
+    it for runs laid out in their own order.
 
     A small grid pays little for the machinery around the program: the runs come packed
     (:meth:`pack`: a few arrays, not one per field) and go as NumPy arrays straight into the
     executables; a device whose share is padding only (``used``: the leading groups that are
-    not) is not run, and its outputs are left out; and with ``order_programs`` (one group a
-    device) each device computes its group's minibatch orders itself from ``seeds`` (the
-    groups' seeds; ``orders`` None), so they never pass through the host."""
+    not) is not run, and its outputs are left out; and with ``own_orders`` (one group a
+    device) each device's program computes its group's minibatch orders itself from the
+    group's seed (``orders`` None): one program call a device, and the orders never pass
+    through the host."""
 
-    def __init__(self, executables, devices, template: RunData, order_programs=None):
+    def __init__(self, executables, devices, template: RunData, share: int, own_orders, arrays):
         self.executables, self.devices, self.template = executables, devices, template
-        self.order_programs = order_programs
+        self.share, self.own_orders = share, own_orders  # share: groups a device
+        self.arrays = arrays  # the data set on each device (``_replicated_arrays``)
         self._where = _packing(template)
+        # pack_runs' plan, for rows: each dtype's leaves (their indices, in column order),
+        # and the leaves that travel alone
+        self._columns: dict[str, list[int]] = {}
+        self._alone: list[tuple[int, Any]] = []
+        kinds = [leaf.dtype for leaf in jax.tree_util.tree_leaves(template)]
+        for i, (to, kind) in enumerate(zip(self._where, kinds, strict=True)):
+            if to is None:
+                self._alone.append((i, kind))
+            else:
+                self._columns.setdefault(to[0], []).append(i)
 
     def pack(self, runs: RunData) -> tuple[dict[str, np.ndarray], tuple]:
         """:func:`pack_runs` of ``runs`` (leaves ``[N, ...]``) for these programs; index the
         result with a chunk's positions to get its argument."""
         return pack_runs(self.template, runs, self._where)
 
-    def __call__(self, arrays, packed, orders=None, used: int | None = None, seeds=None):
-        groups = len(seeds) if orders is None else len(orders)
-        share = groups // len(self.devices)
-        needed = len(self.devices) if used is None else -(-used // share)
-        outs = []
-        for k in range(needed):
-            part = jax.tree_util.tree_map(lambda x, k=k: x[k * share : (k + 1) * share], packed)
-            if orders is None:  # one group a device: its seed's orders, made on the device
-                part_orders = self.order_programs[k](seeds[k])
-            else:
-                part_orders = orders[k * share : (k + 1) * share]
-            outs.append(self.executables[k](arrays[k], part, part_orders))
+    def __call__(self, packed, orders=None, used: int | None = None):
+        outs = self._dispatch(packed, orders, used)
         if len(outs) == 1:
             return jax.tree_util.tree_map(np.asarray, outs[0])
         return jax.tree_util.tree_map(
             lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *outs
         )
+
+    def rows(self, runs: RunData, used: int, orders=None):
+        """Trains ``runs`` (leaves ``[N, ...]``) laid out in their own order as the first
+        ``used`` groups of a chunk (:func:`_in_order`; ``orders`` theirs unless
+        ``own_orders``): the packed runs go in reshaped, the outputs come back reshaped to
+        ``[N, ...]`` (NumPy, writable) — no gathering of runs, no scattering of outputs.
+
+        Lean, for a small grid, whose call costs little more than its Python: one NumPy call
+        packs a dtype's leaves, and one device's share goes straight to its program."""
+        n = len(runs.seed)
+        if n > SMALL_PLANS:
+            columns, rest = self.pack(runs)
+        else:
+            leaves = jax.tree_util.tree_leaves(runs)
+            columns = {
+                name: np.array([leaves[i] for i in at], name).T
+                for name, at in self._columns.items()
+            }  # as pack_runs: [N, columns], each leaf cast as np.asarray(leaf, dtype) casts it
+            rest = [np.asarray(leaves[i], kind) for i, kind in self._alone]
+        packed = (
+            {name: x.reshape(used, -1, x.shape[-1]) for name, x in columns.items()},
+            tuple(x.reshape(used, -1, *x.shape[1:]) for x in rest),
+        )
+        if used == self.share:  # one device's share: its program alone
+            exe, arrays = self.executables[0], self.arrays[0]
+            out = exe(arrays, packed) if self.own_orders else exe(arrays, packed, orders)
+            flat, tree = jax.tree_util.tree_flatten(out)
+            return tree.unflatten([_rows(np.array(x), n) for x in flat])  # a writable copy
+        outs = self._dispatch(packed, orders, used)
+        return jax.tree_util.tree_map(
+            lambda *xs: _rows(np.concatenate([np.asarray(x) for x in xs]), n), *outs
+        )
+
+    def _dispatch(self, packed, orders, used: int | None) -> list:
+        """Starts the devices whose share of ``packed`` (leading groups) holds a group of
+        the first ``used`` (default: every device); their outputs, not waited for."""
+        share, devices = self.share, len(self.devices)
+        needed = devices if used is None else -(-used // share)
+        outs = []
+        for k in range(needed):
+            part = jax.tree_util.tree_map(lambda x, k=k: x[k * share : (k + 1) * share], packed)
+            if self.own_orders:  # one group a device: the program makes its seed's orders
+                outs.append(self.executables[k](self.arrays[k], part))
+            else:
+                part_orders = orders[k * share : (k + 1) * share]
+                outs.append(self.executables[k](self.arrays[k], part, part_orders))
+        return outs
 
     def memory_analysis(self):
         """One device's program's (each device runs the same)."""
@@ -802,10 +865,21 @@ def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
     with jax.enable_x64(x64):
         template = runs_spec()
     train = program(static)
-    fn = jax.jit(
-        lambda arrays, packed, orders: train(arrays, unpack_runs(template, packed), orders)
-    )
+    # One group a device: its minibatch orders are its seed's, made inside the program (one
+    # call a device, nothing through the host); the training itself is the same program.
     own_orders = share.groups == 1 and static.task.shuffle
+    epochs, n_train = static.epochs, train_size(static)
+
+    def with_orders(arrays, packed):
+        runs = unpack_runs(template, packed)
+        return train(arrays, runs, _seed_orders(runs.seed[0, 0], epochs, n_train))
+
+    if own_orders:
+        fn = jax.jit(with_orders)
+    else:
+        fn = jax.jit(
+            lambda arrays, packed, orders: train(arrays, unpack_runs(template, packed), orders)
+        )
 
     def lower(device):
         with jax.enable_x64(x64):
@@ -816,13 +890,12 @@ def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
         arrays = tuple(
             jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=put) for a in arrays_for(static)
         )
+        packed = _packed_spec(runs_spec(put))
+        if own_orders:
+            return fn.lower(arrays, packed).compile()
         orders = orders_spec(static, share.groups)
         orders = jax.ShapeDtypeStruct(orders.shape, orders.dtype, sharding=put)
-        exe = fn.lower(arrays, _packed_spec(runs_spec(put)), orders).compile()
-        if not own_orders:
-            return exe, None
-        seed = jax.ShapeDtypeStruct((), jnp.int32, sharding=put)
-        return exe, _orders_program(static.epochs, train_size(static)).lower(seed).compile()
+        return fn.lower(arrays, packed, orders).compile()
 
     start = time.perf_counter()
     if len(devices) == 1:
@@ -830,10 +903,8 @@ def compiled(static: Static, layout: Layout, hparam_names: tuple[str, ...]):
     else:
         with concurrent.futures.ThreadPoolExecutor(len(devices)) as pool:
             lowered = list(pool.map(lower, devices))
-    executables, order_programs = zip(*lowered, strict=True)
-    _COMPILED[key] = DevicePrograms(
-        list(executables), devices, template, list(order_programs) if own_orders else None
-    )
+    arrays = _replicated_arrays(static.task, static.dtype, key[-1])
+    _COMPILED[key] = DevicePrograms(lowered, devices, template, share.groups, own_orders, arrays)
     return _COMPILED[key], time.perf_counter() - start
 
 
@@ -908,23 +979,29 @@ def _train_chunks(static, runs, max_chunk, skip, on_chunk, slots):
     """Every chunk of the group through its one compiled program: ``((History, Probes or
     None), Timing)``, NumPy, in the runs' order."""
     n = len(runs.seed)
-    layout, chunks = plan_group(static, runs.seed, max_chunk, slots)
-    exe, compile_s = compiled(static, layout, tuple(sorted(runs.hparams)))
-    arrays = _replicated_arrays(static.task, static.dtype, data.version(static.task.dataset))
-    history, probes = _missing(static, n), None
+    layout, chunks, in_order, exe, compile_s = _prepared(static, runs, max_chunk, slots)
     start = time.perf_counter()
+    if in_order:  # one chunk, the runs in their order (a small grid): no gather, no scatter
+        if skip is not None and skip(np.arange(n)):
+            return (_missing(static, n), None), Timing(compile_s, 0.0)
+        orders = None if exe.own_orders else group_orders(static, runs, chunks[0][:in_order])
+        out = exe.rows(runs, in_order, orders)
+        history, probes = out if records(static) else (out, None)
+        if on_chunk:
+            on_chunk(0, np.arange(n), take(history, np.arange(n)))
+        return (history, probes), Timing(compile_s, time.perf_counter() - start)
     packed = exe.pack(runs)
+    history, probes = _missing(static, n), None
     for k, positions in enumerate(chunks):
         rows = np.unique(positions) if skip or on_chunk else None
         if skip is not None and skip(rows):
             continue
         part = jax.tree_util.tree_map(lambda x, p=positions: x[p], packed)
         used = _real_groups(positions)
-        if exe.order_programs:  # one group a device: each device makes its group's orders
-            seeds = np.asarray(runs.seed, np.int32)[positions[:, 0]]
-            out = exe(arrays, part, used=used, seeds=seeds)
+        if exe.own_orders:  # one group a device: each device's program makes its orders
+            out = exe(part, used=used)
         else:
-            out = exe(arrays, part, group_orders(static, runs, positions), used)
+            out = exe(part, group_orders(static, runs, positions), used)
         out_history, out_probes = out if records(static) else (out, None)
         done = positions[: len(out_history.diverged_at)]  # the devices run: padding left out
         _scatter(history, out_history, done)
@@ -939,6 +1016,49 @@ def _train_chunks(static, runs, max_chunk, skip, on_chunk, slots):
     return (history, probes), Timing(compile_s, time.perf_counter() - start)
 
 
+# The last small grid's plan and program (:func:`_prepared`): a user who trains one or a few
+# configurations calls the engine again and again with one static group and the same seeds.
+_LAST_SMALL: list = [None]
+
+
+def _prepared(static: Static, runs: RunData, max_chunk: int, slots: int | None):
+    """``(layout, chunks, in_order, DevicePrograms, compile seconds)``: a group's plan
+    (:func:`_planned_group`) and program (:func:`compiled`). A small grid's are kept for
+    its next call while its program is in the cache: looking both up again costs a few
+    percent of a one-run call."""
+    seeds, names = np.asarray(runs.seed), tuple(sorted(runs.hparams))
+    if len(seeds) > SMALL_PLANS:
+        layout, chunks, in_order = _planned_group(static, seeds, max_chunk, slots)
+        return layout, chunks, in_order, *compiled(static, layout, names)
+    version = data.version(static.task.dataset)
+    asked = (static, seeds.tobytes(), seeds.dtype.str, max_chunk, slots, names, version)
+    last = _LAST_SMALL[0]
+    if last is not None and last[0] == asked and _COMPILED.get(last[1]) is last[2][3]:
+        return last[2]
+    layout, chunks, in_order = _planned_group(static, seeds, max_chunk, slots)
+    exe, compile_s = compiled(static, layout, names)
+    key = (static, layout, names, len(exe.devices), version)  # compiled's
+    _LAST_SMALL[0] = (asked, key, (layout, chunks, in_order, exe, 0.0))
+    return layout, chunks, in_order, exe, compile_s
+
+
+def _rows(x: np.ndarray, n: int) -> np.ndarray:
+    """A chunk's output ``[groups, slots, ...]`` as ``[n, ...]``."""
+    return x.reshape(n, *x.shape[2:])
+
+
+def _in_order(positions: np.ndarray, n: int, share: int) -> int:
+    """How many leading groups of a one-chunk plan ``positions`` of ``n`` runs hold the runs
+    0 … n−1 in their order, filling whole device shares of ``share`` groups (a small grid of
+    one seed, or of one full group a seed: the chunk is the runs reshaped); 0 if they do not
+    (padding inside a group, runs out of seed order, a device share partly padding)."""
+    used = _real_groups(positions)
+    real = positions[:used]
+    if used % share or real.size != n or not (real.reshape(-1) == np.arange(n)).all():
+        return 0
+    return used
+
+
 def _real_groups(positions: np.ndarray) -> int:
     """How many leading groups of a chunk are its own: :func:`plan` pads the last chunk with
     copies of its last group (a run sits in one group only, so the first copy is the group)."""
@@ -946,11 +1066,10 @@ def _real_groups(positions: np.ndarray) -> int:
     return int(np.argmax((positions == last).all(axis=1))) + 1
 
 
-@functools.cache
-def _orders_program(epochs: int, n_train: int):
-    """``seed -> [1, epochs, n_train]``: :func:`data.seed_orders` of one seed group, jitted
-    (``DevicePrograms.order_programs``: one group a device)."""
-    return jax.jit(lambda seed: data.seed_orders(seed, epochs, n_train)[None].astype(jnp.int32))
+def _seed_orders(seed, epochs: int, n_train: int):
+    """``[1, epochs, n_train]``: :func:`data.seed_orders` of one seed group, inside a program
+    (``DevicePrograms.own_orders``: one group a device); :func:`group_orders`' rows."""
+    return data.seed_orders(seed, epochs, n_train)[None].astype(jnp.int32)
 
 
 def _scatter(whole, part, positions: np.ndarray) -> None:

@@ -210,3 +210,24 @@ def test_small_grids_are_in_both_modes():
     the full one, lrbench and b1 in the same rounds."""
     for quick in (True, False):
         assert {1, 8} <= set(bench.config_for(quick)["sizes"])
+
+
+def test_steady_loops_a_short_call_and_leaves_a_long_one():
+    """A call shorter than ``seconds`` is warmed (two untimed calls) and timed as the mean of
+    a loop lasting about ``seconds``; a long call is timed alone."""
+    made = []
+
+    def short():
+        made.append(1)
+        return 0.002, np.array([len(made)])
+
+    loop = bench._steady(short, seconds=0.05)
+    assert len(made) == 2  # the warm-up calls
+    seconds, result = loop()
+    assert len(made) == 2 + 25 and seconds == pytest.approx(0.002)
+    assert result[0] == len(made)  # the last call's answer
+
+    def long():
+        return 1.0, None
+
+    assert bench._steady(long, seconds=0.05) is long
