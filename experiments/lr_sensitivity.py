@@ -75,15 +75,11 @@ def ci_config() -> Sweep:
     )
 
 
-def score(runs: pd.DataFrame) -> pd.Series:
-    """DeepOBS score: final test accuracy, chance accuracy for a diverged run."""
-    return runs["final_test_acc"].where(runs["status"] != "diverged", CHANCE).fillna(CHANCE)
-
-
 def add_scores(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
-    """``runs`` with ``score`` and ``min_train_loss`` (the lowest finite epoch loss)."""
+    """``runs`` with the DeepOBS ``score`` and ``min_train_loss`` (the lowest finite epoch loss)."""
     low = curves.groupby("run_id", sort=False)["train_loss"].min()
-    return runs.assign(score=score(runs), min_train_loss=runs["run_id"].map(low).to_numpy())
+    return runs.assign(score=diagnose.deepobs_score(runs, CHANCE),
+                       min_train_loss=runs["run_id"].map(low).to_numpy())  # fmt: skip
 
 
 def best_lr_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
@@ -98,51 +94,39 @@ def best_lr_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
 
 def sensitivity(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per optimizer: best lr and score, per-seed best-lr spread, good-region width."""
-    region = diagnose.good_region(runs, within=WITHIN, metric="score").set_index("optimizer")
-    per_seed = best_lr_per_seed(runs)
-    rows = []
-    for name in dict.fromkeys(runs["optimizer"]):
-        r = region.loc[name]
-        at_best = runs[(runs["optimizer"] == name) & np.isclose(runs["lr"], r["best_lr"])]
-        seed_lrs = per_seed.loc[per_seed["optimizer"] == name, "lr"].to_numpy()
-        rows.append(
-            {
-                "optimizer": name,
-                "best_lr": r["best_lr"],
-                "score_mean": r["best"],
-                "score_std": r["best_std"],
-                "final_train_loss": at_best["final_train_loss"].median(),
-                "min_train_loss": at_best["min_train_loss"].median(),
-                "seed_best_lr_min": seed_lrs.min(),
-                "seed_best_lr_median": float(10 ** np.median(np.log10(seed_lrs))),
-                "seed_best_lr_max": seed_lrs.max(),
-                "seed_spread_decades": float(np.log10(seed_lrs.max() / seed_lrs.min())),
-                "good_lo_lr": r["lo_lr"],
-                "good_hi_lr": r["hi_lr"],
-                "good_width_decades": r["width_decades"],
-            }
-        )
-    return pd.DataFrame(rows)
+    r = diagnose.good_region(runs, within=WITHIN, metric="score").set_index("optimizer")
+    at_best = runs[np.isclose(runs["lr"], runs["optimizer"].map(r["best_lr"]))]
+    at_best = at_best.groupby("optimizer")[["final_train_loss", "min_train_loss"]].median()
+    seed = best_lr_per_seed(runs).groupby("optimizer")["lr"]
+    low, high = seed.min(), seed.max()
+    columns = {
+        "best_lr": r["best_lr"], "score_mean": r["best"], "score_std": r["best_std"],
+        **at_best, "seed_best_lr_min": low,
+        "seed_best_lr_median": 10 ** seed.agg(lambda v: np.median(np.log10(v))),
+        "seed_best_lr_max": high, "seed_spread_decades": np.log10(high / low),
+        "good_lo_lr": r["lo_lr"], "good_hi_lr": r["hi_lr"], "good_width_decades": r["width_decades"],
+    }  # fmt: skip
+    return pd.DataFrame({k: v.reindex(r.index) for k, v in columns.items()}).reset_index()
 
 
 def paper_table(table: pd.DataFrame) -> pd.DataFrame:
     """The sensitivity table formatted for a paper (one row per optimizer)."""
-    t = table.set_index("optimizer")
-
-    def f(column: str, spec: str = ".2g") -> pd.Series:
-        return t[column].map(lambda v: format(v, spec))
-
+    lrs = ("best_lr", "seed_best_lr_min", "seed_best_lr_median", "seed_best_lr_max", "good_lo_lr",
+           "good_hi_lr")  # fmt: skip
+    f = report.formatted(table.set_index("optimizer"), {
+        **dict.fromkeys(lrs, ".2g"), "score_mean": ".3f", "score_std": ".3f",
+        "final_train_loss": ".3g", "min_train_loss": ".3g", "seed_spread_decades": ".1f",
+        "good_width_decades": ".1f"})  # fmt: skip
     return pd.DataFrame(
         {
-            "best lr": f("best_lr"),
-            "test acc (mean ± std)": f("score_mean", ".3f") + " ± " + f("score_std", ".3f"),
-            "train loss final / min": f("final_train_loss", ".3g") + " / "
-            + f("min_train_loss", ".3g"),
-            "per-seed best lr min / median / max": f("seed_best_lr_min") + " / "
-            + f("seed_best_lr_median") + " / " + f("seed_best_lr_max"),
-            "spread (decades)": f("seed_spread_decades", ".1f"),
-            f"good region (within {WITHIN:.0%})": f("good_lo_lr") + " … " + f("good_hi_lr"),
-            "width (decades)": f("good_width_decades", ".1f"),
+            "best lr": f["best_lr"],
+            "test acc (mean ± std)": f["score_mean"] + " ± " + f["score_std"],
+            "train loss final / min": f["final_train_loss"] + " / " + f["min_train_loss"],
+            "per-seed best lr min / median / max": f["seed_best_lr_min"] + " / "
+            + f["seed_best_lr_median"] + " / " + f["seed_best_lr_max"],
+            "spread (decades)": f["seed_spread_decades"],
+            f"good region (within {WITHIN:.0%})": f["good_lo_lr"] + " … " + f["good_hi_lr"],
+            "width (decades)": f["good_width_decades"],
         }
     )  # fmt: skip
 

@@ -182,3 +182,11 @@ def good_region(
             }
         )
     return pd.DataFrame(rows)
+
+
+def deepobs_score(runs, chance):
+    """A run's score in the DeepOBS protocol (Schneider et al., 2019): its final test accuracy,
+    ``chance`` (a number, or one per run) when it diverged or has no accuracy, whatever
+    accuracy it had before it blew up."""
+    acc = runs["final_test_acc"]
+    return acc.where(runs["status"] != "diverged", chance).fillna(chance)

@@ -320,3 +320,15 @@ def test_rising_share_reads_the_finite_epochs_and_roughness_needs_every_one():
     assert np.isnan(diagnose.roughness([1.0, 0.5, np.inf, np.nan]))
     assert np.isnan(diagnose.roughness([1.0, 0.0, 1.0]))  # no log of 0
     assert np.isnan(diagnose.roughness([1.0, 0.5]))
+
+
+def test_deepobs_score_is_chance_for_diverged_and_missing_runs():
+    runs = pd.DataFrame(
+        {
+            "final_test_acc": [0.9, 0.8, np.nan, 0.7],
+            "status": ["converged", "diverged", "oscillating", "levelled_off"],
+        }
+    )
+    got = diagnose.deepobs_score(runs, pd.Series([0.1, 0.1, 0.5, 0.5]))
+    assert got.tolist() == [0.9, 0.1, 0.5, 0.7]  # diverged: chance; NaN: chance; else the acc
+    assert diagnose.deepobs_score(runs, 0.25).tolist() == [0.9, 0.25, 0.25, 0.7]
