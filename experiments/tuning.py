@@ -108,11 +108,10 @@ def scored(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     """``runs`` with ``score`` (final test accuracy; chance when diverged) and ``epochs_to``
     (the first epoch at the data set's target test accuracy; NaN if never)."""
     chance = runs["dataset"].map(lambda d: 1.0 / data.load(d).num_classes)
-    score = runs["final_test_acc"].where(runs["status"] != "diverged", chance).fillna(chance)
     acc = results.per_epoch(curves, "test_acc")
     target = runs["dataset"].map(TARGETS).to_numpy()
     first = diagnose.epochs_to_target(acc.loc[runs["run_id"]].to_numpy(), target[:, None])
-    return runs.assign(score=score, epochs_to=first)
+    return runs.assign(score=diagnose.deepobs_score(runs, chance), epochs_to=first)
 
 
 def sensitivity(runs: pd.DataFrame) -> pd.DataFrame:
