@@ -104,7 +104,8 @@ def sensitivity(runs: pd.DataFrame) -> pd.DataFrame:
         **at_best, "seed_best_lr_min": low,
         "seed_best_lr_median": 10 ** seed.agg(lambda v: np.median(np.log10(v))),
         "seed_best_lr_max": high, "seed_spread_decades": np.log10(high / low),
-        "good_lo_lr": r["lo_lr"], "good_hi_lr": r["hi_lr"], "good_width_decades": r["width_decades"],
+        "good_lo_lr": r["lo_lr"], "good_hi_lr": r["hi_lr"],
+        "good_width_decades": r["width_decades"],
     }  # fmt: skip
     return pd.DataFrame({k: v.reindex(r.index) for k, v in columns.items()}).reset_index()
 
@@ -138,35 +139,16 @@ def _means(t) -> pd.Series:
 
 def u_margin(t) -> claims.Measured:
     """Per optimizer: best mean score minus the higher of the grid's two ends; the smallest."""
-    mean = _means(t)
-    margin = {o: m.max() - max(m.iloc[0], m.iloc[-1]) for o, m in mean.groupby(level=0, sort=False)}
-    return claims.extreme(pd.Series(margin), "min", ".2f", " ")
+    by = _means(t).groupby(level=0, sort=False)
+    margin = by.agg(lambda m: m.max() - max(m.iloc[0], m.iloc[-1]))
+    return claims.extreme(margin, "min", ".2f", " ")
 
 
-def top_unstable(t) -> claims.Measured:
-    """Per optimizer: share of runs at the three largest lrs that oscillate or diverge."""
+def _lrs(t, where: str) -> pd.DataFrame:
+    """The runs at the smallest lr of the grid (``"smallest"``) or at its three largest."""
     runs = t["runs"]
-    top = runs[runs["lr"] >= np.sort(runs["lr"].unique())[-3]]
-    bad = top["status"].isin(["diverged", "oscillating"]).groupby(top["optimizer"], sort=False)
-    return claims.extreme(bad.mean(), "min", ".0%", " ")
-
-
-def _smallest(t) -> pd.DataFrame:
-    runs = t["runs"]
-    return runs[runs["lr"] == runs["lr"].min()]
-
-
-def small_loss_ratio(t) -> claims.Measured:
-    """Per optimizer at the smallest lr: median final over initial train loss."""
-    low = _smallest(t)
-    ratio = low["final_train_loss"] / low["initial_train_loss"]
-    return claims.extreme(ratio.groupby(low["optimizer"], sort=False).median(), "min", ".2f", " ")
-
-
-def small_score(t) -> claims.Measured:
-    """Per optimizer at the smallest lr: mean score."""
-    low = _smallest(t)
-    return claims.extreme(low.groupby("optimizer", sort=False)["score"].mean(), "max", ".2f", " ")
+    lrs = np.sort(runs["lr"].unique())
+    return runs[runs["lr"] == lrs[0]] if where == "smallest" else runs[runs["lr"] >= lrs[-3]]
 
 
 def momentum_widening(t) -> claims.Measured:
@@ -204,15 +186,19 @@ CLAIMS = (
           "a learning rate that is too large will result in weight updates that will be too "
           "large and the performance of the model [...] will oscillate over training epochs",
           "lowest over optimizers: share of runs at the 3 largest lrs that oscillate or diverge",
-          top_unstable, ">", 0.5),
+          lambda t: claims.by_group(_lrs(t, "top"), "optimizer", lambda r: r["status"].isin(
+              ["diverged", "oscillating"]), "mean", "min", ".0%", " "), ">", 0.5),
     Claim("too_small_stalls",
           "A learning rate that is too small may never converge or may get stuck on a "
           "suboptimal solution", "lowest over optimizers: median final / initial train loss at "
-          "the smallest lr", small_loss_ratio, ">", 0.5),
+          "the smallest lr", lambda t: claims.by_group(_lrs(t, "smallest"), "optimizer",
+              lambda r: r["final_train_loss"] / r["initial_train_loss"], "median", "min", ".2f",
+              " "), ">", 0.5),
     Claim("too_small_does_not_learn",
           "When the learning rate is too small, training is not only slower, but may become "
           "permanently stuck with a high training error", "highest over optimizers: mean score "
-          "at the smallest lr", small_score, "<", 0.5),
+          "at the smallest lr", lambda t: claims.by_group(_lrs(t, "smallest"), "optimizer", "score",
+                                                          "mean", "max", ".2f", " "), "<", 0.5),
     Claim("momentum_no_easier", "Momentum does not make it easier to configure the learning rate",
           "momentum's good-region width minus SGD's (decades)", momentum_widening, "<=", 0.4,
           expected_ci=NO),

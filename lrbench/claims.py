@@ -609,3 +609,13 @@ def finish(
     shown = {"claims": found, "tables": {stem: t for stem, (t, _) in tables.items()}}
     progress = runner.Progress(quiet)
     return runner.finish(runs, curves, meta, out, write, progress, **shown, **extra)
+
+
+def by_group(frame: pd.DataFrame, by: str, values, agg: str = "mean", pick: str = "max",
+             fmt: str = ".3g", sep: str = ": ") -> Measured:  # fmt: skip
+    """:func:`extreme` (``pick``) over the groups of ``frame[by]``, in order of appearance, of
+    ``agg`` of ``values`` (a column of ``frame``, or ``frame -> Series``): a claim about the
+    worst group, e.g. the lowest over optimizers of a median; each group's number in the
+    detail."""
+    v = frame[values] if isinstance(values, str) else values(frame)
+    return extreme(v.groupby(frame[by], sort=False).agg(agg), pick, fmt, sep)

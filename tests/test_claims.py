@@ -280,3 +280,14 @@ def test_extreme_is_the_largest_or_smallest_with_every_value_in_the_detail():
     got = claims.extreme(values, words="loss ")
     assert got.value == 0.5 and got.detail == "loss sgd: 0.5; adam: 0.25"
     assert math.isnan(got.low) and math.isnan(got.high)
+
+
+def test_by_group_takes_the_extreme_of_each_groups_aggregate_in_order_of_appearance():
+    frame = pd.DataFrame({"opt": ["sgd", "sgd", "adam", "adam", "adam"],
+                          "a": [1.0, 3.0, 5.0, 6.0, 10.0], "b": [1.0, 1.0, 2.0, 2.0, 2.0]})  # fmt: skip
+    # medians by hand: sgd 2, adam 6; ratios a / b: sgd 1 and 3, adam 2.5, 3 and 5
+    assert claims.by_group(frame, "opt", "a", "median", "min", ".1f", " ") == Measured(
+        2.0, detail="sgd 2.0; adam 6.0"
+    )
+    got = claims.by_group(frame, "opt", lambda f: f["a"] / f["b"], "mean", "max")
+    assert got.value == pytest.approx(3.5) and got.detail == "sgd: 2; adam: 3.5"
