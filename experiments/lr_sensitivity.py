@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lrbench import claims, diagnose, report, runner
+from lrbench import claims, diagnose, report, results, runner
 from lrbench.claims import NO, YES, Claim
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep
@@ -213,47 +213,32 @@ def divergence(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     """Per optimizer: diverged runs that turned non-finite (their last epoch's train loss is
     NaN) and those whose loss stayed finite but ended above twice its initial value, with the
     mean test accuracy the latter still had (the DeepOBS score replaces it by chance)."""
-    diverged = runs[runs["status"] == "diverged"]
-    last = curves.loc[curves["epoch"] == curves["epoch"].max()].set_index("run_id")
-    nonfinite = diverged["run_id"].map(last["train_loss"]).isna()
-    blown = diverged[~nonfinite]
-    out = pd.DataFrame(
-        {
-            "runs": runs.groupby("optimizer", sort=False).size(),
-            "diverged": diverged.groupby("optimizer").size(),
-            "non-finite": diverged[nonfinite].groupby("optimizer").size(),
-            "finite, loss > 2·initial": blown.groupby("optimizer").size(),
-            "their test acc (mean)": blown.groupby("optimizer")["final_test_acc"].mean().round(3),
-            "lowest diverged lr": diverged.groupby("optimizer")["lr"]
-            .min()
-            .map(lambda v: f"{v:.2g}"),
-        }
-    )
-    out = out.reindex(list(dict.fromkeys(runs["optimizer"])))
-    counts = ["diverged", "non-finite", "finite, loss > 2·initial"]
-    out[counts] = out[counts].fillna(0).astype(int)
-    out.index.name = "optimizer"
-    return out
+    last = curves[curves["epoch"] == curves["epoch"].max()].set_index("run_id")["train_loss"]
+    diverged = runs["status"] == "diverged"
+    nonfinite = diverged & runs["run_id"].map(last).isna()
+    blown = diverged & ~nonfinite
+    t = runs.assign(d=diverged, n=nonfinite, b=blown, acc=runs["final_test_acc"].where(blown),
+                    dlr=runs["lr"].where(diverged))  # fmt: skip
+    out = results.summarize(t, "optimizer", {
+        "runs": ("lr", "size"), "diverged": ("d", "sum"), "non-finite": ("n", "sum"),
+        "finite, loss > 2·initial": ("b", "sum"), "their test acc (mean)": ("acc", "mean"),
+        "lowest diverged lr": ("dlr", "min")})  # fmt: skip
+    lowest = out["lowest diverged lr"].map(lambda v: f"{v:.2g}", na_action="ignore")
+    return out.round(3).assign(**{"lowest diverged lr": lowest})
 
 
 def large_rates(runs: pd.DataFrame, threshold: float = 1.0) -> pd.DataFrame:
     """Per optimizer, the runs at lr >= ``threshold``: how they end (status shares, the share
     whose final train loss is exactly 0 in the sweep's dtype), raw test accuracy and score."""
     big = runs[runs["lr"] >= threshold]
-    by = big.groupby("optimizer", sort=False)
-    share = lambda mask: mask.groupby(big["optimizer"], sort=False).mean().map(lambda v: f"{v:.0%}")  # noqa: E731
-    out = pd.DataFrame(
-        {
-            "runs": by.size(),
-            "diverged": share(big["status"] == "diverged"),
-            "oscillating": share(big["status"] == "oscillating"),
-            "final train loss = 0": share(big["final_train_loss"] == 0),
-            "test acc (raw mean)": by["final_test_acc"].mean().round(3),
-            "score (mean)": by["score"].mean().round(3),
-        }
-    )
-    out.index.name = f"optimizer (lr ≥ {threshold:g})"
-    return out
+    big = big.assign(d=big["status"] == "diverged", o=big["status"] == "oscillating",
+                     z=big["final_train_loss"] == 0)  # fmt: skip
+    share = lambda v: f"{v.mean():.0%}"  # noqa: E731
+    out = results.summarize(big, "optimizer", {
+        "runs": ("lr", "size"), "diverged": ("d", share), "oscillating": ("o", share),
+        "final train loss = 0": ("z", share), "test acc (raw mean)": ("final_test_acc", "mean"),
+        "score (mean)": ("score", "mean")})  # fmt: skip
+    return out.round(3).rename_axis(f"optimizer (lr ≥ {threshold:g})")
 
 
 def thin_curves(curves: pd.DataFrame, epochs: int) -> pd.DataFrame:
