@@ -133,11 +133,11 @@ def intervals(best: pd.DataFrame) -> pd.DataFrame:
     rows = {}
     for key, frame in best.groupby(CONFIG, sort=False):
         per = {d: f["score"].to_numpy() for d, f in frame.groupby("dataset", sort=False)}
-        row = {d: _cell(stats.mean_ci(v)) for d, v in per.items()}
-        row["all: mean"] = _cell(stats.mean_ci(per))
-        row["all: IQM"] = _cell(stats.iqm_ci(per))
+        row = {d: report.interval(*stats.mean_ci(v)) for d, v in per.items()}
+        row["all: mean"] = report.interval(*stats.mean_ci(per))
+        row["all: IQM"] = report.interval(*stats.iqm_ci(per))
         rows[" / ".join(key)] = row
-    return _table(rows, " / ".join(CONFIG))
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(" / ".join(CONFIG))
 
 
 PAIRS = (
@@ -164,7 +164,8 @@ def improvement(best: pd.DataFrame) -> pd.DataFrame:
         name = f"{_short(a)} > {_short(b)}"
         rows[name] = {"P(A > B)": round(got.value, 3), "95% interval": f"[{got.low:.3f}, "
                       f"{got.high:.3f}]"}  # fmt: skip
-    return _table(rows, "A > B (score at each one's best lr)")
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    return out.rename_axis("A > B (score at each one's best lr)")
 
 
 def _short(selector: str) -> str:
@@ -191,16 +192,6 @@ def profile(times: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]
     area = stats.profile_area(ratios)
     prof = stats.performance_profile(ratios)
     return ratios, prof.assign(area=prof["config"].map(area)), area
-
-
-def _cell(iv: stats.Interval) -> str:
-    return report.interval(iv.value, iv.low, iv.high)
-
-
-def _table(rows: dict, name: str) -> pd.DataFrame:
-    out = pd.DataFrame.from_dict(rows, orient="index")
-    out.index.name = name
-    return out
 
 
 def area_table(times: pd.DataFrame, ratios: pd.DataFrame, area: pd.Series) -> pd.DataFrame:
@@ -240,11 +231,10 @@ def sensitivity_view(table: pd.DataFrame) -> pd.DataFrame:
 def setting(sweep: Sweep) -> pd.DataFrame:
     """The config table, with the five data sets and their targets in place of the one
     ``dataset`` and ``target_acc`` of the base sweep."""
-    table = claims.setting(sweep).drop(index="target_acc")
+    targets = {"target test accuracy": ", ".join(f"{d} {t:g}" for d, t in TARGETS.items())}
+    table = claims.setting(sweep, more=targets).drop(index="target_acc")
     table.loc["dataset", "value"] = ", ".join(TARGETS)
-    targets = ", ".join(f"{d} {t:g}" for d, t in TARGETS.items())
-    extra = pd.DataFrame({"value": [targets]}, index=pd.Index(["target test accuracy"]))
-    return pd.concat([table, extra]).rename_axis("field")
+    return table
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:
