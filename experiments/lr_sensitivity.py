@@ -10,10 +10,6 @@ Grid: 36 learning rates log-spaced from 1e-5 to 1e2 (``np.logspace(-5, 2, 36)``,
 apart) × SGD, momentum (0.9), RMSProp, Adam (optax defaults otherwise) × 10 seeds on
 scikit-learn's digits (1,348 train / 449 test, standardized), an MLP Dense(64, relu,
 he_uniform) -> Dense(10), softmax cross-entropy, batch 128, 40 epochs, constant rate.
-
-Scoring follows DeepOBS (Schneider et al., 2019): a run's score is its final test accuracy,
-and a diverged run (``status == "diverged"``: non-finite, or its final loss above twice its
-initial loss) scores chance accuracy, 1/10, whatever accuracy it had before it blew up.
 """
 
 from __future__ import annotations

@@ -7,25 +7,6 @@ schedule (to 0 over the run) × 11 learning rates log-spaced from 1e-4 to 10 (ha
 apart) × 5 seeds, one MLP for all (Dense(32, relu, he_uniform) -> softmax), batch 32, 30
 epochs. A run's *score* is its final test accuracy, chance (1 / classes) when it diverged
 (DeepOBS).
-
-- **Tuning sensitivity** (`sensitivity`): per data set, optimizer and schedule, the
-  learning-rate basin (the grid rates whose seed-mean score is within 5% of the best; its
-  width in decades, a lower bound set by the grid's spacing) and the expected best score of
-  a random search of k = 1, 5, 20 trials over the grid (each trial one run: a learning rate
-  drawn uniformly, then a seed; Dodge et al. 2019).
-- **Bootstrap intervals** (`intervals`): each configuration at its best learning rate per
-  data set, the mean score over seeds with its 95% bootstrap interval, and over all five
-  data sets the mean and IQM with 95% intervals stratified by data set (each data set's
-  seeds resampled within it; Agarwal et al. 2021). The best rate is picked on the same
-  seeds, so these are the scores of a tuned configuration, slightly optimistic.
-- **Probability of improvement** (`improvement`): P(A > B) at each side's best learning
-  rate, the mean over data sets of the share of seed pairs in which A scores higher (ties
-  half), with its 95% stratified bootstrap interval.
-- **Performance profiles** (`profile`, `profile.png`): time = epochs until the test
-  accuracy first reaches the data set's target (the median over seeds, never reached
-  counting as infinite), taken at the configuration's fastest learning rate; ρ(τ) is the
-  share of data sets on which a configuration is within τ × the fastest configuration's
-  time (Dolan & Moré 2002), and `area` the area under ρ from τ = 1 to 4 over 3 (AlgoPerf).
 """
 
 from __future__ import annotations
