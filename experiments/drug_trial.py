@@ -9,13 +9,6 @@ series' synthetic drug-trial data (``lrbench.data.drug_trial``: one feature, age
 biases, sparse categorical cross-entropy on the sigmoid outputs, the L2 term in the loss),
 Keras' Adam (``epsilon=1e-7``), batch 10 and 30 epochs as in the series, at lr 1e-1 ... 1e-5
 with 10 seeds, all in one compiled program.
-
-Measures per learning rate (mean ± std over seeds): final test accuracy, final training loss
-(with the L2 term, as Keras reports it), epochs to 90% test accuracy, and ``loss_rises``: the
-share of epochs (after the first) whose training loss is above the previous epoch's, the
-suite's measure of overshooting. The best any classifier can reach is about 95.2% (5% of each
-age group is atypical). Comparisons between two learning rates are paired by seed (same
-initial weights and minibatch order); their interval is the range over seeds.
 """
 
 from __future__ import annotations
@@ -172,7 +165,5 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
             "curves.png": (lambda path: report.curves_figure(result.runs, result.curves, path),
                            "test accuracy per epoch, one line per learning rate"),
         },
-        notes=f"Learning rates within 2% of the best mean test accuracy (best: lr "
-        f"{region['best_lr']:g}, {region['best']:.3f}) span {region['width_decades']:.1f} "
-        f"decades ({region['lo_lr']:g} … {region['hi_lr']:g}).",
+        notes=claims.notes_text(sys.modules[__name__], **region),
     )  # fmt: skip

@@ -116,15 +116,10 @@ def compare(quiet: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
 
 
 def _display(table: pd.DataFrame) -> pd.DataFrame:
-    out = table.copy()
-    for col in ("suggested_lr", "sweep_best_lr", "ratio"):
-        out[col] = out[col].map(lambda v: f"{v:.2g}")
-    for col in ("decades_off",):
-        out[col] = out[col].map(lambda v: f"{v:+.1f}")
-    for col in ("acc_at_suggestion", "sweep_best_acc"):
-        out[col] = out[col].map(lambda v: f"{v:.3f}")
-    out["misleads"] = out["misleads"].map({True: "yes", False: "no"})
-    return out.set_index("problem")
+    specs = dict.fromkeys(("suggested_lr", "sweep_best_lr", "ratio"), ".2g")
+    specs |= {"decades_off": "+.1f", "acc_at_suggestion": ".3f", "sweep_best_acc": ".3f"}
+    out = report.formatted(table, specs)
+    return out.assign(misleads=out["misleads"].map({True: "yes", False: "no"})).set_index("problem")
 
 
 def summary(result: runner.Result) -> str:

@@ -10,10 +10,6 @@ Grid: 36 learning rates log-spaced from 1e-5 to 1e2 (``np.logspace(-5, 2, 36)``,
 apart) × SGD, momentum (0.9), RMSProp, Adam (optax defaults otherwise) × 10 seeds on
 scikit-learn's digits (1,348 train / 449 test, standardized), an MLP Dense(64, relu,
 he_uniform) -> Dense(10), softmax cross-entropy, batch 128, 40 epochs, constant rate.
-
-Scoring follows DeepOBS (Schneider et al., 2019): a run's score is its final test accuracy,
-and a diverged run (``status == "diverged"``: non-finite, or its final loss above twice its
-initial loss) scores chance accuracy, 1/10, whatever accuracy it had before it blew up.
 """
 
 from __future__ import annotations
@@ -25,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lrbench import claims, diagnose, report, runner
+from lrbench import claims, diagnose, report, results, runner
 from lrbench.claims import NO, YES, Claim
 from lrbench.models import MLPConfig
 from lrbench.sweep import Optimizer, Sweep
@@ -75,15 +71,11 @@ def ci_config() -> Sweep:
     )
 
 
-def score(runs: pd.DataFrame) -> pd.Series:
-    """DeepOBS score: final test accuracy, chance accuracy for a diverged run."""
-    return runs["final_test_acc"].where(runs["status"] != "diverged", CHANCE).fillna(CHANCE)
-
-
 def add_scores(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
-    """``runs`` with ``score`` and ``min_train_loss`` (the lowest finite epoch loss)."""
+    """``runs`` with the DeepOBS ``score`` and ``min_train_loss`` (the lowest finite epoch loss)."""
     low = curves.groupby("run_id", sort=False)["train_loss"].min()
-    return runs.assign(score=score(runs), min_train_loss=runs["run_id"].map(low).to_numpy())
+    return runs.assign(score=diagnose.deepobs_score(runs, CHANCE),
+                       min_train_loss=runs["run_id"].map(low).to_numpy())  # fmt: skip
 
 
 def best_lr_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
@@ -98,51 +90,40 @@ def best_lr_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
 
 def sensitivity(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per optimizer: best lr and score, per-seed best-lr spread, good-region width."""
-    region = diagnose.good_region(runs, within=WITHIN, metric="score").set_index("optimizer")
-    per_seed = best_lr_per_seed(runs)
-    rows = []
-    for name in dict.fromkeys(runs["optimizer"]):
-        r = region.loc[name]
-        at_best = runs[(runs["optimizer"] == name) & np.isclose(runs["lr"], r["best_lr"])]
-        seed_lrs = per_seed.loc[per_seed["optimizer"] == name, "lr"].to_numpy()
-        rows.append(
-            {
-                "optimizer": name,
-                "best_lr": r["best_lr"],
-                "score_mean": r["best"],
-                "score_std": r["best_std"],
-                "final_train_loss": at_best["final_train_loss"].median(),
-                "min_train_loss": at_best["min_train_loss"].median(),
-                "seed_best_lr_min": seed_lrs.min(),
-                "seed_best_lr_median": float(10 ** np.median(np.log10(seed_lrs))),
-                "seed_best_lr_max": seed_lrs.max(),
-                "seed_spread_decades": float(np.log10(seed_lrs.max() / seed_lrs.min())),
-                "good_lo_lr": r["lo_lr"],
-                "good_hi_lr": r["hi_lr"],
-                "good_width_decades": r["width_decades"],
-            }
-        )
-    return pd.DataFrame(rows)
+    r = diagnose.good_region(runs, within=WITHIN, metric="score").set_index("optimizer")
+    at_best = runs[np.isclose(runs["lr"], runs["optimizer"].map(r["best_lr"]))]
+    at_best = at_best.groupby("optimizer")[["final_train_loss", "min_train_loss"]].median()
+    seed = best_lr_per_seed(runs).groupby("optimizer")["lr"]
+    low, high = seed.min(), seed.max()
+    columns = {
+        "best_lr": r["best_lr"], "score_mean": r["best"], "score_std": r["best_std"],
+        **at_best, "seed_best_lr_min": low,
+        "seed_best_lr_median": 10 ** seed.agg(lambda v: np.median(np.log10(v))),
+        "seed_best_lr_max": high, "seed_spread_decades": np.log10(high / low),
+        "good_lo_lr": r["lo_lr"], "good_hi_lr": r["hi_lr"],
+        "good_width_decades": r["width_decades"],
+    }  # fmt: skip
+    return pd.DataFrame({k: v.reindex(r.index) for k, v in columns.items()}).reset_index()
 
 
 def paper_table(table: pd.DataFrame) -> pd.DataFrame:
     """The sensitivity table formatted for a paper (one row per optimizer)."""
-    t = table.set_index("optimizer")
-
-    def f(column: str, spec: str = ".2g") -> pd.Series:
-        return t[column].map(lambda v: format(v, spec))
-
+    lrs = ("best_lr", "seed_best_lr_min", "seed_best_lr_median", "seed_best_lr_max", "good_lo_lr",
+           "good_hi_lr")  # fmt: skip
+    f = report.formatted(table.set_index("optimizer"), {
+        **dict.fromkeys(lrs, ".2g"), "score_mean": ".3f", "score_std": ".3f",
+        "final_train_loss": ".3g", "min_train_loss": ".3g", "seed_spread_decades": ".1f",
+        "good_width_decades": ".1f"})  # fmt: skip
     return pd.DataFrame(
         {
-            "best lr": f("best_lr"),
-            "test acc (mean ± std)": f("score_mean", ".3f") + " ± " + f("score_std", ".3f"),
-            "train loss final / min": f("final_train_loss", ".3g") + " / "
-            + f("min_train_loss", ".3g"),
-            "per-seed best lr min / median / max": f("seed_best_lr_min") + " / "
-            + f("seed_best_lr_median") + " / " + f("seed_best_lr_max"),
-            "spread (decades)": f("seed_spread_decades", ".1f"),
-            f"good region (within {WITHIN:.0%})": f("good_lo_lr") + " … " + f("good_hi_lr"),
-            "width (decades)": f("good_width_decades", ".1f"),
+            "best lr": f["best_lr"],
+            "test acc (mean ± std)": f["score_mean"] + " ± " + f["score_std"],
+            "train loss final / min": f["final_train_loss"] + " / " + f["min_train_loss"],
+            "per-seed best lr min / median / max": f["seed_best_lr_min"] + " / "
+            + f["seed_best_lr_median"] + " / " + f["seed_best_lr_max"],
+            "spread (decades)": f["seed_spread_decades"],
+            f"good region (within {WITHIN:.0%})": f["good_lo_lr"] + " … " + f["good_hi_lr"],
+            "width (decades)": f["good_width_decades"],
         }
     )  # fmt: skip
 
@@ -154,35 +135,16 @@ def _means(t) -> pd.Series:
 
 def u_margin(t) -> claims.Measured:
     """Per optimizer: best mean score minus the higher of the grid's two ends; the smallest."""
-    mean = _means(t)
-    margin = {o: m.max() - max(m.iloc[0], m.iloc[-1]) for o, m in mean.groupby(level=0, sort=False)}
-    return claims.extreme(pd.Series(margin), "min", ".2f", " ")
+    by = _means(t).groupby(level=0, sort=False)
+    margin = by.agg(lambda m: m.max() - max(m.iloc[0], m.iloc[-1]))
+    return claims.extreme(margin, "min", ".2f", " ")
 
 
-def top_unstable(t) -> claims.Measured:
-    """Per optimizer: share of runs at the three largest lrs that oscillate or diverge."""
+def _lrs(t, where: str) -> pd.DataFrame:
+    """The runs at the smallest lr of the grid (``"smallest"``) or at its three largest."""
     runs = t["runs"]
-    top = runs[runs["lr"] >= np.sort(runs["lr"].unique())[-3]]
-    bad = top["status"].isin(["diverged", "oscillating"]).groupby(top["optimizer"], sort=False)
-    return claims.extreme(bad.mean(), "min", ".0%", " ")
-
-
-def _smallest(t) -> pd.DataFrame:
-    runs = t["runs"]
-    return runs[runs["lr"] == runs["lr"].min()]
-
-
-def small_loss_ratio(t) -> claims.Measured:
-    """Per optimizer at the smallest lr: median final over initial train loss."""
-    low = _smallest(t)
-    ratio = low["final_train_loss"] / low["initial_train_loss"]
-    return claims.extreme(ratio.groupby(low["optimizer"], sort=False).median(), "min", ".2f", " ")
-
-
-def small_score(t) -> claims.Measured:
-    """Per optimizer at the smallest lr: mean score."""
-    low = _smallest(t)
-    return claims.extreme(low.groupby("optimizer", sort=False)["score"].mean(), "max", ".2f", " ")
+    lrs = np.sort(runs["lr"].unique())
+    return runs[runs["lr"] == lrs[0]] if where == "smallest" else runs[runs["lr"] >= lrs[-3]]
 
 
 def momentum_widening(t) -> claims.Measured:
@@ -220,15 +182,19 @@ CLAIMS = (
           "a learning rate that is too large will result in weight updates that will be too "
           "large and the performance of the model [...] will oscillate over training epochs",
           "lowest over optimizers: share of runs at the 3 largest lrs that oscillate or diverge",
-          top_unstable, ">", 0.5),
+          lambda t: claims.by_group(_lrs(t, "top"), "optimizer", lambda r: r["status"].isin(
+              ["diverged", "oscillating"]), "mean", "min", ".0%", " "), ">", 0.5),
     Claim("too_small_stalls",
           "A learning rate that is too small may never converge or may get stuck on a "
           "suboptimal solution", "lowest over optimizers: median final / initial train loss at "
-          "the smallest lr", small_loss_ratio, ">", 0.5),
+          "the smallest lr", lambda t: claims.by_group(_lrs(t, "smallest"), "optimizer",
+              lambda r: r["final_train_loss"] / r["initial_train_loss"], "median", "min", ".2f",
+              " "), ">", 0.5),
     Claim("too_small_does_not_learn",
           "When the learning rate is too small, training is not only slower, but may become "
           "permanently stuck with a high training error", "highest over optimizers: mean score "
-          "at the smallest lr", small_score, "<", 0.5),
+          "at the smallest lr", lambda t: claims.by_group(_lrs(t, "smallest"), "optimizer", "score",
+                                                          "mean", "max", ".2f", " "), "<", 0.5),
     Claim("momentum_no_easier", "Momentum does not make it easier to configure the learning rate",
           "momentum's good-region width minus SGD's (decades)", momentum_widening, "<=", 0.4,
           expected_ci=NO),
@@ -243,47 +209,32 @@ def divergence(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     """Per optimizer: diverged runs that turned non-finite (their last epoch's train loss is
     NaN) and those whose loss stayed finite but ended above twice its initial value, with the
     mean test accuracy the latter still had (the DeepOBS score replaces it by chance)."""
-    diverged = runs[runs["status"] == "diverged"]
-    last = curves.loc[curves["epoch"] == curves["epoch"].max()].set_index("run_id")
-    nonfinite = diverged["run_id"].map(last["train_loss"]).isna()
-    blown = diverged[~nonfinite]
-    out = pd.DataFrame(
-        {
-            "runs": runs.groupby("optimizer", sort=False).size(),
-            "diverged": diverged.groupby("optimizer").size(),
-            "non-finite": diverged[nonfinite].groupby("optimizer").size(),
-            "finite, loss > 2·initial": blown.groupby("optimizer").size(),
-            "their test acc (mean)": blown.groupby("optimizer")["final_test_acc"].mean().round(3),
-            "lowest diverged lr": diverged.groupby("optimizer")["lr"]
-            .min()
-            .map(lambda v: f"{v:.2g}"),
-        }
-    )
-    out = out.reindex(list(dict.fromkeys(runs["optimizer"])))
-    counts = ["diverged", "non-finite", "finite, loss > 2·initial"]
-    out[counts] = out[counts].fillna(0).astype(int)
-    out.index.name = "optimizer"
-    return out
+    last = curves[curves["epoch"] == curves["epoch"].max()].set_index("run_id")["train_loss"]
+    diverged = runs["status"] == "diverged"
+    nonfinite = diverged & runs["run_id"].map(last).isna()
+    blown = diverged & ~nonfinite
+    t = runs.assign(d=diverged, n=nonfinite, b=blown, acc=runs["final_test_acc"].where(blown),
+                    dlr=runs["lr"].where(diverged))  # fmt: skip
+    out = results.summarize(t, "optimizer", {
+        "runs": ("lr", "size"), "diverged": ("d", "sum"), "non-finite": ("n", "sum"),
+        "finite, loss > 2·initial": ("b", "sum"), "their test acc (mean)": ("acc", "mean"),
+        "lowest diverged lr": ("dlr", "min")})  # fmt: skip
+    lowest = out["lowest diverged lr"].map(lambda v: f"{v:.2g}", na_action="ignore")
+    return out.round(3).assign(**{"lowest diverged lr": lowest})
 
 
 def large_rates(runs: pd.DataFrame, threshold: float = 1.0) -> pd.DataFrame:
     """Per optimizer, the runs at lr >= ``threshold``: how they end (status shares, the share
     whose final train loss is exactly 0 in the sweep's dtype), raw test accuracy and score."""
     big = runs[runs["lr"] >= threshold]
-    by = big.groupby("optimizer", sort=False)
-    share = lambda mask: mask.groupby(big["optimizer"], sort=False).mean().map(lambda v: f"{v:.0%}")  # noqa: E731
-    out = pd.DataFrame(
-        {
-            "runs": by.size(),
-            "diverged": share(big["status"] == "diverged"),
-            "oscillating": share(big["status"] == "oscillating"),
-            "final train loss = 0": share(big["final_train_loss"] == 0),
-            "test acc (raw mean)": by["final_test_acc"].mean().round(3),
-            "score (mean)": by["score"].mean().round(3),
-        }
-    )
-    out.index.name = f"optimizer (lr ≥ {threshold:g})"
-    return out
+    big = big.assign(d=big["status"] == "diverged", o=big["status"] == "oscillating",
+                     z=big["final_train_loss"] == 0)  # fmt: skip
+    share = lambda v: f"{v.mean():.0%}"  # noqa: E731
+    out = results.summarize(big, "optimizer", {
+        "runs": ("lr", "size"), "diverged": ("d", share), "oscillating": ("o", share),
+        "final train loss = 0": ("z", share), "test acc (raw mean)": ("final_test_acc", "mean"),
+        "score (mean)": ("score", "mean")})  # fmt: skip
+    return out.round(3).rename_axis(f"optimizer (lr ≥ {threshold:g})")
 
 
 def thin_curves(curves: pd.DataFrame, epochs: int) -> pd.DataFrame:

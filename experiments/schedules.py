@@ -9,12 +9,6 @@ he_uniform) -> Dense(3), batch 32): 432 runs, one compiled program. Add optimize
 ``--set optimizer=sgd,momentum``: one more program each. ``reduce_on_plateau`` uses that
 tutorial's callback: ``ReduceLROnPlateau(monitor='val_loss', factor=0.1, patience=10,
 min_delta=1e-7)``.
-
-The README's table gives the final test accuracy of every kind at every base rate (mean ±
-std over seeds); ``schedules.png`` shows the learning rate each kind applied, epoch by epoch,
-at base rate 0.1, and ``sensitivity.png`` the final test accuracy against the base rate, per
-kind. The curves are kept at float32 precision, which is what the engine computes. This
-experiment tests no article's claims: it shows the schedules side by side.
 """
 
 from __future__ import annotations

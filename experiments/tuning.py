@@ -7,25 +7,6 @@ schedule (to 0 over the run) × 11 learning rates log-spaced from 1e-4 to 10 (ha
 apart) × 5 seeds, one MLP for all (Dense(32, relu, he_uniform) -> softmax), batch 32, 30
 epochs. A run's *score* is its final test accuracy, chance (1 / classes) when it diverged
 (DeepOBS).
-
-- **Tuning sensitivity** (`sensitivity`): per data set, optimizer and schedule, the
-  learning-rate basin (the grid rates whose seed-mean score is within 5% of the best; its
-  width in decades, a lower bound set by the grid's spacing) and the expected best score of
-  a random search of k = 1, 5, 20 trials over the grid (each trial one run: a learning rate
-  drawn uniformly, then a seed; Dodge et al. 2019).
-- **Bootstrap intervals** (`intervals`): each configuration at its best learning rate per
-  data set, the mean score over seeds with its 95% bootstrap interval, and over all five
-  data sets the mean and IQM with 95% intervals stratified by data set (each data set's
-  seeds resampled within it; Agarwal et al. 2021). The best rate is picked on the same
-  seeds, so these are the scores of a tuned configuration, slightly optimistic.
-- **Probability of improvement** (`improvement`): P(A > B) at each side's best learning
-  rate, the mean over data sets of the share of seed pairs in which A scores higher (ties
-  half), with its 95% stratified bootstrap interval.
-- **Performance profiles** (`profile`, `profile.png`): time = epochs until the test
-  accuracy first reaches the data set's target (the median over seeds, never reached
-  counting as infinite), taken at the configuration's fastest learning rate; ρ(τ) is the
-  share of data sets on which a configuration is within τ × the fastest configuration's
-  time (Dolan & Moré 2002), and `area` the area under ρ from τ = 1 to 4 over 3 (AlgoPerf).
 """
 
 from __future__ import annotations
@@ -108,11 +89,10 @@ def scored(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     """``runs`` with ``score`` (final test accuracy; chance when diverged) and ``epochs_to``
     (the first epoch at the data set's target test accuracy; NaN if never)."""
     chance = runs["dataset"].map(lambda d: 1.0 / data.load(d).num_classes)
-    score = runs["final_test_acc"].where(runs["status"] != "diverged", chance).fillna(chance)
     acc = results.per_epoch(curves, "test_acc")
     target = runs["dataset"].map(TARGETS).to_numpy()
     first = diagnose.epochs_to_target(acc.loc[runs["run_id"]].to_numpy(), target[:, None])
-    return runs.assign(score=score, epochs_to=first)
+    return runs.assign(score=diagnose.deepobs_score(runs, chance), epochs_to=first)
 
 
 def sensitivity(runs: pd.DataFrame) -> pd.DataFrame:
@@ -134,11 +114,11 @@ def intervals(best: pd.DataFrame) -> pd.DataFrame:
     rows = {}
     for key, frame in best.groupby(CONFIG, sort=False):
         per = {d: f["score"].to_numpy() for d, f in frame.groupby("dataset", sort=False)}
-        row = {d: _cell(stats.mean_ci(v)) for d, v in per.items()}
-        row["all: mean"] = _cell(stats.mean_ci(per))
-        row["all: IQM"] = _cell(stats.iqm_ci(per))
+        row = {d: report.interval(*stats.mean_ci(v)) for d, v in per.items()}
+        row["all: mean"] = report.interval(*stats.mean_ci(per))
+        row["all: IQM"] = report.interval(*stats.iqm_ci(per))
         rows[" / ".join(key)] = row
-    return _table(rows, " / ".join(CONFIG))
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(" / ".join(CONFIG))
 
 
 PAIRS = (
@@ -165,7 +145,8 @@ def improvement(best: pd.DataFrame) -> pd.DataFrame:
         name = f"{_short(a)} > {_short(b)}"
         rows[name] = {"P(A > B)": round(got.value, 3), "95% interval": f"[{got.low:.3f}, "
                       f"{got.high:.3f}]"}  # fmt: skip
-    return _table(rows, "A > B (score at each one's best lr)")
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    return out.rename_axis("A > B (score at each one's best lr)")
 
 
 def _short(selector: str) -> str:
@@ -192,16 +173,6 @@ def profile(times: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]
     area = stats.profile_area(ratios)
     prof = stats.performance_profile(ratios)
     return ratios, prof.assign(area=prof["config"].map(area)), area
-
-
-def _cell(iv: stats.Interval) -> str:
-    return report.interval(iv.value, iv.low, iv.high)
-
-
-def _table(rows: dict, name: str) -> pd.DataFrame:
-    out = pd.DataFrame.from_dict(rows, orient="index")
-    out.index.name = name
-    return out
 
 
 def area_table(times: pd.DataFrame, ratios: pd.DataFrame, area: pd.Series) -> pd.DataFrame:
@@ -241,11 +212,10 @@ def sensitivity_view(table: pd.DataFrame) -> pd.DataFrame:
 def setting(sweep: Sweep) -> pd.DataFrame:
     """The config table, with the five data sets and their targets in place of the one
     ``dataset`` and ``target_acc`` of the base sweep."""
-    table = claims.setting(sweep).drop(index="target_acc")
+    targets = {"target test accuracy": ", ".join(f"{d} {t:g}" for d, t in TARGETS.items())}
+    table = claims.setting(sweep, more=targets).drop(index="target_acc")
     table.loc["dataset", "value"] = ", ".join(TARGETS)
-    targets = ", ".join(f"{d} {t:g}" for d, t in TARGETS.items())
-    extra = pd.DataFrame({"value": [targets]}, index=pd.Index(["target test accuracy"]))
-    return pd.concat([table, extra]).rename_axis("field")
+    return table
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:

@@ -188,32 +188,24 @@ def _note(name: str, diff64: float, floor64: float) -> str:
 
 def twin_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The audit table: one row per rule point (and learning rate, when several)."""
-    several_lrs = runs["lr"].nunique() > 1
-    out = []
-    for (rule, lr), g in runs.groupby(["rule", "lr"], sort=False):
-        name = g["optimizer"].iloc[0]
-
-        def pick(col, dtype, impl="optax", g=g):
-            return g.loc[(g["impl"] == impl) & (g["dtype"] == dtype), col]
-
-        row = {"rule": f"{rule} lr={lr:g}" if several_lrs else rule}
-        row["optax twin"] = rules.spec(name).twin_name
-        for dtype in DTYPES:
-            row[f"max rel Δθ f{dtype[-2:]}"] = f"{pick('max_rel_diff', dtype).max():.1e}"
-            row[f"floor f{dtype[-2:]}"] = f"{pick('floor', dtype).max():.1e}"
-        for dtype in DTYPES:
-            for impl in rules.IMPLS:
-                loss = pick("final_train_loss", dtype, impl).mean()
-                row[f"loss {impl} f{dtype[-2:]}"] = f"{loss:.6f}"
-        for dtype in DTYPES:
-            for impl in rules.IMPLS:
-                speed = pick("steps_per_second", dtype, impl).mean()
-                row[f"steps/s {impl} f{dtype[-2:]}"] = f"{speed:,.0f}"
-        row["note"] = _note(
-            name, pick("max_rel_diff", "float64").max(), pick("floor", "float64").max()
-        )
-        out.append(row)
-    return pd.DataFrame(out).set_index("rule")
+    keys = ["rule", "lr"]
+    agg = {"optimizer": ("optimizer", "first"), "diff": ("max_rel_diff", "max"),
+           "floor": ("floor", "max"), "loss": ("final_train_loss", "mean"),
+           "speed": ("steps_per_second", "mean")}  # fmt: skip
+    w = runs.groupby([*keys, "dtype", "impl"], sort=False).agg(**agg).unstack(["dtype", "impl"])
+    w = w.reindex(pd.MultiIndex.from_frame(runs[keys].drop_duplicates()))
+    name, f64 = w["optimizer", DTYPES[0], "optax"], ("float64", "optax")
+    out = {"optax twin": name.map(lambda n: rules.spec(n).twin_name)}
+    for d in DTYPES:
+        out[f"max rel Δθ f{d[-2:]}"] = w["diff", d, "optax"].map("{:.1e}".format)
+        out[f"floor f{d[-2:]}"] = w["floor", d, "optax"].map("{:.1e}".format)
+    for column, label, spec in (("loss", "loss", "{:.6f}"), ("speed", "steps/s", "{:,.0f}")):
+        for d in DTYPES:
+            out |= {f"{label} {i} f{d[-2:]}": w[column, d, i].map(spec.format) for i in rules.IMPLS}
+    out["note"] = [_note(*a) for a in zip(name, w[("diff", *f64)], w[("floor", *f64)], strict=True)]
+    several = runs["lr"].nunique() > 1
+    rows = [f"{rule} lr={lr:g}" if several else rule for rule, lr in w.index]
+    return pd.DataFrame(out).set_axis(pd.Index(rows, name="rule"))
 
 
 def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> runner.Result:

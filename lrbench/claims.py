@@ -642,3 +642,13 @@ class Extreme(Arithmetic):
 
     def __call__(self, tables: Tables) -> Measured:
         return extreme(self.series(tables), self.pick, self.fmt, words=self.words)
+
+
+def by_group(frame: pd.DataFrame, by: str, values, agg: str = "mean", pick: str = "max",
+             fmt: str = ".3g", sep: str = ": ") -> Measured:  # fmt: skip
+    """:func:`extreme` (``pick``) over the groups of ``frame[by]``, in order of appearance, of
+    ``agg`` of ``values`` (a column of ``frame``, or ``frame -> Series``): a claim about the
+    worst group, e.g. the lowest over optimizers of a median; each group's number in the
+    detail."""
+    v = frame[values] if isinstance(values, str) else values(frame)
+    return extreme(v.groupby(frame[by], sort=False).agg(agg), pick, fmt, sep)

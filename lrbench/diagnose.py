@@ -234,3 +234,11 @@ def stability_boundary(runs, unstable, by=(), lr: str = "lr"):
         "smallest_unstable_lr": groups.apply(lambda g: g.loc[g["all"], "lr"].min()),
     })  # fmt: skip
     return table.rename_axis(list(by)) if by else table.reset_index(drop=True)
+
+
+def deepobs_score(runs, chance):
+    """A run's score in the DeepOBS protocol (Schneider et al., 2019): its final test accuracy,
+    ``chance`` (a number, or one per run) when it diverged or has no accuracy, whatever
+    accuracy it had before it blew up."""
+    acc = runs["final_test_acc"]
+    return acc.where(runs["status"] != "diverged", chance).fillna(chance)

@@ -971,3 +971,9 @@ def profile_figure(profile: pd.DataFrame, path: Path, config: str = "config", ti
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _save(fig, path, title)
+
+
+def formatted(table: pd.DataFrame, specs: dict[str, str]) -> pd.DataFrame:
+    """A copy of ``table`` with each column of ``specs`` (``{column: format spec}``, e.g.
+    ``".2g"``, ``"+.1f"``) as text, ``format(value, spec)``; other columns unchanged."""
+    return table.assign(**{c: table[c].map(lambda v, s=s: format(v, s)) for c, s in specs.items()})

@@ -318,3 +318,14 @@ def test_a_studys_setting_names_the_grids_that_share_a_value_once():
     assert shown["lrs"] == "constant, exponential: 0.1, 1; adam: 0.001; rates: 0.5; rates: 0.2"
     assert shown["optimizers"] == "constant, exponential, rates: sgd; adam, rates: adam"
     assert shown["schedules"] == "constant, adam, rates: constant; exponential: exponential"
+
+
+def test_by_group_takes_the_extreme_of_each_groups_aggregate_in_order_of_appearance():
+    frame = pd.DataFrame({"opt": ["sgd", "sgd", "adam", "adam", "adam"],
+                          "a": [1.0, 3.0, 5.0, 6.0, 10.0], "b": [1.0, 1.0, 2.0, 2.0, 2.0]})  # fmt: skip
+    # medians by hand: sgd 2, adam 6; ratios a / b: sgd 1 and 3, adam 2.5, 3 and 5
+    assert claims.by_group(frame, "opt", "a", "median", "min", ".1f", " ") == Measured(
+        2.0, detail="sgd 2.0; adam 6.0"
+    )
+    got = claims.by_group(frame, "opt", lambda f: f["a"] / f["b"], "mean", "max")
+    assert got.value == pytest.approx(3.5) and got.detail == "sgd: 2; adam: 3.5"

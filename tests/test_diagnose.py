@@ -352,3 +352,15 @@ def test_stability_boundary_per_group():
     assert np.isnan(table.loc["b", "largest_stable_lr"]) and table.loc["b"].iloc[1] == 0.1
     whole = stability_boundary(runs, runs["bad"].to_numpy())
     assert whole.iloc[0].tolist() == [0.01, 1.0]
+
+
+def test_deepobs_score_is_chance_for_diverged_and_missing_runs():
+    runs = pd.DataFrame(
+        {
+            "final_test_acc": [0.9, 0.8, np.nan, 0.7],
+            "status": ["converged", "diverged", "oscillating", "levelled_off"],
+        }
+    )
+    got = diagnose.deepobs_score(runs, pd.Series([0.1, 0.1, 0.5, 0.5]))
+    assert got.tolist() == [0.9, 0.1, 0.5, 0.7]  # diverged: chance; NaN: chance; else the acc
+    assert diagnose.deepobs_score(runs, 0.25).tolist() == [0.9, 0.25, 0.25, 0.7]

@@ -468,3 +468,11 @@ def test_the_figures_moved_from_the_experiments_draw_their_data(tmp_path):
     for name in ("i", "s", "d"):
         assert _png_dpi(tmp_path / f"{name}.png")[0] == pytest.approx(300, abs=0.5)
         assert (tmp_path / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_formatted_applies_each_columns_spec_and_leaves_the_rest():
+    table = pd.DataFrame({"lr": [0.012345, 3.0], "off": [0.25, -1.04], "name": ["a", "b"]})
+    got = report.formatted(table, {"lr": ".2g", "off": "+.1f"})
+    assert got["lr"].tolist() == ["0.012", "3"]
+    assert got["off"].tolist() == ["+0.2", "-1.0"]  # format(), not rounding half up
+    assert got["name"].tolist() == ["a", "b"] and table["lr"].iloc[0] == 0.012345  # a copy
