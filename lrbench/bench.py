@@ -476,6 +476,77 @@ def _cli_lines(cli: pd.DataFrame) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# What the curvature probes cost: plain steps against steps with sharpness probes
+
+PROBE_WORKLOAD, PROBE_N, PROBE_EVERY, PROBE_ITERS = "blobs 2-50-3 b32", 256, 10, 20
+# A fixed probe batch the size of a minibatch, and the whole training set (probe_batch=0).
+PROBE_BATCHES = (32, 0)
+
+
+def probe_overhead(workload: str = PROBE_WORKLOAD, n: int = PROBE_N, epochs: int = 2,
+                   repeats: int = 3, every: int = PROBE_EVERY, iters: int = PROBE_ITERS,
+                   batches: tuple[int, ...] = PROBE_BATCHES, quiet: bool = False) -> pd.DataFrame:  # fmt: skip
+    """Seconds per step of the engine on ``n`` runs of ``workload``, plain and with the
+    ``sharpness`` probe every ``every`` steps (``iters`` Hessian-vector products a probe,
+    warm-started), its loss on each of ``batches`` (a probe batch of that many examples; 0
+    the whole training set). One process, every program compiled first, the variants timed
+    in interleaved rounds (:func:`_rounds`); ``ratio`` is a variant's time over plain's."""
+    static, rundata = group(workload, n, epochs)
+    steps = engine.total_steps(static)
+    variants = {"plain": None}
+    for b in batches:
+        where = f"a fixed {b}-example batch" if b else "the whole training set"
+        label = f"sharpness every {every} steps ({iters} HVPs, warm-started) on {where}"
+        variants[label] = static._replace(
+            probes=("sharpness",), probe_every=every, probe_iters=iters, probe_batch=b
+        )
+    compile_s = {"plain": engine.train_group(static, rundata)[1].compile_seconds}
+    calls = [_clocked(lambda: engine.train_group(static, rundata)[0].train_loss)]
+    for label, probed in list(variants.items())[1:]:
+        compile_s[label] = engine.probe_group(probed, rundata)[2].compile_seconds
+        calls.append(_clocked(lambda probed=probed: engine.probe_group(probed, rundata)[0]))
+    answers = _rounds(calls, repeats)
+    plain = statistics.median(a[0] for a in answers[0])
+    rows = []
+    for label, got in zip(variants, answers, strict=True):
+        seconds = statistics.median(a[0] for a in got)
+        rows.append(
+            {
+                "variant": label, "N": n, "steps": steps, "seconds": seconds,
+                "ms_per_step": 1e3 * seconds / steps, "ratio": seconds / plain,
+                "compile_s": compile_s[label] or float("nan"),  # 0: compiled before
+                "repeats": repeats,
+            }
+        )  # fmt: skip
+        if not quiet:
+            print(f"probes {label:70s} {1e3 * seconds / steps:8.2f} ms/step "
+                  f"{seconds / plain:6.2f}x", flush=True)  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _probe_lines(table: pd.DataFrame) -> list[str]:
+    view = table.assign(
+        ms_per_step=table["ms_per_step"].round(2),
+        ratio=table["ratio"].round(2),
+        compile_s=table["compile_s"].round(2),
+        seconds=table["seconds"].round(3),
+    ).set_index("variant")[["N", "steps", "seconds", "ms_per_step", "ratio", "compile_s"]]
+    n, repeats = int(table["N"].iloc[0]), int(table["repeats"].iloc[0])
+    return [
+        f"## Curvature probe overhead: {PROBE_WORKLOAD}, N = {n}",
+        "",
+        "Seconds per step of the whole grid, plain and with the `sharpness` probe (power "
+        "iteration on Hessian-vector products, warm-started from the previous probe), measured "
+        f"in one process in interleaved rounds (median of {repeats}); `ratio` is over plain "
+        "(the goal: at most 2). A probe's cost is that of its Hessian-vector products on its "
+        "loss's examples, paid at probed steps only (a `lax.cond` branch).",
+        "",
+        report.to_markdown(view.astype(str)),
+        "",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
 # Peak resident memory, each measurement in a fresh process
 
 
@@ -667,7 +738,8 @@ def lever_times(workload: str = LEVER_WORKLOAD, n: int = LEVER_N, epochs: int = 
 
 
 def write(table: pd.DataFrame, out: Path, config: dict, memory: pd.DataFrame | None = None,
-          lever_table: pd.DataFrame | None = None, cli: pd.DataFrame | None = None) -> Path:  # fmt: skip
+          lever_table: pd.DataFrame | None = None, cli: pd.DataFrame | None = None,
+          probe_table: pd.DataFrame | None = None) -> Path:  # fmt: skip
     def emit(folder: Path) -> None:
         table.to_csv(folder / "bench.csv", index=False)
         roof = float(table.loc[table["method"] == "roof", "gflops"].iloc[0])
@@ -696,6 +768,9 @@ def write(table: pd.DataFrame, out: Path, config: dict, memory: pd.DataFrame | N
         if cli is not None:
             cli.to_csv(folder / "cli.csv", index=False)
             lines += _cli_lines(cli)
+        if probe_table is not None:
+            probe_table.to_csv(folder / "probes.csv", index=False)
+            lines += _probe_lines(probe_table)
         lines += _method_notes(config)
         (folder / "README.md").write_text("\n".join(lines) + "\n")
         env = results.environment()
@@ -878,10 +953,12 @@ def _figure(table: pd.DataFrame, path: Path) -> None:
 def config_for(quick: bool) -> dict:
     if quick:
         return {"sizes": QUICK_SIZES, "epochs": 1, "repeats": 1, "b1_runs": 8, "b2_runs": 2,
-                "c_runs": 4, "max_n": {}, "memory_sizes": (), "memory_max_n": {}}  # fmt: skip
+                "c_runs": 4, "max_n": {}, "memory_sizes": (), "memory_max_n": {},
+                "probe_overhead": {"n": 64, "epochs": 1, "repeats": 1}}  # fmt: skip
     return {"sizes": SIZES, "epochs": 2, "repeats": 3, "b1_runs": 64, "b2_runs": 4, "c_runs": 16,
             "max_n": {"digits 64-256-256-10 b128": 1024}, "memory_sizes": (16, 64, 256, 1024, 4096),
-            "memory_max_n": {"digits 64-256-256-10 b128": 256}}  # fmt: skip
+            "memory_max_n": {"digits 64-256-256-10 b128": 256},
+            "probe_overhead": {"n": PROBE_N, "epochs": 2, "repeats": 3}}  # fmt: skip
 
 
 def main(quick: bool, out: Path, quiet: bool, levers: bool = False,
@@ -910,7 +987,8 @@ def main(quick: bool, out: Path, quiet: bool, levers: bool = False,
     if not quiet:
         for row in cli.to_dict("records"):
             print(f"{row['command']:40s} {row['median_s']:6.2f} s (exit {row['exit_code']})")
-    write(table, out, {**config, "quick": quick}, memory, lever_table, cli)
+    probe_table = probe_overhead(**config["probe_overhead"], quiet=quiet)
+    write(table, out, {**config, "quick": quick}, memory, lever_table, cli, probe_table)
     return table
 
 

@@ -37,7 +37,16 @@ Probes (off by default, so the default program is unchanged): ``Static.probes`` 
 record after every step (:data:`STEP_PROBES`: the minibatch loss, the learning rate, the full
 training-set loss, the parameters) and ``Static.final_params`` asks for the parameters at the
 end; the program then returns ``(History, Probes)``. Step records are raw: a diverged run's
-non-finite values are kept, as a learning-rate range test needs them.
+non-finite values are kept, as a learning-rate range test needs them. The curvature probes
+(:data:`CURVATURE_PROBES`: sharpness, Adam's preconditioned sharpness, gradient norm,
+update-to-weight ratio per layer; :mod:`lrbench.curvature`) are taken after every
+``Static.probe_every``-th step only, on the loss of the training set or its first
+``Static.probe_batch`` examples, and are NaN after the other steps; the step index that picks
+them comes from the scans' unbatched indices, so under the vmap the choice is a ``lax.cond``
+branch and a step without them computes no Hessian-vector product. Each sharpness probe is
+``Static.probe_iters`` steps of power iteration warm-started from the previous probe's
+eigenvector (kept in the step carry; the first start is a random unit vector from the run's
+seed).
 """
 
 from __future__ import annotations
@@ -55,7 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lrbench import data, rules, schedules
+from lrbench import curvature, data, rules, schedules
 from lrbench.errors import ConfigError
 from lrbench.tasks import Task
 
@@ -74,6 +83,9 @@ class Static(NamedTuple):
     validation_freq: int = 1  # test evaluation every k epochs (Keras); 0: none
     probes: tuple[str, ...] = ()  # recorded after every step (``STEP_PROBES``); () records none
     final_params: bool = False  # also return every run's parameters after the last step
+    probe_every: int = 1  # curvature probes (``CURVATURE_PROBES``) after steps k, 2k, ... (1-based)
+    probe_iters: int = 20  # Hessian-vector products per sharpness probe (power iteration)
+    probe_batch: int = 0  # curvature probes' loss: 0 the full training set, n its first n examples
 
 
 class RunData(NamedTuple):
@@ -105,7 +117,20 @@ STEP_PROBES = {
     "lr": "the step's learning rate",
     "train_loss": "the full training-set loss after the update, E(w) = mean_i loss_i + penalty",
     "params": "the parameters after the update",
+    "sharpness": "the top Hessian eigenvalue of the training loss after the update (power "
+    "iteration, warm-started from the previous probe's eigenvector)",
+    "preconditioned_sharpness": "the top eigenvalue of P^-1 H after the update, P Adam's "
+    "preconditioner (1 - b1^t) diag(sqrt(v_hat) + eps) from the run's optimizer state",
+    "grad_norm": "the norm of the training loss's full gradient after the update",
+    "update_ratio": "per layer, the norm of the step's update over the norm of the parameters "
+    "it was applied to (a dict layer -> value)",
 }
+
+# The probes computed only every ``Static.probe_every`` steps (NaN at the others), on the loss
+# of the whole training set or its first ``Static.probe_batch`` examples (:mod:`curvature`).
+CURVATURE_PROBES = ("sharpness", "preconditioned_sharpness", "grad_norm", "update_ratio")
+# Optimizers with an Adam-type second moment, whose state gives ``preconditioned_sharpness``.
+ADAM_TYPE = ("adam", "adamw", "nadam", "amsgrad")
 
 
 class Probes(NamedTuple):
@@ -127,6 +152,16 @@ def _check_probes(static: Static) -> None:
             "probes",
             f"{static.probes!r} must name distinct step probes; allowed: {', '.join(STEP_PROBES)}",
         )
+    for field, low in (("probe_every", 1), ("probe_iters", 1), ("probe_batch", 0)):
+        value = getattr(static, field)
+        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
+            raise ConfigError(field, f"{field}={value!r} must be a whole number >= {low}")
+    if "preconditioned_sharpness" in static.probes and static.optimizer not in ADAM_TYPE:
+        raise ConfigError(
+            "probes",
+            f"preconditioned_sharpness needs an Adam-type second moment; optimizer "
+            f"{static.optimizer!r} has none (allowed: {', '.join(ADAM_TYPE)})",
+        )
 
 
 class _Carry(NamedTuple):
@@ -137,6 +172,19 @@ class _Carry(NamedTuple):
     diverged_at: jax.Array
     plateau: schedules.PlateauState  # closed-loop schedules: base rate, best metric, counters
     plateau_twin: Any  # optax.contrib.reduce_on_plateau's state (``Static.plateau_twin``), or None
+    eigvecs: Any = None  # the sharpness probes' last eigenvectors (warm starts), or None
+
+
+def _adam_state(opt_state):
+    """The part of an optimizer state (hand or optax) that holds Adam's ``count`` and ``nu``."""
+    if hasattr(opt_state, "nu") and hasattr(opt_state, "count"):
+        return opt_state
+    if isinstance(opt_state, tuple | list):
+        for part in opt_state:
+            found = _adam_state(part)
+            if found is not None:
+                return found
+    return None
 
 
 def _all_finite(tree) -> jax.Array:
@@ -181,6 +229,14 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
     sizes[-1] -= pad
     real = (np.arange(n_steps * batch) < n_train).reshape(n_steps, batch)
     shares = (real / sizes[:, None]).astype(dtype)
+    measured = [p for p in static.probes if p in CURVATURE_PROBES]
+    if static.probe_batch > n_train:
+        raise ConfigError(
+            "probe_batch",
+            f"probe_batch={static.probe_batch} must be at most the {n_train} training examples "
+            "(0: all of them)",
+        )
+    n_probe = static.probe_batch or n_train
 
     def loss_fn(params, x, y, share):
         losses = task.loss(forward(params, x), y)
@@ -246,19 +302,93 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
             _, state = twin_plateau.update(jnp.zeros([], dtype), carry.plateau_twin, value=value)
             return carry.plateau._replace(lr=(run.lr * state.scale).astype(dtype)), state
 
+        def start_vectors(key, params):
+            """The sharpness probes' first starts: random unit vectors from the run's seed."""
+            names = [p for p in measured if p in ("sharpness", "preconditioned_sharpness")]
+            if not names:
+                return None
+            key = jax.random.fold_in(key, 0x5EED)
+            return {
+                name: curvature.random_unit_vector(jax.random.fold_in(key, i), params)
+                for i, name in enumerate(("sharpness", "preconditioned_sharpness"))
+                if name in names
+            }
+
         def probe(params, loss, lr):
             """This step's records (``Static.probes``), after its update."""
             record = {"loss": loss, "lr": lr, "params": params}
             if "train_loss" in static.probes:  # a pass over the training set: only when asked
                 record["train_loss"] = evaluate(params, x_tr, y_tr)[0]
-            return {name: record[name] for name in static.probes}
+            return {name: record[name] for name in static.probes if name in record}
+
+        def probe_loss(p):
+            """The curvature probes' loss: the training loss on the probe batch."""
+            return jnp.mean(task.loss(forward(p, x_tr[:n_probe]), y_tr[:n_probe])) + task.penalty(p)
+
+        def adam_precond(opt_state):
+            """Adam's preconditioner P from the state after the update (count t)."""
+            state = _adam_state(opt_state)
+            hp = rules.resolve(static.optimizer, run.hparams)
+            if hasattr(state, "nu_max"):  # AMSGrad: the running maximum of v_hat
+                nu_hat = state.nu_max
+            else:
+                correction = 1 - hp["b2"] ** state.count
+                nu_hat = jax.tree_util.tree_map(lambda v: v / correction.astype(v.dtype), state.nu)
+            nu_hat = jax.tree_util.tree_map(lambda v: v + hp["eps_root"], nu_hat)
+            precond = curvature.adam_preconditioner(nu_hat, hp["b1"], state.count, hp["eps"])
+            return jax.tree_util.tree_map(lambda q, p: q.astype(p.dtype), precond, nu_hat)
+
+        def measure(operands):
+            """The curvature probes of this step (``CURVATURE_PROBES``) and the new warm starts."""
+            params, old_params, opt_state, eigvecs = operands
+            out, eigvecs = {}, dict(eigvecs)
+            iters = static.probe_iters
+            if "sharpness" in measured:
+                out["sharpness"], eigvecs["sharpness"] = curvature.top_eigenvalue(
+                    probe_loss, params, eigvecs["sharpness"], iters
+                )
+            if "preconditioned_sharpness" in measured:
+                lam, eigvecs["preconditioned_sharpness"] = curvature.preconditioned_top_eigenvalue(
+                    probe_loss, params, adam_precond(opt_state),
+                    eigvecs["preconditioned_sharpness"], iters,
+                )  # fmt: skip
+                out["preconditioned_sharpness"] = lam
+            if "grad_norm" in measured:
+                out["grad_norm"] = curvature.grad_norm(probe_loss, params)
+            if "update_ratio" in measured:
+                update = jax.tree_util.tree_map(jnp.subtract, params, old_params)
+                ratio = curvature.update_ratio(update, old_params)
+                out["update_ratio"] = ratio if isinstance(ratio, dict) else {"params": ratio}
+            out = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), out)
+            return out, eigvecs
+
+        def skip_measure(operands):
+            """A step without curvature probes: NaN, and the warm starts kept."""
+            shapes = jax.eval_shape(measure, operands)[0]
+            return jax.tree_util.tree_map(lambda a: jnp.full(a.shape, jnp.nan, a.dtype), shapes), (
+                operands[3]
+            )
+
+        def measure_every(step_id, operands):
+            """Curvature probes at steps ``k`` with ``(k + 1) % probe_every == 0``. ``step_id``
+            comes from the scans' unbatched indices, never from a run: under the vmap the
+            ``cond`` stays a branch, so a step without probes skips the Hessian-vector
+            products."""
+            k = static.probe_every
+            if k == 1:
+                return measure(operands)
+            return jax.lax.cond((step_id + 1) % k == 0, measure, skip_measure, operands)
 
         def train_step(carry: _Carry, minibatch):
-            x, y, share, lr = minibatch
+            if measured:
+                x, y, share, lr, step_id = minibatch
+            else:
+                x, y, share, lr = minibatch
             loss, grads = jax.value_and_grad(loss_fn)(carry.params, x, y, share)
             updates, opt_state = optimizer(lr).update(grads, carry.opt_state, carry.params)
             params = optax.apply_updates(carry.params, updates)
             ok = carry.alive & jnp.isfinite(loss)
+            old = carry
             carry = _Carry(
                 params=params,
                 opt_state=opt_state,
@@ -267,16 +397,25 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
                 diverged_at=carry.diverged_at,
                 plateau=carry.plateau,
                 plateau_twin=carry.plateau_twin,
+                eigvecs=carry.eigvecs,
             )
-            if static.probes:
-                return carry, (loss, probe(params, loss, lr))
-            return carry, loss
+            if not static.probes:
+                return carry, loss
+            record = probe(params, loss, lr)
+            if measured:
+                operands = (params, old.params, opt_state, old.eigvecs)
+                values, eigvecs = measure_every(step_id, operands)
+                record.update(values)
+                carry = carry._replace(eigvecs=eigvecs)
+            return carry, (loss, {name: record[name] for name in static.probes})
 
         def train_epoch(carry: _Carry, epoch_order):
             epoch, order = epoch_order
             idx = jnp.concatenate([order, jnp.zeros(pad, order.dtype)]).reshape(n_steps, batch)
             lrs = epoch_lrs(carry.step, carry.plateau.lr)
             minibatches = (x_tr[idx], y_tr[idx], shares, lrs)  # gathered once an epoch
+            if measured:  # the run's step index, from the unbatched epoch index
+                minibatches += (epoch * n_steps + jnp.arange(n_steps, dtype=jnp.int32),)
             carry, losses = jax.lax.scan(train_step, carry, minibatches)
             steps = {}
             if static.probes:
@@ -308,6 +447,7 @@ def make_train(static: Static) -> Callable[[tuple, RunData, Any], History]:
             diverged_at=jnp.zeros([], jnp.int32),
             plateau=schedules.plateau_init(run.lr, dtype),
             plateau_twin=None if twin_plateau is None else twin_plateau.init(params),
+            eigvecs=start_vectors(init_key, params),
         )
         initial_loss, _ = evaluate(params, x_tr, y_tr)
         carry, ((lr, train_loss, test_loss, test_acc), steps) = jax.lax.scan(
