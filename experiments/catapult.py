@@ -214,6 +214,11 @@ def train(sweep: Sweep):
     return runs, curves, probed, got.timing, first.timing
 
 
+def _interval(values) -> str:
+    v = np.asarray(values, np.float64)
+    return f"{np.nanmin(v):.3g} … {np.nanmax(v):.3g}" if np.isfinite(v).any() else "none"
+
+
 def figure(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> None:
     plt = report.pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -244,11 +249,12 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
     runs, curves, probed, timing, first = train(sweep)
     bounds = boundaries(runs)
     meta = results.meta(sweep, start, n_runs=len(runs), lambda0_pass=first, **timing)
+    t = {"runs": runs, "bounds": bounds}
     phases = runs.pivot_table(index="c", columns="seed", values="phase", aggfunc="first")
     phases.index = [f"{c:.3g}" for c in phases.index]
     return claims.finish(
         sys.modules[__name__], sweep, runs, curves, meta, out, quiet,
-        found=claims.evaluate(CLAIMS, {"runs": runs, "bounds": bounds}, ARTICLE),
+        found=claims.evaluate(CLAIMS, t, ARTICLE),
         tables={
             "boundaries": (report.rounded(bounds), "per seed, as c = η·λ₀/2 (η in units "
                            "of 2/λ₀): the largest lazy, smallest catapult, largest converged "
@@ -259,5 +265,13 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
         figures={"phase.png": (lambda path: figure(runs, curves, path),
                                "left: training loss over its initial value per c (one seed); "
                                "right: final sharpness·η/2 against c, coloured by phase")},
-        notes=f"λ₀ per seed: {', '.join(f'{v:.4g}' for v in runs.groupby('seed')['lambda0'].first())}.",
+        notes=claims.notes_text(
+            sys.modules[__name__],
+            lambda0=", ".join(f"{v:.4g}" for v in runs.groupby("seed")["lambda0"].first()),
+            **{k: _interval(bounds[col]) for k, col in (
+                ("lazy", "largest_lazy"), ("catapult", "smallest_catapult"),
+                ("converged", "largest_converged"), ("diverged", "smallest_diverged"))},
+            drift=f"{lazy_drift(t).value:.3g}", flat=f"{catapult_end(t).value:.3g}",
+            spike=f"{catapult_spike(t).value:.3g}",
+        ),
     )  # fmt: skip
