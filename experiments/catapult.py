@@ -199,7 +199,8 @@ def train(sweep: Sweep):
         init, lam = float(loss0[r.seed]), float(lam0[r.seed])
         s = sharp[i][np.isfinite(sharp[i])]
         end = float(s[-1]) if len(s) and np.isfinite(loss[i][-1]) else np.nan
-        rows.append({"c": r.lr * lam / 2, "lambda0": lam, "initial_loss": init,
+        c = min(sweep.lrs, key=lambda g, x=r.lr * lam / 2: abs(g - x))  # the grid's own value
+        rows.append({"c": c, "lambda0": lam, "initial_loss": init,
                      "final_loss": float(loss[i][-1]), "peak_ratio": peak_ratio(loss[i], init),
                      "end_sharpness": end, "sharpness_ratio": end / lam,
                      "end_sharpness_x_eta_over_2": end * r.lr / 2,
