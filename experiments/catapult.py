@@ -262,7 +262,7 @@ def run(sweep: Sweep, out: str | Path | None = None, quiet: bool = False) -> run
                            "and smallest diverged c of the grid"),
             "phases": (phases, "the phase of each run: c (rows) by seed (columns)"),
         },
-        files={"probes": probed},
+        files={"probes.csv": probed},
         figures={"phase.png": (lambda path: figure(runs, curves, path),
                                "left: training loss over its initial value per c (one seed); "
                                "right: final sharpness·η/2 against c, coloured by phase")},
