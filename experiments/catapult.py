@@ -159,7 +159,7 @@ CLAIMS = (
           "smallest catapult c (η = c·2/λ₀), per seed (min–max)", _bound("smallest_catapult"),
           ">", 1.0, whole_interval=True),
     Claim("lazy_curvature_fixed", "in the lazy phase the curvature barely moves",
-          "max over lazy runs of |λ_end/λ₀ − 1|", lazy_drift, "<", LAZY_DRIFT),
+          "max over lazy runs of abs(λ_end/λ₀ − 1)", lazy_drift, "<", LAZY_DRIFT),
     Claim("catapult_flatter", "the catapult run ends at a sharpness below 2/η",
           "max over catapult runs of λ_end·η/2", catapult_end, "<", 1.0),
     Claim("catapult_spikes", "the loss first spikes",
