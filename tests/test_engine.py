@@ -399,7 +399,11 @@ def test_packed_runs_unpack_to_the_runs():
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("optimizer", [Optimizer("sgd"), Optimizer("adam")], ids=str)
+@pytest.mark.parametrize(
+    "optimizer",
+    [Optimizer("sgd"), pytest.param(Optimizer("adam"), marks=pytest.mark.slow)],
+    ids=str,
+)
 def test_one_run_skips_padding_devices_and_orders_on_device(optimizer):
     """A one-run grid: its numbers are those of the same run inside a wider chunk (the
     padding devices are not run; its orders, made inside its device's program, are the
@@ -426,7 +430,9 @@ def test_one_run_skips_padding_devices_and_orders_on_device(optimizer):
             np.testing.assert_array_equal(a[0], b[k])
 
 
-@pytest.mark.parametrize("seeds", [(0,), (0, 1)], ids=["one seed", "two seeds"])
+@pytest.mark.parametrize(
+    "seeds", [(0,), pytest.param((0, 1), marks=pytest.mark.slow)], ids=["one seed", "two seeds"]
+)
 def test_runs_in_order_skip_the_gather_and_scatter_bitwise(seeds, monkeypatch):
     """A small grid whose chunk is its runs in their own order goes in and comes back
     reshaped (``DevicePrograms.rows``): its histories are the gathered and scattered
