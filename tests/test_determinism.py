@@ -25,17 +25,15 @@ SWEEP = [
 TIMING = {"compile_seconds", "train_seconds", "wall_seconds"}
 
 
-def _start(out):
+def _run(out):
     cmd = [sys.executable, "-m", "lrbench", "run", "blobs_lr", *SWEEP, "--quiet", "--out", str(out)]
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)
 
 
 def test_same_sweep_twice_is_bitwise_identical(tmp_path):
-    started = [_start(tmp_path / "a"), _start(tmp_path / "b")]  # side by side: two processes
-    for proc in started:
-        text, _ = proc.communicate(timeout=600)
-        assert proc.returncode == 0, text.decode()[-2000:]
+    _run(tmp_path / "a")
+    _run(tmp_path / "b")
     runs = pd.read_csv(tmp_path / "a" / "runs.csv")
     assert not TIMING & set(runs.columns)
     assert len(runs) == 3 * 3 * 2

@@ -1,7 +1,8 @@
 """schedule_tour: the speed and smoothness measures on hand-built curves, the tuning and the
 claims on hand-built tables, and the article's measurable claims on the CI-sized run."""
 
-import dataclasses
+import contextlib
+import io
 import math
 
 import numpy as np
@@ -128,14 +129,16 @@ def test_schedules_end_at_a_tenth():
 
 @pytest.fixture(scope="module")
 def ci(tmp_path_factory):
+    """The CI variant, trained once for the module, with what it said on stderr."""
     sweep = st.ci_config()
-    result = st.run(sweep, out=tmp_path_factory.mktemp("ci") / st.NAME, quiet=True)
-    return sweep, result, result.meta["analysis"]
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        result = st.run(sweep, out=tmp_path_factory.mktemp("ci") / st.NAME, quiet=False)
+    return sweep, result, result.meta["analysis"], err.getvalue()
 
 
 @pytest.mark.slow
 def test_ci_run_has_every_kind_and_grid(ci):
-    sweep, result, tables = ci
+    sweep, result, tables, _ = ci
     runs = result.runs
     n_sgd = len(st.SGD_LRS) * (3 + 3) * len(sweep.seeds)  # 3 step sizes + 3 other kinds
     n_adaptive = sum(len(v) for v in st.ADAPTIVE_LRS.values()) * len(sweep.seeds)
@@ -159,7 +162,7 @@ def test_ci_run_has_every_kind_and_grid(ci):
 @pytest.mark.slow
 def test_ci_lr_curves_follow_the_schedules(ci):
     """The lr column (the rate at the start of each epoch) against each kind's closed form."""
-    sweep, result, _ = ci
+    sweep, result, _, _ = ci
     e, n = sweep.epochs, sweep.steps_per_epoch
     t = np.arange(e, dtype=np.float64)  # epochs done at the start of epoch t + 1
     lr = result.curves.sort_values("epoch").groupby("run_id")["lr"].apply(np.asarray)
@@ -212,7 +215,7 @@ def test_ci_adaptive_accuracy_is_close_to_constant_sgd(ci):
 
 @pytest.mark.slow
 def test_ci_summary_and_files(ci):
-    sweep, result, tables = ci
+    sweep, result, tables, _ = ci
     text = cli.summary(st.NAME, st, sweep, result)
     assert "claims:" in text and "time_based" in text
     readme = (result.folder / "README.md").read_text()
@@ -225,11 +228,9 @@ def test_ci_summary_and_files(ci):
         assert row["final_test_acc_std"] == pytest.approx(acc.loc[row["kind"], "std"])
 
 
-def test_run_reports_through_the_runners_progress(capsys):
+def test_run_reports_through_the_runners_progress(ci):
     """One plan line and one closing line for every kind together (the runner's progress),
     not a quiet training per optimizer with lines of its own."""
-    sweep = dataclasses.replace(st.ci_config(), seeds=(0,), epochs=2)
-    st.run(sweep, quiet=False)
-    err = capsys.readouterr().err
+    err = ci[3]
     assert err.count("plan: ") == 1 and err.count("\ndone: ") == 1, err
     assert "training ..." not in err
