@@ -58,6 +58,7 @@ def test_blobs_reference_numbers_hold():
     assert table["ok"].all(), table[~table["ok"]]
 
 
+@pytest.mark.slow  # retrains blobs_lr in full
 def test_a_broken_optimizer_fails_the_check(monkeypatch):
     """sgd that secretly takes steps 100x too small must fail blobs_lr's reference numbers."""
     spec = rules.spec("sgd")

@@ -54,6 +54,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
             if p.is_file()}  # fmt: skip
 
 
+@pytest.mark.slow  # runs two experiments' CI variants
 def test_ci_and_set_runs_leave_the_committed_folder_alone(tiny, capsys):
     before = _snapshot(tiny)
     results = tiny.parent
